@@ -1,0 +1,80 @@
+"""All service settings in one place, read from ``FACE_*`` environment variables.
+
+Every other module receives a :class:`Settings` instance instead of reading the environment,
+so tests can build engines and apps with explicit settings and nothing depends on import order.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EmbedderName = Literal["auto", "dlib-resnet", "facenet-vggface2", "facenet-casia-webface"]
+
+
+class Settings(BaseSettings):
+    """Service configuration; each field maps to ``FACE_<NAME>`` (case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_prefix="FACE_", extra="ignore")
+
+    # --- HTTP server -------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Interface the API binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port of the API.")
+    api_key: str | None = Field(
+        None, description="When set, enrollment and deletion need header X-API-Key with this value."
+    )
+    max_upload_mb: float = Field(10.0, gt=0, description="Largest accepted upload, in MiB.")
+    workers: int = Field(2, ge=1, description="Inference worker threads.")
+    queue_size: int = Field(
+        16, ge=1, description="Requests allowed to wait for a worker before the API answers 503."
+    )
+
+    # --- storage -----------------------------------------------------------------------------
+    gallery: Path = Field(Path("data/gallery.sqlite3"), description="SQLite file of the gallery.")
+
+    # --- images ------------------------------------------------------------------------------
+    max_pixels: int = Field(
+        40_000_000, gt=0, description="Largest image (width x height) decoded; checked from the header."
+    )
+
+    # --- models ------------------------------------------------------------------------------
+    embedder: EmbedderName = Field("auto", description="Which face embedder to use.")
+    threshold: float | None = Field(
+        None, ge=-1.0, le=1.0, description="Cosine threshold override; default is the embedder's own."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Torch device.")
+    threads: int = Field(2, ge=1, description="torch.set_num_threads for CPU inference.")
+    weights_dir: Path | None = Field(
+        None,
+        description=(
+            "Folder (or .pt file) holding InceptionResnetV1 weights for offline machines: "
+            "20180402-114759-vggface2.pt / 20180408-102900-casia-webface.pt as facenet-pytorch names them."
+        ),
+    )
+    dlib_model_path: Path | None = Field(
+        None, description="dlib_face_recognition_resnet_model_v1.dat, or a folder holding it."
+    )
+    min_face_size: int = Field(
+        20,
+        ge=12,
+        description=(
+            "Smallest face to detect, in pixels of the image the detector sees: images larger than "
+            "detect_max_side are downscaled first, so there it is min_face_size x scale of the original."
+        ),
+    )
+    min_score: float = Field(0.9, ge=0.0, le=1.0, description="Smallest MTCNN face probability kept.")
+    detect_max_side: int = Field(
+        1280,
+        ge=160,
+        description="Images whose longest side exceeds this are detected on a downscaled copy.",
+    )
+    batch_size: int = Field(32, ge=1, description="Faces per embedder forward pass.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,262 @@
+"""Durable storage of enrolled faces: a small interface and its SQLite implementation.
+
+The in-memory index answers searches; this store is what survives a restart. Keeping it behind
+``GalleryStore`` lets a server database replace SQLite without touching search or the API.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+class GalleryMismatchError(RuntimeError):
+    """The gallery file was written by another embedder; its vectors cannot be compared."""
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """One enrolled face. ``box`` is where it was found in the (discarded) source image."""
+
+    face_id: str
+    identity: str
+    embedding: np.ndarray
+    embedder: str
+    created_at: str
+    box: tuple[float, float, float, float] | None = None
+
+
+class GalleryStore(ABC):
+    """What the gallery needs from persistent storage. Each call is atomic."""
+
+    @abstractmethod
+    def embedder(self) -> str | None:
+        """The embedder whose vectors this store holds, or None while it is empty."""
+
+    @abstractmethod
+    def load_all(self) -> list[FaceRecord]:
+        """Every face, ordered by identity then creation."""
+
+    @abstractmethod
+    def add_faces(self, records: Sequence[FaceRecord]) -> None:
+        """Store all records or none of them."""
+
+    @abstractmethod
+    def delete_identity(self, identity: str) -> int:
+        """Remove an identity and all its faces for good; returns how many faces went."""
+
+    @abstractmethod
+    def delete_face(self, identity: str, face_id: str) -> bool:
+        """Remove one face; drops the identity when it was its last face."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS identities (
+    name TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS faces (
+    face_id TEXT PRIMARY KEY,
+    identity TEXT NOT NULL REFERENCES identities(name) ON DELETE CASCADE,
+    embedding BLOB NOT NULL,
+    dim INTEGER NOT NULL,
+    embedder TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    box_x1 REAL, box_y1 REAL, box_x2 REAL, box_y2 REAL
+);
+CREATE INDEX IF NOT EXISTS faces_by_identity ON faces(identity, created_at);
+"""
+
+
+class SQLiteStore(GalleryStore):
+    """SQLite in WAL mode. ``secure_delete`` overwrites deleted rows so an erased person's
+    embeddings do not linger in free pages of the file."""
+
+    def __init__(self, path: str | Path, embedder_name: str | None = None, dim: int | None = None) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA secure_delete=ON")
+        with self._lock:
+            self._db.executescript(_SCHEMA)
+        stored = self.embedder()
+        if embedder_name is not None:
+            if stored is not None and stored != embedder_name:
+                stored_dim = self._meta("dim")
+                raise GalleryMismatchError(
+                    f"gallery {self.path} holds {stored} embeddings ({stored_dim}-d) but the service "
+                    f"uses {embedder_name}; vectors of different models cannot be compared. Use "
+                    f"FACE_EMBEDDER={stored}, or point FACE_GALLERY at another file."
+                )
+            if stored is None:
+                with self._transaction():
+                    self._set_meta("embedder", embedder_name)
+                    if dim is not None:
+                        self._set_meta("dim", str(dim))
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _transaction(self):
+        store = self
+
+        class _Tx:
+            def __enter__(self_inner):
+                store._lock.acquire()
+                store._db.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self_inner, exc_type, exc, tb):
+                try:
+                    store._db.execute("ROLLBACK" if exc_type else "COMMIT")
+                finally:
+                    store._lock.release()
+                return False
+
+        return _Tx()
+
+    def _meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # -- interface ----------------------------------------------------------------------------
+    def embedder(self) -> str | None:
+        return self._meta("embedder")
+
+    def load_all(self) -> list[FaceRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT face_id, identity, embedding, dim, embedder, created_at, box_x1, box_y1, box_x2, box_y2 "
+                "FROM faces ORDER BY identity, created_at, face_id"
+            ).fetchall()
+        records = []
+        for face_id, identity, blob, dim, embedder, created_at, *box in rows:
+            vector = np.frombuffer(blob, dtype="<f4", count=dim).astype(np.float32)
+            records.append(
+                FaceRecord(
+                    face_id, identity, vector, embedder, created_at, None if box[0] is None else tuple(box)
+                )
+            )
+        return records
+
+    def add_faces(self, records: Sequence[FaceRecord]) -> None:
+        if not records:
+            return
+        with self._transaction():
+            if self._db.execute("SELECT value FROM meta WHERE key='embedder'").fetchone() is None:
+                self._set_meta("embedder", records[0].embedder)
+                self._set_meta("dim", str(len(records[0].embedding)))
+            for rec in records:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO identities(name, created_at) VALUES (?, ?)", (rec.identity, rec.created_at)
+                )
+                box = rec.box if rec.box is not None else (None, None, None, None)
+                self._db.execute(
+                    "INSERT INTO faces(face_id, identity, embedding, dim, embedder, created_at, "
+                    "box_x1, box_y1, box_x2, box_y2) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        rec.face_id,
+                        rec.identity,
+                        np.asarray(rec.embedding, dtype="<f4").tobytes(),
+                        len(rec.embedding),
+                        rec.embedder,
+                        rec.created_at,
+                        *box,
+                    ),
+                )
+
+    def delete_identity(self, identity: str) -> int:
+        with self._transaction():
+            count = self._db.execute("SELECT COUNT(*) FROM faces WHERE identity = ?", (identity,)).fetchone()[0]
+            self._db.execute("DELETE FROM faces WHERE identity = ?", (identity,))
+            gone = self._db.execute("DELETE FROM identities WHERE name = ?", (identity,)).rowcount
+        if gone:
+            self._checkpoint()
+        return count if gone else -1
+
+    def delete_face(self, identity: str, face_id: str) -> bool:
+        with self._transaction():
+            gone = self._db.execute(
+                "DELETE FROM faces WHERE identity = ? AND face_id = ?", (identity, face_id)
+            ).rowcount
+            if gone:
+                left = self._db.execute("SELECT COUNT(*) FROM faces WHERE identity = ?", (identity,)).fetchone()[0]
+                if left == 0:
+                    self._db.execute("DELETE FROM identities WHERE name = ?", (identity,))
+        if gone:
+            self._checkpoint()
+        return bool(gone)
+
+    def _checkpoint(self) -> None:
+        """Fold the WAL into the main file and truncate it, so deleted rows leave no copy there."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def stored_embedder(path: str | Path) -> str | None:
+    """The embedder an existing gallery file was written with (None if absent or empty)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'embedder'").fetchone()
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        db.close()
+    return row[0] if row else None
+
+
+class MemoryStore(GalleryStore):
+    """A store that keeps nothing after the process: for tests, benchmarks and dry runs."""
+
+    def __init__(self) -> None:
+        self._records: list[FaceRecord] = []
+        self._lock = threading.Lock()
+
+    def embedder(self) -> str | None:
+        return self._records[0].embedder if self._records else None
+
+    def load_all(self) -> list[FaceRecord]:
+        with self._lock:
+            return sorted(self._records, key=lambda r: (r.identity, r.created_at, r.face_id))
+
+    def add_faces(self, records: Sequence[FaceRecord]) -> None:
+        with self._lock:
+            self._records.extend(records)
+
+    def delete_identity(self, identity: str) -> int:
+        with self._lock:
+            before = len(self._records)
+            self._records = [r for r in self._records if r.identity != identity]
+            gone = before - len(self._records)
+        return gone if gone else -1
+
+    def delete_face(self, identity: str, face_id: str) -> bool:
+        with self._lock:
+            before = len(self._records)
+            self._records = [r for r in self._records if not (r.identity == identity and r.face_id == face_id)]
+            return len(self._records) < before
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,81 @@
+"""Shared fixtures: the labelled faces in ``FACES_DIR`` and one real engine per test session.
+
+With ``FACE_REQUIRE_DATA=1`` (as ``.ci/run`` sets) any skipped test fails the run, so a CI
+machine without the face data cannot pass by skipping.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class LabelledFace:
+    identity: str  # "?" for an unlabelled person
+    box: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    path: Path
+    role: str
+    faces: tuple[LabelledFace, ...]
+    note: str
+
+
+def faces_dir_path() -> Path:
+    return Path(os.environ.get("FACES_DIR", REPO.parent / "shared" / "faces")).resolve()
+
+
+def read_manifest(root: Path) -> list[ManifestRow]:
+    rows = []
+    with open(root / "MANIFEST.tsv", newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            faces = []
+            if row["role"] != "video":
+                for spec in filter(None, row["faces"].split(";")):
+                    name, box = spec.split("@")
+                    x1, y1, x2, y2 = (float(v) for v in box.split(","))
+                    faces.append(LabelledFace(name, (x1, y1, x2, y2)))
+            rows.append(ManifestRow(root / row["path"], row["role"], tuple(faces), row.get("note") or ""))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    root = faces_dir_path()
+    if not (root / "MANIFEST.tsv").is_file():
+        pytest.skip(f"labelled faces not found: set FACES_DIR (looked in {root})")
+    return root
+
+
+@pytest.fixture(scope="session")
+def manifest(faces_dir: Path) -> list[ManifestRow]:
+    return read_manifest(faces_dir)
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """The real engine with the offline embedder (dlib-resnet), shared by all tests."""
+    from inference_service.config import Settings
+    from inference_service.engine import FaceEngine
+
+    return FaceEngine.from_settings(Settings(embedder="dlib-resnet", threads=2))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("FACE_REQUIRE_DATA") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        reporter.write_line(
+            f"FACE_REQUIRE_DATA=1: {len(skipped)} test(s) skipped; a required test may not skip", red=True
+        )
+        session.exitstatus = 1
