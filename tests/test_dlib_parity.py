@@ -24,9 +24,6 @@ from inference_service.engine.embedders.dlib_weights import (
     find_dlib_model,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-FACES_DIR = Path(os.environ.get("FACES_DIR", REPO.parent / "shared" / "faces"))
-
 # Float32 rounding in a 29-conv network: dlib's own CPU path and ours differ by ~4e-7 per
 # component on descriptors of length ~1.3-1.5, so these leave two orders of magnitude slack.
 MIN_COSINE = 0.9999
@@ -52,23 +49,19 @@ def _noise_chips(count: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (count, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)
 
 
-def _gallery_chips() -> np.ndarray:
+def _gallery_chips(manifest) -> np.ndarray:
     """150x150 RGB crops of the labelled gallery faces (not dlib-aligned: parity needs no alignment)."""
-    manifest = FACES_DIR / "MANIFEST.tsv"
-    if not manifest.is_file():
-        pytest.skip(f"FACES_DIR face photos not found: {manifest} (set FACES_DIR to the shared faces folder)")
     chips = []
-    for line in manifest.read_text().splitlines()[1:]:
-        path, role, faces = line.split("\t")[:3]
-        if role != "gallery":
+    for row in manifest:
+        if row.role != "gallery":
             continue
-        with Image.open(FACES_DIR / path) as img:
+        with Image.open(row.path) as img:
             img = img.convert("RGB")
-            for face in faces.split(";"):
-                x1, y1, x2, y2 = (int(v) for v in face.split("@")[1].split(","))
-                crop = img.crop((x1, y1, x2, y2)).resize((INPUT_SIZE, INPUT_SIZE), Image.BILINEAR)
+            for face in row.faces:
+                box = tuple(int(round(v)) for v in face.box)
+                crop = img.crop(box).resize((INPUT_SIZE, INPUT_SIZE), Image.BILINEAR)
                 chips.append(np.asarray(crop, dtype=np.uint8))
-    assert chips, f"no gallery rows in {manifest}"
+    assert chips, "no gallery rows in the FACES_DIR manifest"
     return np.stack(chips)
 
 
@@ -98,8 +91,9 @@ def test_parity_with_dlib_on_noise_chips(model: DlibResNet, dlib_model) -> None:
     _assert_parity(_ours(model, chips), _dlibs(dlib_model, chips))
 
 
-def test_parity_with_dlib_on_face_photos(model: DlibResNet, dlib_model) -> None:
-    chips = _gallery_chips()
+def test_parity_with_dlib_on_face_photos(model: DlibResNet, dlib_model, manifest) -> None:
+    """Real faces (the ``manifest`` fixture skips, naming FACES_DIR, when the photos are absent)."""
+    chips = _gallery_chips(manifest)
     ours, reference = _ours(model, chips), _dlibs(dlib_model, chips)
     _assert_parity(ours, reference)
     # dlib's descriptors are unnormalised (length ~1.3-1.5); the port must keep that scale.

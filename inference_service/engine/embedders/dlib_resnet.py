@@ -14,9 +14,10 @@ average pool of it.  Three dlib behaviours matter for bit-level agreement and ar
 * the input is ``(pixel - mean) / 256`` (256, not 255), with the RGB means from the file;
 * stride-2 convolutions and pools have no padding, stride-1 3x3 convolutions pad by 1;
 * ``add_prev`` sums tensors of different shapes by taking the larger size in every dimension,
-  aligning both at the top-left and treating the missing part as zeros.  That happens twice:
-  in level1 (3x3 conv output + 4x4 pooled shortcut, 128 vs 256 channels) and in level0
-  (1x1 + 2x2), and the final global average then includes those zeros.
+  aligning both at the top-left and treating the missing part as zeros.  The channel counts
+  differ in the first three downsampling blocks (the pooled shortcut keeps the input's
+  channels); the map sizes differ in level1 (3x3 conv output, 4x4 pooled shortcut) and level0
+  (1x1 and 2x2), so the final global average runs over a 2x2 map that is partly zeros.
 
 Each ``affine`` (dlib's frozen batch norm) directly follows a convolution, so it is folded
 into that convolution's weights and bias at load time: one op instead of two per layer, same
@@ -83,10 +84,16 @@ def _add_zero_padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _folded_conv(conv: DlibConv, affine: DlibAffine) -> nn.Conv2d:
-    """A Conv2d computing ``affine(conv(x))``: gamma * (W x + b) + beta == (gamma W) x + (gamma b + beta)."""
+    """A Conv2d computing ``affine(conv(x))``.
+
+    gamma * (W x + b) + beta == (gamma W) x + (gamma b + beta); computed in float64 so the
+    folding itself adds no rounding beyond the final cast to float32.
+    """
     out_ch, in_ch, kh, kw = conv.weight.shape
     if affine.gamma.shape != (out_ch,) or affine.beta.shape != (out_ch,):
-        raise ValueError(f"affine layer of {affine.gamma.shape[0]} channels follows a conv of {out_ch} filters")
+        raise ValueError(
+            f"dlib model: an affine layer of {affine.gamma.shape[0]} channels follows a conv of {out_ch} filters"
+        )
     gamma = affine.gamma.astype(np.float64)
     weight = conv.weight.astype(np.float64) * gamma[:, None, None, None]
     bias = conv.bias.astype(np.float64) * gamma + affine.beta.astype(np.float64)
@@ -151,14 +158,12 @@ class DlibResNet(nn.Module):
             _ResidualBlock(folded[1 + 2 * i], folded[2 + 2 * i], down) for i, (_, down) in enumerate(_BLOCKS)
         )
         # nn.Linear stores (out, in); dlib stores (in, out).
-        self.fc = nn.utils.skip_init(nn.Linear, fc.weight.shape[0], fc.weight.shape[1], bias=fc.bias is not None)
+        num_inputs, num_outputs = fc.weight.shape
+        self.fc = nn.utils.skip_init(nn.Linear, num_inputs, num_outputs, bias=fc.bias is not None)
         with torch.no_grad():
             self.fc.weight.copy_(torch.from_numpy(np.ascontiguousarray(fc.weight.T)))
             if fc.bias is not None:
                 self.fc.bias.copy_(torch.from_numpy(fc.bias.copy()))
-        # NHWC: oneDNN's CPU convolutions and pooling run faster on it (max_pool2d ~9x here),
-        # and so do cuDNN's on tensor-core GPUs.  forward() converts its input to match.
-        self.to(memory_format=torch.channels_last)
         self.eval()
 
     @staticmethod
@@ -187,8 +192,12 @@ class DlibResNet(nn.Module):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """(N, 3, 150, 150) float RGB in 0..255 -> (N, 128) unnormalised descriptors."""
         if pixels.dim() != 4 or pixels.shape[1:] != (3, INPUT_SIZE, INPUT_SIZE):
-            raise ValueError(f"expected (N, 3, {INPUT_SIZE}, {INPUT_SIZE}) RGB chips, got {tuple(pixels.shape)}")
+            expected = f"(N, 3, {INPUT_SIZE}, {INPUT_SIZE})"
+            raise ValueError(f"expected {expected} RGB chips, got {tuple(pixels.shape)}")
         x = (pixels.to(self.input_means.dtype) - self.input_means) / 256.0  # dlib divides by 256
+        # NHWC activations: oneDNN's CPU convolutions and pooling run faster on them (the 3x3
+        # max pool ~9x, the whole net ~1.3x at batch 32 on 2 threads), as do cuDNN's on
+        # tensor-core GPUs.  The weights can stay NCHW: the backends reorder them anyway.
         x = x.contiguous(memory_format=torch.channels_last)
         x = F.relu(self.stem(x), inplace=True)
         x = F.max_pool2d(x, 3, 2)  # max_pool<3,3,2,2>: no padding, 72 -> 35

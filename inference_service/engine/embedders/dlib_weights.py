@@ -53,7 +53,7 @@ def _packaged_model() -> Path | None:
 
 @functools.lru_cache(maxsize=8)
 def _verified(path: Path) -> Path:
-    """Hash a candidate once per process (the file is 22 MB; hashing takes ~50 ms)."""
+    """Hash a candidate once per process (22 MB: tens of milliseconds, not worth repeating)."""
     if not path.is_file():
         raise FileNotFoundError(f"dlib face model not found: {path} does not exist. {_FIX}")
     actual = _sha256(path)
