@@ -55,11 +55,8 @@ def resolve_auto(
             "facenet-vggface2", device, weights_dir=weights_dir, batch_size=batch_size, allow_download=True
         )
     except WeightsUnavailableError as exc:
-        log.warning(
-            "using dlib-resnet (128-d): %s. To use the 512-d FaceNet offline, copy "
-            "20180402-114759-vggface2.pt into a folder and set FACE_WEIGHTS_DIR to it.",
-            exc,
-        )
+        # One line that says why and how to get the 512-d model (the message names the setting).
+        log.warning("embedder auto: using dlib-resnet (128-d) because %s", exc)
     return create_embedder("dlib-resnet", device, dlib_model_path=dlib_model_path, batch_size=batch_size)
 
 
