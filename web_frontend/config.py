@@ -1,0 +1,75 @@
+"""The site's settings, read from the environment (``WEB_*`` for the site, ``FACE_*`` shared with the API).
+
+``FACE_API_KEY`` and ``FACE_MAX_UPLOAD_MB`` deliberately use the API's own variable names: one
+environment (a shell, a compose file) then configures both services the same way, so the site's
+upload limit always matches the API's and the key it forwards is the key the API expects.
+"""
+from __future__ import annotations
+
+import secrets
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str, field: str) -> AliasChoices:
+    """Accept the environment variable name and, for code and tests, the field name."""
+    return AliasChoices(name, field)
+
+
+class WebSettings(BaseSettings):
+    """Configuration of the Flask site; every field names the variable it is read from."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=False)
+
+    host: str = Field("127.0.0.1", validation_alias=_env("WEB_HOST", "host"), description="Interface the site binds to.")
+    port: int = Field(
+        5000, ge=1, le=65535, validation_alias=_env("WEB_PORT", "port"), description="TCP port of the site."
+    )
+    api_url: str = Field(
+        "http://127.0.0.1:8000",
+        validation_alias=_env("FACE_API_URL", "api_url"),
+        description="Base URL of the inference API.",
+    )
+    api_key: str | None = Field(
+        None,
+        validation_alias=_env("FACE_API_KEY", "api_key"),
+        description="Sent as X-API-Key on enrollment and deletion; the API needs it when it has one set.",
+    )
+    secret_key: str = Field(
+        default_factory=lambda: secrets.token_hex(32),
+        validation_alias=_env("WEB_SECRET_KEY", "secret_key"),
+        description="Signs the session cookie (CSRF token); random per process when unset.",
+    )
+    max_upload_mb: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=_env("FACE_MAX_UPLOAD_MB", "max_upload_mb"),
+        description="Largest upload in MiB; the API's default too, so the site refuses what the API would.",
+    )
+    api_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        validation_alias=_env("WEB_API_TIMEOUT", "api_timeout_s"),
+        description="Seconds to wait for the API; CPU recognition of a large photo takes a few seconds.",
+    )
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _blank_key_is_none(cls, value: object) -> object:
+        """``FACE_API_KEY=`` (set but empty, as compose may pass it) means no key."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _blank_secret_is_random(cls, value: object) -> object:
+        return secrets.token_hex(32) if value is None or (isinstance(value, str) and not value.strip()) else value
+
+    @field_validator("api_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
