@@ -60,7 +60,8 @@ class _Snapshot:
 
     @classmethod
     def build(cls, records: Sequence[FaceRecord], dim: int) -> "_Snapshot":
-        records = tuple(sorted(records, key=lambda r: (r.identity, r.created_at, r.face_id)))
+        # Stable sort: within an identity, faces keep the order they were added in.
+        records = tuple(sorted(records, key=lambda r: r.identity))
         if not records:
             return cls(np.zeros((0, dim), np.float32), [], np.zeros(0, np.int64), ())
         matrix = np.ascontiguousarray(np.stack([r.embedding for r in records]).astype(np.float32))

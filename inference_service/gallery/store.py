@@ -40,7 +40,7 @@ class GalleryStore(ABC):
 
     @abstractmethod
     def load_all(self) -> list[FaceRecord]:
-        """Every face, ordered by identity then creation."""
+        """Every face, ordered by identity, then in the order it was added."""
 
     @abstractmethod
     def add_faces(self, records: Sequence[FaceRecord]) -> None:
@@ -142,7 +142,7 @@ class SQLiteStore(GalleryStore):
         with self._lock:
             rows = self._db.execute(
                 "SELECT face_id, identity, embedding, dim, embedder, created_at, box_x1, box_y1, box_x2, box_y2 "
-                "FROM faces ORDER BY identity, created_at, face_id"
+                "FROM faces ORDER BY identity, rowid"
             ).fetchall()
         records = []
         for face_id, identity, blob, dim, embedder, created_at, *box in rows:
@@ -239,7 +239,7 @@ class MemoryStore(GalleryStore):
 
     def load_all(self) -> list[FaceRecord]:
         with self._lock:
-            return sorted(self._records, key=lambda r: (r.identity, r.created_at, r.face_id))
+            return sorted(self._records, key=lambda r: r.identity)
 
     def add_faces(self, records: Sequence[FaceRecord]) -> None:
         with self._lock:

@@ -1,0 +1,67 @@
+"""``python -m inference_service``: serve the API on FACE_HOST:FACE_PORT (one process).
+
+Models load here, once, before the server accepts connections; a gallery written by another
+embedder, missing weights or a bad setting stop the start with one clear line and exit status 2
+instead of a traceback.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    log = logging.getLogger("inference_service")
+
+    from pydantic import ValidationError
+
+    from .config import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        log.error("invalid FACE_* setting: %s", exc)
+        return 2
+
+    # Each of the `workers` threads runs its own search; a multi-threaded BLAS under each of them
+    # oversubscribes the cores (a 100k-face search went from 4 ms to 20+ ms on a busy 2-core
+    # machine). OpenBLAS reads this once, when numpy first loads it, which is just below.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(settings.threads))
+
+    import uvicorn
+
+    from .api import create_app, load_engine, open_gallery
+    from .engine.embedders import WeightsUnavailableError
+    from .gallery import GalleryMismatchError
+
+    try:
+        engine = load_engine(settings)
+        gallery = open_gallery(settings, engine)
+    except (GalleryMismatchError, WeightsUnavailableError) as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    except RuntimeError as exc:  # e.g. FACE_DEVICE=cuda without a GPU
+        log.error("cannot start: %s", exc)
+        return 2
+
+    app = create_app(settings, engine=engine, gallery=gallery)
+    try:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            workers=1,  # one process: the models and the gallery live in this process's memory
+            log_config=None,  # keep the format configured above
+            proxy_headers=False,
+        )
+    finally:
+        gallery.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

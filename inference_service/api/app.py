@@ -1,0 +1,88 @@
+"""The FastAPI application: wiring of settings, engine, gallery, worker pool and routes.
+
+``create_app`` builds the app without loading anything; models load once, at start-up, in the
+lifespan (or are handed in, as tests and ``python -m inference_service`` do), never at import.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+
+from ..config import Settings
+from ..engine import FaceEngine
+from ..gallery import Gallery, stored_embedder
+from . import health, identities, inference
+from .app_state import Services
+from .errors import CatchAllMiddleware, install_error_handlers
+from .security import warn_if_open
+from .uploads import UploadLimitMiddleware
+from .workers import InferencePool
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Self-hosted face detection, embedding, recognition and verification over an enrolled gallery.
+
+* Uploads are multipart files in field `image` (`image_a`/`image_b` for /verify), at most
+  `FACE_MAX_UPLOAD_MB` MiB per request and `FACE_MAX_PIXELS` pixels per image.
+* Every error is JSON `{"detail": "..."}`.
+* When `FACE_API_KEY` is set, enrollment and deletion need header `X-API-Key`; reads stay open.
+* The service stores embeddings, boxes, names and times, never the uploaded images. It does not
+  estimate age, gender, emotion or ethnicity.
+"""
+
+
+def load_engine(settings: Settings) -> FaceEngine:
+    """Load the models; ``auto`` keeps the embedder an existing gallery file was written with."""
+    return FaceEngine.from_settings(settings, gallery_embedder=stored_embedder(settings.gallery))
+
+
+def open_gallery(settings: Settings, engine: FaceEngine) -> Gallery:
+    """Open the gallery file for the engine's embedder; ``GalleryMismatchError`` for another's."""
+    gallery = Gallery.open(settings.gallery, engine.embedder.name, engine.embedder.dim)
+    stats = gallery.stats()
+    log.info("gallery %s: %d identities, %d faces", settings.gallery, stats["identities"], stats["faces"])
+    return gallery
+
+
+def create_app(
+    settings: Settings, engine: FaceEngine | None = None, gallery: Gallery | None = None
+) -> FastAPI:
+    """The API app. Engine and gallery are loaded in the lifespan unless given (then not closed)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned_gallery = gallery is None
+        eng = engine if engine is not None else load_engine(settings)
+        gal = gallery if gallery is not None else open_gallery(settings, eng)
+        pool = InferencePool(settings.workers, settings.queue_size)
+        app.state.services = Services(settings, eng, gal, pool)
+        warn_if_open(settings.api_key)
+        log.info(
+            "ready: embedder %s, threshold %.3f, %d workers + %d queue slots, uploads <= %g MiB",
+            eng.embedder.name, eng.threshold, settings.workers, settings.queue_size, settings.max_upload_mb,
+        )
+        try:
+            yield
+        finally:
+            pool.shutdown()
+            if owned_gallery:
+                gal.close()
+
+    app = FastAPI(
+        title="Face inference service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(inference.router)
+    app.include_router(identities.router)
+    # add_middleware wraps outward: the size cap sees the raw stream before anything else.
+    app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(UploadLimitMiddleware, limit_mb=settings.max_upload_mb)
+    return app

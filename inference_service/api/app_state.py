@@ -1,0 +1,26 @@
+"""What request handlers share: the process's settings, engine, gallery and worker pool."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from ..config import Settings
+from ..engine import FaceEngine
+from ..gallery import Gallery
+from .workers import InferencePool
+
+
+@dataclass
+class Services:
+    """Built once per process in the app's lifespan."""
+
+    settings: Settings
+    engine: FaceEngine
+    gallery: Gallery
+    pool: InferencePool
+
+
+def get_services(request: Request) -> Services:
+    """Dependency: the services of the app serving this request."""
+    return request.app.state.services

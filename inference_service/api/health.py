@@ -1,0 +1,25 @@
+"""GET /health: is the service up, and with which models and gallery."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from .app_state import Services, get_services
+from .schemas import HealthResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=HealthResponse, summary="Service status, models and gallery size")
+async def health(services: Services = Depends(get_services)) -> dict:
+    engine = services.engine
+    return {
+        "status": "ok",
+        "embedder": engine.describe(),
+        "detector": engine.detector.name,
+        "gallery": services.gallery.stats(),
+        "pool": {
+            "workers": services.pool.workers,
+            "queue_size": services.pool.queue_size,
+            "pending": services.pool.pending,
+        },
+    }

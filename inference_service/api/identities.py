@@ -1,0 +1,111 @@
+"""Enrollment and the gallery's identities: add faces, list, show, delete.
+
+Writes (enroll, delete) need the API key when one is configured. Deletion is for good: the
+store overwrites deleted rows and folds its write-ahead log, so no copy stays in the file.
+"""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, File, HTTPException, Path, Response, UploadFile
+
+from ..gallery import validate_name
+from . import jobs
+from .app_state import Services, get_services
+from .schemas import EnrollResponse, IdentityDetail, IdentityList, error_responses
+from .security import require_api_key
+from .uploads import read_upload, upload_label
+
+router = APIRouter(prefix="/identities", tags=["identities"])
+
+NAME_DOC = "Identity name: 1-64 letters, digits, spaces and _ - . ' (not '.' or '..')."
+NamePath = Path(description=NAME_DOC)
+
+
+def _not_found(name: str) -> HTTPException:
+    return HTTPException(404, f"no identity named {name!r}")
+
+
+@router.post(
+    "/{name}/faces",
+    status_code=201,
+    response_model=EnrollResponse,
+    responses=error_responses(400, 401, 413, 415, 422, 503),
+    dependencies=[Depends(require_api_key)],
+    summary="Enroll the largest face of each uploaded photo under a name",
+)
+async def enroll(
+    name: str = NamePath,
+    image: list[UploadFile] = File(
+        description="One or more photos of this person; every one must show a face, or nothing is stored."
+    ),
+    services: Services = Depends(get_services),
+) -> dict:
+    validate_name(name)
+    uploads = [(upload_label(f, "image", i, len(image)), await read_upload(f)) for i, f in enumerate(image)]
+    return await services.pool.run(
+        jobs.enroll, services.engine, services.gallery, name, uploads, services.settings.max_pixels
+    )
+
+
+@router.get("", response_model=IdentityList, summary="List enrolled identities")
+async def list_identities(services: Services = Depends(get_services)) -> dict:
+    return {"identities": [{"name": n, "faces": c} for n, c in services.gallery.identities()]}
+
+
+@router.get(
+    "/{name}",
+    response_model=IdentityDetail,
+    responses=error_responses(404, 422),
+    summary="An identity's enrolled faces",
+)
+async def show_identity(name: str = NamePath, services: Services = Depends(get_services)) -> dict:
+    validate_name(name)
+    records = services.gallery.faces_of(name)
+    if records is None:
+        raise _not_found(name)
+    return {
+        "name": name,
+        "faces": [
+            {
+                "face_id": r.face_id,
+                "created_at": r.created_at,
+                "box": None if r.box is None else [round(float(v), 2) for v in r.box],
+            }
+            for r in records
+        ],
+    }
+
+
+# Plain ``def``: FastAPI runs these in its thread pool, so the SQLite write and WAL checkpoint
+# never block the event loop.
+@router.delete(
+    "/{name}",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(401, 404, 422),
+    dependencies=[Depends(require_api_key)],
+    summary="Erase an identity and all its faces for good",
+)
+def delete_identity(name: str = NamePath, services: Services = Depends(get_services)) -> Response:
+    validate_name(name)
+    if not services.gallery.delete_identity(name):
+        raise _not_found(name)
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/{name}/faces/{face_id}",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(401, 404, 422),
+    dependencies=[Depends(require_api_key)],
+    summary="Erase one enrolled face (the identity goes with its last face)",
+)
+def delete_face(
+    name: str = NamePath,
+    face_id: str = Path(description="The face_id returned at enrollment or by GET /identities/{name}."),
+    services: Services = Depends(get_services),
+) -> Response:
+    validate_name(name)
+    if not services.gallery.delete_face(name, face_id):
+        raise HTTPException(404, f"identity {name!r} has no face {face_id!r}")
+    return Response(status_code=204)

@@ -1,0 +1,137 @@
+"""Response models: the JSON contract of the API, each field described for /docs."""
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+Box = list[float]
+BOX_DESCRIPTION = "Face box [x1, y1, x2, y2] in pixels of the uploaded image (may extend past its edges)."
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="What was wrong, in words a person can act on.")
+
+
+class EmbedderInfo(BaseModel):
+    name: str = Field(description="Embedder model, e.g. dlib-resnet or facenet-vggface2.")
+    dim: int = Field(description="Length of its embedding vectors.")
+    threshold: float = Field(description="Cosine similarity at or above which two faces count as one person.")
+
+
+class GalleryStats(BaseModel):
+    identities: int = Field(description="Enrolled identities.")
+    faces: int = Field(description="Enrolled faces over all identities.")
+
+
+class PoolStats(BaseModel):
+    workers: int = Field(description="Inference worker threads.")
+    queue_size: int = Field(description="Requests that may wait for a worker before the API answers 503.")
+    pending: int = Field(description="Inference jobs running or waiting right now.")
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(description="'ok' once the models are loaded and the gallery is open.")
+    embedder: EmbedderInfo = Field(description="The face embedder in use and its threshold.")
+    detector: str = Field(description="The face detector in use.")
+    gallery: GalleryStats = Field(description="Size of the enrolled gallery.")
+    pool: PoolStats = Field(description="Load of the inference worker pool.")
+
+
+class DetectedFace(BaseModel):
+    box: Box = Field(description=BOX_DESCRIPTION, min_length=4, max_length=4)
+    score: float = Field(description="Detector confidence that this is a face, 0 to 1.")
+    landmarks: list[list[float]] = Field(
+        description="Five [x, y] points in image pixels: left eye, right eye, nose, left and right mouth corner."
+    )
+
+
+class DetectResponse(BaseModel):
+    width: int = Field(description="Width of the decoded image (after EXIF rotation), pixels.")
+    height: int = Field(description="Height of the decoded image (after EXIF rotation), pixels.")
+    faces: list[DetectedFace] = Field(description="Every face found; empty when there is none.")
+
+
+class EmbeddedFace(DetectedFace):
+    embedding: list[float] = Field(description="Unit-length embedding vector of `dim` floats.")
+
+
+class EmbedResponse(BaseModel):
+    embedder: str = Field(description="Embedder that produced the vectors; only compare vectors of one embedder.")
+    dim: int = Field(description="Length of each embedding.")
+    width: int = Field(description="Width of the decoded image, pixels.")
+    height: int = Field(description="Height of the decoded image, pixels.")
+    faces: list[EmbeddedFace] = Field(description="Every face found with its embedding; empty when there is none.")
+
+
+class Candidate(BaseModel):
+    identity: str = Field(description="An enrolled identity.")
+    similarity: float = Field(description="Cosine similarity to its best-matching enrolled face.")
+
+
+class RecognizedFace(DetectedFace):
+    identity: str | None = Field(description="Best identity, or null when its similarity is below the threshold.")
+    similarity: float = Field(description="Similarity of the best candidate (0 when the gallery is empty).")
+    candidates: list[Candidate] = Field(
+        description="Up to 5 identities, best first, each once (its best enrolled face)."
+    )
+
+
+class RecognizeResponse(BaseModel):
+    threshold: float = Field(description="The threshold applied to this request.")
+    width: int = Field(description="Width of the decoded image, pixels.")
+    height: int = Field(description="Height of the decoded image, pixels.")
+    faces: list[RecognizedFace] = Field(description="Every face found; empty when there is none.")
+
+
+class VerifyResponse(BaseModel):
+    similarity: float = Field(description="Cosine similarity of the largest face of each image.")
+    threshold: float = Field(description="The threshold applied to this request.")
+    same: bool = Field(description="True when the similarity is at or above the threshold.")
+    face_a: DetectedFace = Field(description="The face compared from image_a (its largest).")
+    face_b: DetectedFace = Field(description="The face compared from image_b (its largest).")
+
+
+class AddedFace(BaseModel):
+    face_id: str = Field(description="Id of the enrolled face; use it to delete this face.")
+    box: Box = Field(description=BOX_DESCRIPTION, min_length=4, max_length=4)
+
+
+class EnrollResponse(BaseModel):
+    identity: str = Field(description="The identity the faces were added to.")
+    added: list[AddedFace] = Field(description="One entry per uploaded image, in upload order.")
+    faces: int = Field(description="Faces this identity now has in total.")
+
+
+class IdentitySummary(BaseModel):
+    name: str = Field(description="Identity name.")
+    faces: int = Field(description="Number of enrolled faces.")
+
+
+class IdentityList(BaseModel):
+    identities: list[IdentitySummary] = Field(description="Every enrolled identity, by name.")
+
+
+class StoredFace(BaseModel):
+    face_id: str = Field(description="Id of the enrolled face.")
+    created_at: str = Field(description="When it was enrolled, ISO 8601 UTC.")
+    box: Box | None = Field(description="Where the face was in its (not kept) source image, or null.")
+
+
+class IdentityDetail(BaseModel):
+    name: str = Field(description="Identity name.")
+    faces: list[StoredFace] = Field(description="Its enrolled faces, oldest first.")
+
+
+ERROR_DESCRIPTIONS = {
+    400: "The upload is empty, truncated or damaged.",
+    401: "Missing or wrong X-API-Key (only when the service has FACE_API_KEY).",
+    404: "No such identity or face.",
+    413: "The upload is over FACE_MAX_UPLOAD_MB, or the image has more pixels than FACE_MAX_PIXELS.",
+    415: "The upload is not an image in a supported format.",
+    422: "A field is missing or invalid, a name is not allowed, or (verify, enroll) an image has no face.",
+    503: "All workers and waiting slots are busy; retry after the Retry-After header's seconds.",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict]:
+    """OpenAPI entries for the error codes a route can answer, all with :class:`ErrorResponse`."""
+    return {code: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[code]} for code in codes}

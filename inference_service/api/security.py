@@ -1,0 +1,50 @@
+"""API-key check for the endpoints that change the gallery (enroll, delete).
+
+Reads stay open: recognising a face reveals less than being able to plant or erase one. The key
+is compared with :func:`hmac.compare_digest`, whose time does not depend on where the first
+differing byte is, so the key cannot be guessed one character at a time from response times.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+
+from fastapi import HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
+
+log = logging.getLogger(__name__)
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="Needed for enrollment and deletion when the service runs with FACE_API_KEY.",
+)
+
+
+def key_matches(given: str | None, expected: str) -> bool:
+    """Constant-time comparison of the presented key with the configured one."""
+    if given is None:
+        return False
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+async def require_api_key(request: Request, given: str | None = Security(api_key_header)) -> None:
+    """Dependency: 401 unless FACE_API_KEY is unset or the X-API-Key header matches it."""
+    expected = request.app.state.services.settings.api_key
+    if not expected:
+        return
+    if not key_matches(given, expected):
+        raise HTTPException(
+            status_code=401,
+            detail="a valid X-API-Key header is required to change the gallery",
+            headers={"WWW-Authenticate": "ApiKey"},
+        )
+
+
+def warn_if_open(api_key: str | None) -> None:
+    """Log once at start when anyone who can reach the port may enroll and delete."""
+    if not api_key:
+        log.warning(
+            "FACE_API_KEY is not set: anyone who can reach this service can enroll and delete "
+            "identities. Set FACE_API_KEY before exposing it beyond this machine."
+        )
