@@ -1,0 +1,154 @@
+"""Run every benchmark and write ``benchmarks/results/latest.json``: ``python -m benchmarks [--quick]``.
+
+Each ``benchmarks/bench_*.py`` module exposes ``run(quick) -> dict`` (and ``markdown(result)``);
+they are imported one at a time when their turn comes, so a missing or failing one is recorded
+in the JSON with its error and the others still run (the exit status then says something failed).
+The closing table holds the ratios and figures, each measured side by side within this one run,
+with the machine they ran on. ``--quick`` (fewer rounds) finishes in about two minutes.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+from benchmarks.timing import machine, machine_line
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MODULES = ("detect", "embed", "memory", "peer", "pipeline", "http", "web")
+
+# figure -> (module, what it is, target); the figures latest.json must hold.
+FIGURES: dict[str, tuple[str, str, str]] = {
+    "detect_ratio_1080p": ("detect", "detection 1920x1080, ours / plain MTCNN", "<= 0.6"),
+    "detect_ratio_4000x3000": ("detect", "detection 4000x3000, ours / plain MTCNN", "<= 0.25"),
+    "embed_batch_speedup": ("embed", "dlib-resnet faces/s, batch 32 / one at a time", ""),
+    "dlib_faces_per_s_b32": ("embed", "dlib-resnet faces/s at batch 32", ">= 60"),
+    "peak_rss_mb": ("memory", "peak RSS MB, detector + embedder + one 1080p photo", "< 1200"),
+    "peer_time_ratio": ("peer", "recognition time, ours / face_recognition (same photos)", ""),
+    "pipeline_speedup": ("pipeline", "video pipeline, ours / naive seed loop (speed)", ">= 3"),
+    "http_overhead_ratio": ("http", "/recognize p50, HTTP / in-process", "<= 1.15"),
+    "concurrency_throughput_ratio": ("http", "throughput, 8 clients / sequential", ">= 0.9"),
+    "search_ms_100k": ("http", "gallery search ms, 100k faces", "<= 10"),
+    "search_ms_1m": ("http", "gallery search ms, 1M faces", ""),
+    "rss_mb": ("http", "API process RSS MB after 1000 requests", ""),
+    "rss_growth": ("http", "API RSS after 1000 / after 200 requests", "<= 1.10"),
+    "web_overhead_ratio": ("web", "site / API time for one photo", "<= 1.2"),
+}
+REQUIRED = (
+    "detect_ratio_1080p", "detect_ratio_4000x3000", "embed_batch_speedup", "http_overhead_ratio",
+    "concurrency_throughput_ratio", "pipeline_speedup", "search_ms_100k", "search_ms_1m", "rss_mb", "rss_growth",
+)
+
+
+def run_module(name: str, quick: bool) -> tuple[dict, str | None, float]:
+    """(result, error, seconds) of ``benchmarks.bench_<name>.run``; never raises."""
+    start = time.perf_counter()
+    try:
+        module = importlib.import_module(f"benchmarks.bench_{name}")
+        result = module.run(quick=quick)
+        text = module.markdown(result) if hasattr(module, "markdown") else json.dumps(result, indent=2, default=str)
+        print(f"\n### {name}\n\n{text}", flush=True)
+        return result, None, time.perf_counter() - start
+    except Exception as exc:  # a broken benchmark is a result to record, not the end of the run
+        error = f"{type(exc).__name__}: {exc}"
+        print(f"\n### {name}\n\nFAILED: {error}", flush=True)
+        traceback.print_exc(file=sys.stderr)
+        return {}, error, time.perf_counter() - start
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "missing"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value != 0 and abs(value) < 0.01:
+            return f"{value:.2g}"
+        return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+    return str(value)
+
+
+def summary_table(report: dict) -> str:
+    lines = [
+        machine_line(report["machine"]),
+        f"Run {report['started']}, {'quick' if report['quick'] else 'full'}, {report['seconds']:.0f} s",
+        "",
+        "| figure | value | target | what |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for key, (module, what, target) in FIGURES.items():
+        value = report.get(key)
+        if value is None and report["errors"].get(module):
+            shown = "error"
+        elif value is None and report["modules"].get(module, {}).get("skipped"):
+            shown = "skipped"
+        elif value is None and key in report["modules"].get(module, {}):
+            shown = "not measured" + (" (quick)" if report["quick"] else "")
+        else:
+            shown = _fmt(value)
+        lines.append(f"| `{key}` | {shown} | {target} | {what} |")
+    for module, error in report["errors"].items():
+        lines.append(f"\n{module}: {error}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds: about two minutes in all")
+    parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(MODULES)}")
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
+    args = parser.parse_args(argv)
+    chosen = [m.strip() for m in args.only.split(",")] if args.only else list(MODULES)
+    unknown = [m for m in chosen if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+
+    started = time.perf_counter()
+    report: dict = {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": machine(),
+        "modules": {},
+        "errors": {},
+        "module_seconds": {},
+    }
+    for name in chosen:
+        result, error, seconds = run_module(name, args.quick)
+        report["modules"][name] = result
+        report["module_seconds"][name] = round(seconds, 1)
+        if error:
+            report["errors"][name] = error
+        for key, (module, _, _) in FIGURES.items():
+            if module == name and key in result:
+                report[key] = result[key]
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    report["machine"]["torch_threads_end"] = machine()["torch_threads"]
+    # A figure is missing when its module did not return it; a module may return None on purpose
+    # (e.g. a measurement too slow for --quick), which is recorded but not a failure.
+    missing = [k for k in REQUIRED if FIGURES[k][0] in chosen and k not in report["modules"].get(FIGURES[k][0], {})]
+    report["missing"] = missing
+    report["not_measured"] = [k for k in FIGURES if FIGURES[k][0] in chosen and k in report and report[k] is None]
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    tmp.replace(args.out)
+
+    print("\n## Benchmarks\n")
+    print(summary_table(report))
+    print(f"\nWrote {args.out}")
+    if report["errors"] or missing:
+        print(f"FAILED: errors in {sorted(report['errors'])}, missing figures {missing}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
