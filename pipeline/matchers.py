@@ -1,0 +1,103 @@
+"""Where annotate's faces get their candidate identities: a local gallery file or the API.
+
+Both give, per analysed frame, the faces with their top gallery candidates, so tracking and
+naming are the same code either way. Locally the engine analyses frames in batches and the
+gallery is searched in process (embeddings are kept for tracking). The API has no endpoint that
+returns gallery embeddings, so there each frame goes to ``POST /recognize`` (two requests in
+flight, to keep the server's worker pool busy) and tracks link on overlap alone.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from .apiclient import ApiClient
+from .errors import PipelineError
+from .tracking import Detection
+
+API_JPEG_QUALITY = 90
+API_CONCURRENCY = 2  # the API's default worker count
+
+
+class LocalMatcher:
+    """Engine + gallery file in this process."""
+
+    def __init__(self, gallery_path: Path, embedder: str | None = None, threshold: float | None = None) -> None:
+        import sqlite3
+
+        from inference_service.gallery import Gallery, GalleryMismatchError
+
+        from .models import load_engine
+
+        if not Path(gallery_path).is_file():
+            raise PipelineError(f"gallery file not found: {gallery_path}")
+        self.engine = load_engine(embedder, gallery=Path(gallery_path))
+        try:
+            self.gallery = Gallery.open(gallery_path, self.engine.embedder.name, self.engine.embedder.dim)
+        except (GalleryMismatchError, ValueError, sqlite3.DatabaseError) as exc:
+            raise PipelineError(f"cannot open gallery {gallery_path}: {exc}") from None
+        identities = self.gallery.identities()
+        if not identities:
+            raise PipelineError(f"gallery {gallery_path} has no identities: enroll someone first")
+        self.top_k = min(len(identities), 20)
+        self.threshold = self.engine.threshold if threshold is None else threshold
+        self.embedder = self.engine.embedder.name
+        self.source = f"gallery {gallery_path}"
+
+    def analyze(self, frames_rgb: Sequence[np.ndarray], indices: Sequence[int]) -> list[list[Detection]]:
+        analysed = self.engine.analyze_batch(list(frames_rgb))
+        flat = [a for faces in analysed for a in faces]
+        found = self.gallery.search(np.stack([a.embedding for a in flat]), self.threshold, self.top_k) if flat else []
+        out: list[list[Detection]] = []
+        k = 0
+        for index, faces in zip(indices, analysed):
+            row = []
+            for a in faces:
+                candidates = {c.identity: c.similarity for c in found[k].candidates}
+                row.append(Detection(index, a.face.box, a.face.score, a.embedding, candidates))
+                k += 1
+            out.append(row)
+        return out
+
+    def close(self) -> None:
+        self.gallery.close()
+
+
+class ApiMatcher:
+    """``POST /recognize`` per analysed frame."""
+
+    def __init__(self, url: str, threshold: float | None = None) -> None:
+        self.client = ApiClient(url)
+        health = self.client.health()
+        self.threshold = float(health["embedder"]["threshold"]) if threshold is None else threshold
+        self.embedder = health["embedder"]["name"]
+        if not health.get("gallery", {}).get("identities", 1):
+            raise PipelineError(f"the API at {url} has no enrolled identities: enroll someone first")
+        self.source = f"api {url}"
+        self._pool = ThreadPoolExecutor(max_workers=API_CONCURRENCY)
+
+    def _one(self, frame_rgb: np.ndarray, index: int) -> list[Detection]:
+        ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, API_JPEG_QUALITY])
+        if not ok:
+            raise PipelineError(f"cannot encode frame {index} as JPEG")
+        answer = self.client.recognize(data.tobytes())
+        return [
+            Detection(
+                index,
+                tuple(float(v) for v in face["box"]),  # type: ignore[arg-type]
+                float(face.get("score", 1.0)),
+                None,
+                {c["identity"]: float(c["similarity"]) for c in face.get("candidates", [])},
+            )
+            for face in answer.get("faces", [])
+        ]
+
+    def analyze(self, frames_rgb: Sequence[np.ndarray], indices: Sequence[int]) -> list[list[Detection]]:
+        return list(self._pool.map(self._one, frames_rgb, indices))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
