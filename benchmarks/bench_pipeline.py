@@ -28,6 +28,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from benchmarks.timing import machine, machine_line
 from tests.conftest import faces_dir_path
@@ -69,6 +70,7 @@ def _naive_faces(mtcnn, engine, image: np.ndarray) -> list[tuple]:
 def naive_run(path: Path, every: float, mtcnn, engine) -> dict:
     from pipeline.clustering import cluster_labels
 
+    torch.set_num_threads(THREADS)  # the seed loop's setting: intra-op threads, one image at a time
     start = time.perf_counter()
     frames, vectors = 0, []
     for image in _sampled_frames(path, every):
@@ -85,6 +87,7 @@ def ours_run(path: Path, every: float, engine, folder: Path) -> dict:
     from pipeline.frames import extract
     from pipeline.plots import make_plots
 
+    engine.parallelize_images(THREADS)  # as `python -m pipeline` does: THREADS frames at once
     start = time.perf_counter()
     meta = extract(str(path), folder, every=every)
     faces = detect_faces(folder, engine)
@@ -106,6 +109,7 @@ def naive_annotate(path: Path, frames: int, mtcnn, engine, gallery, out: Path) -
 
     info = probe(path)
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height))
+    torch.set_num_threads(THREADS)
     start = time.perf_counter()
     done = 0
     for index, frame in read_frames(path, set(range(frames))):

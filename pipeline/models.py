@@ -31,6 +31,9 @@ def load_engine(embedder: str | None = None, gallery: Path | None = None):
             "vectors of different embedders cannot be compared"
         )
     try:
-        return FaceEngine.from_settings(settings, gallery_embedder=stored)
+        engine = FaceEngine.from_settings(settings, gallery_embedder=stored)
     except RuntimeError as exc:  # missing weights, FACE_DEVICE=cuda without a GPU
         raise PipelineError(f"cannot load the face models: {exc}") from None
+    # Frames are independent: on a CPU, FACE_THREADS frames at once beat threads within one.
+    engine.parallelize_images(settings.threads)
+    return engine

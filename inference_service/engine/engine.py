@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -42,6 +43,8 @@ class FaceEngine:
         self.detector = detector
         self.embedder = embedder
         self.threshold = embedder.default_threshold if threshold is None else threshold
+        # Images that detect_batch/analyze_batch work on at once; see parallelize_images.
+        self.image_workers = 1
 
     @classmethod
     def from_settings(cls, settings: Settings, gallery_embedder: str | None = None) -> "FaceEngine":
@@ -71,8 +74,30 @@ class FaceEngine:
     def detect(self, image: np.ndarray) -> list[Face]:
         return self.detector.detect(image)
 
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        return self.detector.detect_batch(images)
+    def parallelize_images(self, workers: int) -> None:
+        """Batch calls process ``workers`` whole images at once, one torch thread each (CPU).
+
+        Meant for batch work that owns its process, like the video pipeline: torch's thread
+        count is process-wide, so single-image latency (the API's case) is better served by
+        intra-op threads instead.
+        """
+        if self.detector.device.type == "cpu" and workers > 1:
+            torch.set_num_threads(1)
+            self.image_workers = workers
+
+    def detect_batch(self, images: Sequence[np.ndarray], workers: int | None = None) -> list[list[Face]]:
+        """Faces in each image; ``workers`` (default ``image_workers``) images at once.
+
+        On a CPU the MTCNN nets are too small to keep several cores busy within one image (two
+        intra-op threads gain ~1.3x), while whole images in parallel, one torch thread each,
+        gain ~2x on two cores: that is how the video pipeline uses it (after
+        ``torch.set_num_threads(1)``). Batching equal-size images into one tensor helps on GPU.
+        """
+        workers = self.image_workers if workers is None else workers
+        if workers <= 1 or len(images) < 2 or self.detector.device.type != "cpu":
+            return self.detector.detect_batch(images)
+        with ThreadPoolExecutor(min(workers, len(images))) as pool:
+            return list(pool.map(self.detector.detect, images))
 
     def embed_faces(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         return self.embedder.embed_faces(image, faces)
@@ -81,19 +106,34 @@ class FaceEngine:
         """Detect and embed every face of one image."""
         return self.analyze_batch([image])[0]
 
-    def analyze_batch(self, images: Sequence[np.ndarray]) -> list[list[AnalyzedFace]]:
-        """Detect in all images, then embed all their faces in shared batches."""
-        detections = self.detect_batch(images)
+    def analyze_batch(self, images: Sequence[np.ndarray], workers: int | None = None) -> list[list[AnalyzedFace]]:
+        """Detect in all images, then embed all their faces in shared batches.
+
+        ``workers`` as in :meth:`detect_batch`; the faces are then embedded in up to that many
+        parallel chunks of whole batches.
+        """
+        workers = self.image_workers if workers is None else workers
+        detections = self.detect_batch(images, workers)
         chips = [self.embedder.crops(image, faces) for image, faces in zip(images, detections) if faces]
         if not chips:
             return [[] for _ in images]
-        vectors = self.embedder.embed(np.concatenate(chips))
+        vectors = self._embed_parallel(np.concatenate(chips), workers)
         out: list[list[AnalyzedFace]] = []
         offset = 0
         for faces in detections:
             out.append([AnalyzedFace(f, vectors[offset + i]) for i, f in enumerate(faces)])
             offset += len(faces)
         return out
+
+    def _embed_parallel(self, chips: np.ndarray, workers: int) -> np.ndarray:
+        batch = self.embedder.batch_size
+        if workers <= 1 or len(chips) <= batch or self.embedder.device.type != "cpu":
+            return self.embedder.embed(chips)
+        # Whole batches per thread, so each forward pass keeps its full batch size.
+        per_worker = -(-len(chips) // (workers * batch)) * batch
+        parts = [chips[i : i + per_worker] for i in range(0, len(chips), per_worker)]
+        with ThreadPoolExecutor(len(parts)) as pool:
+            return np.concatenate(list(pool.map(self.embedder.embed, parts)))
 
     def describe(self) -> dict:
         return {"name": self.embedder.name, "dim": self.embedder.dim, "threshold": self.threshold}
