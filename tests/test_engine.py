@@ -156,6 +156,17 @@ def test_embeddings_are_unit_length_with_the_declared_dim(engine, faces_dir):
     assert np.allclose(one_by_one, vectors, atol=1e-5)
 
 
+def test_similarity_transform_recovers_a_known_pose():
+    from inference_service.engine.alignment import DLIB_TEMPLATE_150, similarity_transform
+
+    angle, scale, shift = np.deg2rad(17.0), 2.3, np.array([310.0, -42.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    photo_points = (DLIB_TEMPLATE_150 @ rotation.T) * scale + shift
+    matrix = similarity_transform(photo_points, DLIB_TEMPLATE_150)
+    mapped = photo_points @ matrix[:, :2].T + matrix[:, 2]
+    assert np.allclose(mapped, DLIB_TEMPLATE_150, atol=1e-6)
+
+
 def test_aligned_chips_put_landmarks_on_the_template(engine, faces_dir):
     from inference_service.engine.alignment import DLIB_TEMPLATE_150, similarity_transform
 
@@ -163,4 +174,7 @@ def test_aligned_chips_put_landmarks_on_the_template(engine, faces_dir):
     face = pick_largest(engine.detect(image))
     matrix = similarity_transform(face.landmarks, DLIB_TEMPLATE_150)
     mapped = face.landmarks @ matrix[:, :2].T + matrix[:, 2]
-    assert np.abs(mapped - DLIB_TEMPLATE_150).max() < 6.0
+    # A real face is not the template, so points miss by a few pixels of the 150-pixel chip; a
+    # wrong landmark order or a mirrored fit misses by tens.
+    assert np.linalg.norm(mapped - DLIB_TEMPLATE_150, axis=1).mean() < 6.0
+    assert np.linalg.norm(mapped - DLIB_TEMPLATE_150, axis=1).max() < 10.0
