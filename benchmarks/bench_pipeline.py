@@ -37,7 +37,7 @@ THREADS = 2
 TARGET = 3.0
 VIDEOS = {"stage": "stage_640x360.mp4", "street": "street_1920x1080.mp4"}
 # seconds between sampled frames for the run comparison, and frames of the naive annotate loop
-PLAN_QUICK = {"every": 0.5, "rounds": 2, "naive_annotate_frames": {"stage": 24, "street": 10}, "every_frame": False}
+PLAN_QUICK = {"every": 0.5, "rounds": 1, "naive_annotate_frames": {"stage": 24, "street": 8}, "every_frame": False}
 PLAN_FULL = {"every": 0.1, "rounds": 3, "naive_annotate_frames": {"stage": 90, "street": 40}, "every_frame": True}
 
 

@@ -109,8 +109,8 @@ class FaceEngine:
     def analyze_batch(self, images: Sequence[np.ndarray], workers: int | None = None) -> list[list[AnalyzedFace]]:
         """Detect in all images, then embed all their faces in shared batches.
 
-        ``workers`` as in :meth:`detect_batch`; the faces are then embedded in up to that many
-        parallel chunks of whole batches.
+        ``workers`` as in :meth:`detect_batch`; the faces are then embedded in that many
+        parallel parts.
         """
         workers = self.image_workers if workers is None else workers
         detections = self.detect_batch(images, workers)
@@ -126,12 +126,10 @@ class FaceEngine:
         return out
 
     def _embed_parallel(self, chips: np.ndarray, workers: int) -> np.ndarray:
-        batch = self.embedder.batch_size
-        if workers <= 1 or len(chips) <= batch or self.embedder.device.type != "cpu":
+        """Embed in ``workers`` near-equal parts on as many threads (each part still batched)."""
+        if workers <= 1 or len(chips) < 2 or self.embedder.device.type != "cpu":
             return self.embedder.embed(chips)
-        # Whole batches per thread, so each forward pass keeps its full batch size.
-        per_worker = -(-len(chips) // (workers * batch)) * batch
-        parts = [chips[i : i + per_worker] for i in range(0, len(chips), per_worker)]
+        parts = np.array_split(chips, min(workers, len(chips)))
         with ThreadPoolExecutor(len(parts)) as pool:
             return np.concatenate(list(pool.map(self.embedder.embed, parts)))
 
