@@ -30,7 +30,7 @@ def main() -> int:
     # Each of the `workers` threads runs its own search; a multi-threaded BLAS under each of them
     # oversubscribes the cores (a 100k-face search went from 4 ms to 20+ ms on a busy 2-core
     # machine). OpenBLAS reads this once, when numpy first loads it, which is just below.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(settings.threads))
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(max(1, settings.threads // settings.workers)))
 
     import uvicorn
 

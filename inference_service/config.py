@@ -46,7 +46,14 @@ class Settings(BaseSettings):
         None, ge=-1.0, le=1.0, description="Cosine threshold override; default is the embedder's own."
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Torch device.")
-    threads: int = Field(2, ge=1, description="torch.set_num_threads for CPU inference.")
+    threads: int = Field(
+        2,
+        ge=1,
+        description=(
+            "CPU threads for inference in all: the API gives each of its workers threads/workers "
+            "torch threads; the video pipeline analyses this many frames at once."
+        ),
+    )
     weights_dir: Path | None = Field(
         None,
         description=(

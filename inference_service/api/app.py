@@ -37,7 +37,9 @@ Self-hosted face detection, embedding, recognition and verification over an enro
 
 def load_engine(settings: Settings) -> FaceEngine:
     """Load the models; ``auto`` keeps the embedder an existing gallery file was written with."""
-    return FaceEngine.from_settings(settings, gallery_embedder=stored_embedder(settings.gallery))
+    return FaceEngine.from_settings(
+        settings, gallery_embedder=stored_embedder(settings.gallery), concurrent_callers=settings.workers
+    )
 
 
 def open_gallery(settings: Settings, engine: FaceEngine) -> Gallery:
