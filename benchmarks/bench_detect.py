@@ -11,12 +11,11 @@ size also checks that both found the same faces (IoU >= 0.5, plain faces at our 
 """
 from __future__ import annotations
 
-import argparse
 
 import cv2
 import numpy as np
 
-from benchmarks.timing import interleaved, machine, machine_line, median_ms
+from benchmarks.timing import bench_main, interleaved, median_ms
 from tests.conftest import faces_dir_path
 
 THREADS = 2
@@ -133,13 +132,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    args = parser.parse_args()
-    result = run(quick=args.quick)
-    print(machine_line(machine()))
-    print()
-    print(markdown(result))
+    bench_main(__doc__, run, markdown, quick_help="fewer rounds")
 
 
 if __name__ == "__main__":

@@ -10,11 +10,10 @@ downloaded here). Batch sizes 1, 8 and 32 are timed in interleaved rounds with 2
 """
 from __future__ import annotations
 
-import argparse
 
 import numpy as np
 
-from benchmarks.timing import interleaved, machine, machine_line
+from benchmarks.timing import bench_main, interleaved
 from tests.conftest import faces_dir_path
 
 THREADS = 2
@@ -123,13 +122,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="32 faces, fewer rounds")
-    args = parser.parse_args()
-    result = run(quick=args.quick)
-    print(machine_line(machine()))
-    print()
-    print(markdown(result))
+    bench_main(__doc__, run, markdown, quick_help="32 faces, fewer rounds")
 
 
 if __name__ == "__main__":

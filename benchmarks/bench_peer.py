@@ -15,12 +15,11 @@ Needs ``face_recognition`` (``pip install --no-deps face_recognition``; dlib com
 """
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 
-from benchmarks.timing import machine, machine_line
+from benchmarks.timing import bench_main
 from tests.conftest import faces_dir_path, read_manifest
 
 THREADS = 2
@@ -246,13 +245,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="6 photos, one round, one gallery photo per identity")
-    args = parser.parse_args()
-    result = run(quick=args.quick)
-    print(machine_line(machine()))
-    print()
-    print(markdown(result))
+    bench_main(__doc__, run, markdown, quick_help="6 photos, one round, one gallery photo per identity")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ machine may be shared with other work: compare ratios, not absolute rates.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
@@ -30,7 +29,7 @@ import cv2
 import numpy as np
 import torch
 
-from benchmarks.timing import machine, machine_line
+from benchmarks.timing import bench_main, machine
 from tests.conftest import faces_dir_path
 
 THREADS = 2
@@ -269,13 +268,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="sparser sampling, no --every-frame pass")
-    args = parser.parse_args()
-    result = run(quick=args.quick)
-    print(machine_line(result["machine"]))
-    print()
-    print(markdown(result))
+    bench_main(__doc__, run, markdown, quick_help="sparser sampling, no --every-frame pass")
 
 
 if __name__ == "__main__":

@@ -64,3 +64,15 @@ def machine_line(info: dict) -> str:
         f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} with {info['torch_threads']} threads, "
         f"Python {info['python']}" + (f"; load average at start {load[0]}" if load else "")
     )
+
+
+def bench_main(doc: str | None, run: Callable[..., dict], markdown: Callable[[dict], str], quick_help: str) -> None:
+    """The command line every ``python -m benchmarks.bench_x [--quick]`` shares."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    result = run(quick=parser.parse_args().quick)
+    print(machine_line(result.get("machine") or machine()))
+    print()
+    print(markdown(result))
