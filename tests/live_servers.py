@@ -84,9 +84,9 @@ def start(
 def start_api(log_dir: Path, gallery: Path, **extra: str) -> Server:
     """The real inference API (dlib-resnet: offline, no download), one torch thread."""
     port = free_port()
+    defaults = {"FACE_EMBEDDER": "dlib-resnet", "FACE_THREADS": "1"}  # callers may override these
     env = clean_env(
-        FACE_HOST="127.0.0.1", FACE_PORT=str(port), FACE_GALLERY=str(gallery), FACE_EMBEDDER="dlib-resnet",
-        FACE_THREADS="1", **extra,
+        FACE_HOST="127.0.0.1", FACE_PORT=str(port), FACE_GALLERY=str(gallery), **{**defaults, **extra}
     )
     return start("api", [sys.executable, "-m", "inference_service"], env, f"http://127.0.0.1:{port}", log_dir)
 
