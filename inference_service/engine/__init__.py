@@ -15,4 +15,5 @@ __all__ = [
     "iou",
     "load_image",
     "pick_largest",
+    "select_device",
 ]
