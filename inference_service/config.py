@@ -72,9 +72,9 @@ class Settings(BaseSettings):
             "detect_max_side are downscaled first, so there it is min_face_size x scale of the original."
         ),
     )
-    # MTCNN's face probability. On ../shared/faces every labelled face scores >= 0.972 (a face
-    # cut by the border) and the non-faces MTCNN also proposes (a hand, a pattern) <= 0.904;
-    # 0.94 sits between them.
+    # MTCNN's face probability. On ../shared/faces every labelled face scores >= 0.974 (a face
+    # cut by the border) and the non-faces MTCNN also proposes (a hand, hair, a pattern)
+    # <= 0.916; 0.94 sits between them.
     min_score: float = Field(0.94, ge=0.0, le=1.0, description="Smallest MTCNN face probability kept.")
     detect_max_side: int = Field(
         1280,
