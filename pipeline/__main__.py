@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import PipelineError
+from .faces import DEFAULT_BATCH
 
 
 def _positive(value: str) -> float:
@@ -178,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Detect and embed the faces of every frame of RUN in batches: RUN/faces.json, "
                        "RUN/embeddings.npy, RUN/crops/.")
     p.add_argument("run", type=Path, help="run folder made by extract")
-    p.add_argument("--batch", type=int, default=16, help="frames per detection batch (default 16)")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"frames per batch (default {DEFAULT_BATCH})")
     _embedder_argument(p)
     p.set_defaults(handler=cmd_faces)
 
@@ -201,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video", help="video file or URL")
     p.add_argument("--out", type=Path, required=True, help="run folder to write")
     _window_arguments(p)
-    p.add_argument("--batch", type=int, default=16, help="frames per detection batch (default 16)")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"frames per batch (default {DEFAULT_BATCH})")
     p.add_argument("--threshold", type=float, default=None, help="clustering threshold (default: the embedder's)")
     p.add_argument("--no-plots", action="store_true", help="skip the plots")
     _embedder_argument(p)

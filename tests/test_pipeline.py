@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
+from inference_service.engine import iou
 from tests.live_servers import clean_env, free_port, start_api
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,15 +63,6 @@ def video_frames(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
         index += 1
     capture.release()
     return out
-
-
-def box_iou(a, b) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 # -- shared fixtures -------------------------------------------------------------------------------
@@ -321,7 +313,7 @@ def test_annotate_labels_miranda_in_the_close_up(stage_annotation, stage, engine
             if face.height < 80:  # the close-up face is 100-130 px tall; background heads ~40
                 continue
             large += 1
-            if any(box_iou(face.box, box) >= 0.5 for box in miranda_boxes.get(index, [])):
+            if any(iou(face.box, box) >= 0.5 for box in miranda_boxes.get(index, [])):
                 covered += 1
     assert large >= 20
     assert covered / large >= 0.9, f"Miranda labelled on {covered} of {large} large close-up faces"
@@ -340,8 +332,8 @@ def test_annotate_names_nobody_wrongly(stage_annotation, stage, engine, gallery_
         for k in picks:
             image = frames[track["frames"][k]]
             faces = engine.detect(image)
-            face = max(faces, key=lambda f: box_iou(f.box, track["boxes"][k]), default=None)
-            if face is None or box_iou(face.box, track["boxes"][k]) < 0.3:
+            face = max(faces, key=lambda f: iou(f.box, track["boxes"][k]), default=None)
+            if face is None or iou(face.box, track["boxes"][k]) < 0.3:
                 continue
             votes.append(best_identity(engine.embed_faces(image, [face])[0], gallery_photos)[0])
         assert votes and votes.count(track["identity"]) > len(votes) / 2, (track["identity"], votes)
