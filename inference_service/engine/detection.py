@@ -251,7 +251,7 @@ class MTCNNDetector:
         self, images: Sequence[np.ndarray], boxes: torch.Tensor, ids: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Stage 3: O-net scores, final boxes and the five landmarks."""
-        offsets, landmarks, probs = self.onet(self._crops(images, boxes.trunc(), ids, 48))
+        offsets, landmarks, probs = self.onet(self._crops(images, boxes, ids, 48))
         score = probs[:, 1]
         passed = score > self.config.stage_thresholds[2]
         boxes, ids, score = boxes.trunc()[passed], ids[passed], score[passed]

@@ -8,9 +8,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -109,22 +110,17 @@ class SQLiteStore(GalleryStore):
                         self._set_meta("dim", str(dim))
 
     # -- helpers ------------------------------------------------------------------------------
-    def _transaction(self):
-        store = self
-
-        class _Tx:
-            def __enter__(self_inner):
-                store._lock.acquire()
-                store._db.execute("BEGIN IMMEDIATE")
-
-            def __exit__(self_inner, exc_type, exc, tb):
-                try:
-                    store._db.execute("ROLLBACK" if exc_type else "COMMIT")
-                finally:
-                    store._lock.release()
-                return False
-
-        return _Tx()
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction under the store's lock: committed, or rolled back on error."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def _meta(self, key: str) -> str | None:
         with self._lock:
