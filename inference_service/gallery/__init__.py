@@ -1,17 +1,30 @@
 """Enrolled identities: in-memory search over a persistent store."""
-from .gallery import Candidate, Gallery, InvalidNameError, Recognition, validate_name
-from .store import FaceRecord, GalleryMismatchError, GalleryStore, MemoryStore, SQLiteStore, stored_embedder
+from .errors import (
+    GalleryError,
+    GalleryFullError,
+    GalleryMismatchError,
+    GalleryOpenError,
+    GalleryUnavailableError,
+)
+from .gallery import Candidate, Gallery, Recognition
+from .names import InvalidNameError, name_key, validate_name
+from .store import FaceRecord, GalleryStore, MemoryStore, SQLiteStore, stored_embedder
 
 __all__ = [
     "Candidate",
     "FaceRecord",
     "Gallery",
+    "GalleryError",
+    "GalleryFullError",
     "GalleryMismatchError",
+    "GalleryOpenError",
     "GalleryStore",
+    "GalleryUnavailableError",
     "InvalidNameError",
     "MemoryStore",
     "Recognition",
     "SQLiteStore",
+    "name_key",
     "stored_embedder",
     "validate_name",
 ]

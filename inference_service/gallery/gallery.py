@@ -7,7 +7,6 @@ over each identity's rows, so no identity can appear twice among the candidates.
 """
 from __future__ import annotations
 
-import re
 import threading
 import uuid
 from dataclasses import dataclass
@@ -17,23 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .names import validate_name
 from .store import FaceRecord, GalleryStore, SQLiteStore
-
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9 _\-.'\u00C0-\u024F]{1,64}$")
-
-
-class InvalidNameError(ValueError):
-    """An identity name outside the allowed characters or length."""
-
-
-def validate_name(name: str) -> str:
-    """Names: 1-64 letters, digits, space, ``_ - . '``; not ``.`` or ``..``; no outer spaces."""
-    if not NAME_PATTERN.match(name or "") or name in (".", "..") or name.strip() != name:
-        raise InvalidNameError(
-            "identity names are 1-64 characters of letters, digits, space, _ - . ' "
-            "(no leading or trailing space, not '.' or '..')"
-        )
-    return name
 
 
 @dataclass(frozen=True)
@@ -135,7 +119,7 @@ class Gallery:
         boxes: Sequence[Sequence[float] | None] | None = None,
     ) -> list[FaceRecord]:
         """Add faces to ``identity`` (created if new); all or nothing."""
-        validate_name(identity)
+        identity = validate_name(identity)
         vectors = np.asarray(embeddings, dtype=np.float32).reshape(-1, self.dim)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = vectors / np.maximum(norms, 1e-12)

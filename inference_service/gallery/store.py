@@ -15,9 +15,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-
-class GalleryMismatchError(RuntimeError):
-    """The gallery file was written by another embedder; its vectors cannot be compared."""
+from .errors import GalleryMismatchError
 
 
 @dataclass(frozen=True)
