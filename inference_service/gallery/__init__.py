@@ -8,11 +8,12 @@ from .errors import (
 )
 from .gallery import Candidate, Gallery, Recognition
 from .names import InvalidNameError, name_key, validate_name
-from .store import FaceRecord, GalleryStore, MemoryStore, SQLiteStore, stored_embedder
+from .store import FaceRecord, FaceTable, GalleryStore, MemoryStore, SQLiteStore, stored_embedder
 
 __all__ = [
     "Candidate",
     "FaceRecord",
+    "FaceTable",
     "Gallery",
     "GalleryError",
     "GalleryFullError",

@@ -30,6 +30,43 @@ class FaceRecord:
     box: tuple[float, float, float, float] | None = None
 
 
+@dataclass(frozen=True)
+class FaceTable:
+    """Every stored face column by column: what a gallery loads at start-up.
+
+    A million faces as a million ``FaceRecord`` objects cost seconds and several times the
+    vectors' own memory; as a few arrays they load in one pass and cost little beyond the vectors.
+    """
+
+    face_ids: np.ndarray  # (n,) "S32": the uuid hex of each face
+    identity: np.ndarray  # (n,) int32: index into ``names``
+    names: list[str]  # display name of each identity (first spelling enrolled)
+    embeddings: np.ndarray  # (n, dim) float32, unit rows
+    created_at: np.ndarray  # (n,) datetime64[us], UTC
+    boxes: np.ndarray  # (n, 4) float32; NaN where the box is unknown
+
+    @classmethod
+    def from_records(cls, records: Sequence[FaceRecord], dim: int) -> "FaceTable":
+        names: dict[str, int] = {}
+        identity = np.fromiter((names.setdefault(r.identity, len(names)) for r in records), np.int32, len(records))
+        return cls(
+            face_ids=np.array([r.face_id for r in records], dtype="S32").reshape(len(records)),
+            identity=identity,
+            names=list(names),
+            embeddings=(
+                np.stack([np.asarray(r.embedding, np.float32) for r in records])
+                if records
+                else np.zeros((0, dim), np.float32)
+            ),
+            created_at=np.array(
+                [np.datetime64(r.created_at.replace("+00:00", ""), "us") for r in records], dtype="datetime64[us]"
+            ).reshape(len(records)),
+            boxes=np.array(
+                [r.box if r.box is not None else (np.nan,) * 4 for r in records], dtype=np.float32
+            ).reshape(len(records), 4),
+        )
+
+
 class GalleryStore(ABC):
     """What the gallery needs from persistent storage. Each call is atomic."""
 
@@ -40,6 +77,10 @@ class GalleryStore(ABC):
     @abstractmethod
     def load_all(self) -> list[FaceRecord]:
         """Every face, ordered by identity, then in the order it was added."""
+
+    def load_table(self, dim: int) -> FaceTable:
+        """Every face as columns (stores override this with a bulk read)."""
+        return FaceTable.from_records(self.load_all(), dim)
 
     @abstractmethod
     def add_faces(self, records: Sequence[FaceRecord]) -> None:
