@@ -66,13 +66,30 @@ def machine_line(info: dict) -> str:
     )
 
 
-def bench_main(doc: str | None, run: Callable[..., dict], markdown: Callable[[dict], str], quick_help: str) -> None:
-    """The command line every ``python -m benchmarks.bench_x [--quick]`` shares."""
+def bench_main(
+    doc: str | None,
+    run: Callable[..., dict],
+    markdown: Callable[[dict], str],
+    quick_help: str,
+    json_name: str | None = None,
+) -> None:
+    """The command line every ``python -m benchmarks.bench_x [--quick]`` shares.
+
+    With ``json_name`` the result is also written to ``benchmarks/results/<json_name>.json``
+    (for parts that ``python -m benchmarks`` does not run, such as the GPU check).
+    """
     import argparse
+    import json
+    from pathlib import Path
 
     parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
     parser.add_argument("--quick", action="store_true", help=quick_help)
     result = run(quick=parser.parse_args().quick)
-    print(machine_line(result.get("machine") or machine()))
+    info = result.get("machine") or machine()
+    print(machine_line(info))
     print()
     print(markdown(result))
+    if json_name:
+        path = Path(__file__).resolve().parent / "results" / f"{json_name}.json"
+        path.write_text(json.dumps({"machine": info, **result}, indent=2, default=str))
+        print(f"\nwrote {path}")
