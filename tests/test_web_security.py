@@ -217,6 +217,20 @@ def test_the_session_holds_no_password_and_a_new_password_logs_everyone_out(lock
     assert same.get("/enroll").status_code == 200
 
 
+def test_a_login_ends_after_twelve_idle_hours(locked, monkeypatch):
+    import itsdangerous.timed
+
+    client = locked.test_client()
+    login(client)
+    real = itsdangerous.timed.time.time
+    monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: real() + 11 * 3600)
+    assert client.get("/enroll").status_code == 200  # a visit renews it
+    monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: real() + 22 * 3600)
+    assert client.get("/enroll").status_code == 200
+    monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: real() + 35 * 3600)
+    assert client.get("/enroll").status_code == 302
+
+
 @pytest.mark.parametrize(
     "target",
     ["https://evil.example/", "//evil.example/x", "/\\evil.example", "\\\\evil.example", "/\t/evil.example",

@@ -57,8 +57,9 @@ def main() -> int:
     )
     if settings.password is None and not _loopback(settings.host):
         log.warning(
-            "WEB_HOST=%s may be reachable from other machines and WEB_PASSWORD is not set: "
-            "anyone who reaches the site can enroll and delete people with its API key",
+            "WEB_HOST=%s accepts connections from other machines (unless a firewall or a loopback-only "
+            "port mapping stops them) and WEB_PASSWORD is not set: anyone who reaches the site can enroll "
+            "and delete people with its API key",
             settings.host,
         )
     try:

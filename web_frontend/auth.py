@@ -34,7 +34,8 @@ MAX_FAILURES = 5
 FAILURE_WINDOW_S = 300.0
 # Addresses remembered at most; an attacker rotating addresses cannot grow the table past this.
 MAX_TRACKED_CLIENTS = 4096
-# A login lasts this long (the signed cookie's age is checked on every request); then log in again.
+# A login ends after this long without a visit: the signed cookie's age is checked on every request
+# and renewed on each answer (Flask's SESSION_REFRESH_EACH_REQUEST for a permanent session).
 LOGIN_LIFETIME = timedelta(hours=12)
 
 
