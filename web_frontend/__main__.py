@@ -7,6 +7,7 @@ container Python would otherwise ignore it.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import sys
@@ -17,6 +18,16 @@ from werkzeug.serving import make_server
 
 from .app import create_app
 from .config import WebSettings
+
+
+def _loopback(host: str) -> bool:
+    """True for an address only this machine can reach (a name is resolved by the OS: "localhost")."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main() -> int:
@@ -39,10 +50,18 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info(
-        "site on http://%s:%d using the face API at %s (upload limit %g MB, API key %s)",
+        "site on http://%s:%d using the face API at %s (upload limit %g MB, API key %s, %s)",
         settings.host, server.server_port, settings.api_url, settings.max_upload_mb,
         "set" if settings.api_key else "not set",
+        "login required to enroll and delete" if settings.password else "no login: WEB_PASSWORD not set",
     )
+    if settings.password is None and not _loopback(settings.host):
+        log.warning(
+            "WEB_HOST=%s accepts connections from other machines (unless a firewall or a loopback-only "
+            "port mapping stops them) and WEB_PASSWORD is not set: anyone who reaches the site can enroll "
+            "and delete people with its API key",
+            settings.host,
+        )
     try:
         server.serve_forever()
     finally:

@@ -17,9 +17,11 @@ from werkzeug.exceptions import HTTPException
 
 
 from .api_client import ApiError, FaceApi, Upload
+from .auth import init_auth, login_required
 from .config import WebSettings
 from .csrf import init_csrf
 from .drawing import annotate, face_label
+from .headers import init_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,8 @@ def create_app(settings: WebSettings | None = None, api: FaceApi | None = None) 
     app.extensions["face_api"] = api or FaceApi(settings.api_url, settings.api_key, settings.api_timeout_s)
     app.extensions["web_settings"] = settings
     init_csrf(app)
+    init_security_headers(app)
+    init_auth(app, settings)
 
     def face_api() -> FaceApi:
         return app.extensions["face_api"]
@@ -152,10 +156,12 @@ def create_app(settings: WebSettings | None = None, api: FaceApi | None = None) 
 
     # --- Enroll ---------------------------------------------------------------------------------
     @app.get("/enroll")
+    @login_required
     def enroll_form():
         return render_template("enroll.html", name="")
 
     @app.post("/enroll")
+    @login_required
     def enroll():
         name = request.form.get("name", "").strip()
         try:
@@ -192,6 +198,7 @@ def create_app(settings: WebSettings | None = None, api: FaceApi | None = None) 
         return render_template("gallery.html", identities=identities)
 
     @app.get("/gallery/delete")
+    @login_required
     def confirm_delete():
         name = request.args.get("name", "")
         if not name:
@@ -199,6 +206,7 @@ def create_app(settings: WebSettings | None = None, api: FaceApi | None = None) 
         return render_template("confirm_delete.html", name=name)
 
     @app.post("/gallery/delete")
+    @login_required
     def delete():
         name = request.form.get("name", "")
         if not name:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +41,11 @@ class WebSettings(BaseSettings):
         validation_alias=_env("WEB_SECRET_KEY", "secret_key"),
         description="Signs the session cookie (CSRF token); random per process when unset.",
     )
+    password: SecretStr | None = Field(
+        None,
+        validation_alias=_env("WEB_PASSWORD", "password"),
+        description="When set, Enroll and Delete need a login with this password (the site acts with its own API key).",
+    )
     max_upload_mb: float = Field(
         10.0,
         gt=0,
@@ -54,10 +59,10 @@ class WebSettings(BaseSettings):
         description="Seconds to wait for the API; CPU recognition of a large photo takes a few seconds.",
     )
 
-    @field_validator("api_key", mode="before")
+    @field_validator("api_key", "password", mode="before")
     @classmethod
     def _blank_key_is_none(cls, value: object) -> object:
-        """``FACE_API_KEY=`` (set but empty, as compose may pass it) means no key."""
+        """``FACE_API_KEY=`` or ``WEB_PASSWORD=`` (set but empty, as compose may pass it) means none."""
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("secret_key", mode="before")
