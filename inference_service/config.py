@@ -83,6 +83,21 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(32, ge=1, description="Faces per embedder forward pass.")
 
+    # --- video jobs (inference_service/videos) ------------------------------------------------
+    video_dir: Path | None = Field(
+        None, description="Folder of video jobs (uploads, results, jobs.sqlite3); default: videos/ beside the gallery."
+    )
+    max_video_mb: float = Field(500.0, gt=0, description="Largest video upload, in MiB (POST /videos).")
+    max_video_seconds: float = Field(600.0, gt=0, description="Longest video accepted, in seconds.")
+    video_workers: int = Field(1, ge=1, le=8, description="Video jobs analysed at once.")
+    video_retention_hours: float = Field(
+        24.0, gt=0, description="Hours a finished job's results are kept before they are removed."
+    )
+    max_video_jobs: int = Field(100, ge=1, description="Jobs waiting or running at once; more get 503.")
+    video_nice: int = Field(
+        10, ge=0, le=19, description="CPU priority (nice) of video worker threads, so photo requests go first."
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

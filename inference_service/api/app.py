@@ -14,11 +14,12 @@ from fastapi import FastAPI
 from ..config import Settings
 from ..engine import FaceEngine
 from ..gallery import Gallery, stored_embedder
-from . import health, identities, inference
+from ..videos import VideoJobs
+from ..videos.upload import UploadLimitExceptVideos
+from . import health, identities, inference, videos
 from .app_state import Services
 from .errors import CatchAllMiddleware, install_error_handlers
 from .security import warn_if_open
-from .uploads import UploadLimitMiddleware
 from .workers import InferencePool
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ def create_app(
         gal = gallery if gallery is not None else open_gallery(settings, eng)
         pool = InferencePool(settings.workers, settings.queue_size)
         app.state.services = Services(settings, eng, gal, pool)
+        app.state.videos = VideoJobs(settings, eng, gal)
+        app.state.videos.start()
         warn_if_open(settings.api_key)
         log.info(
             "ready: embedder %s, threshold %.3f, %d workers + %d queue slots, uploads <= %g MiB",
@@ -70,6 +73,7 @@ def create_app(
         try:
             yield
         finally:
+            app.state.videos.stop()
             pool.shutdown()
             if owned_gallery:
                 gal.close()
@@ -84,7 +88,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(inference.router)
     app.include_router(identities.router)
+    app.include_router(videos.router)
     # add_middleware wraps outward: the size cap sees the raw stream before anything else.
     app.add_middleware(CatchAllMiddleware)
-    app.add_middleware(UploadLimitMiddleware, limit_mb=settings.max_upload_mb)
+    app.add_middleware(UploadLimitExceptVideos, limit_mb=settings.max_upload_mb)
     return app
