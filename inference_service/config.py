@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     )
     max_video_jobs: int = Field(100, ge=1, description="Jobs waiting or running at once; more get 503.")
     video_nice: int = Field(
-        10, ge=0, le=19, description="CPU priority (nice) of video worker threads, so photo requests go first."
+        19, ge=0, le=19, description="CPU priority (nice) of video worker threads, so photo requests go first."
     )
 
 
