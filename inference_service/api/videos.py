@@ -144,7 +144,7 @@ async def list_videos(request: Request, jobs: VideoJobs = Depends(get_jobs)) -> 
 @router.get(
     "/{job_id}",
     name="get_video",
-    responses=error_responses(404),
+    responses=error_responses(404, 422),
     summary="A job's status and progress; when done its timeline and per-person screen time",
 )
 def get_video(request: Request, job_id: str = JobId, jobs: VideoJobs = Depends(get_jobs)) -> dict:
@@ -167,7 +167,7 @@ def get_video(request: Request, job_id: str = JobId, jobs: VideoJobs = Depends(g
     "/{job_id}/annotated",
     name="get_annotated",
     response_class=FileResponse,
-    responses={**error_responses(404), 200: {"content": {"video/mp4": {}}}},
+    responses={**error_responses(404, 422), 200: {"content": {"video/mp4": {}}}},
     summary="The annotated video (H.264 MP4; Range requests supported)",
 )
 def get_annotated(job_id: str = JobId, jobs: VideoJobs = Depends(get_jobs)) -> FileResponse:
@@ -181,7 +181,7 @@ def get_annotated(job_id: str = JobId, jobs: VideoJobs = Depends(get_jobs)) -> F
 @router.get(
     "/{job_id}/tracks/{track_id}/faces/{number}",
     response_class=FileResponse,
-    responses={**error_responses(404), 200: {"content": {"image/jpeg": {}}}},
+    responses={**error_responses(404, 422), 200: {"content": {"image/jpeg": {}}}},
     summary="One of the faces kept for a track (JPEG), as enrolling it would store",
 )
 def get_track_face(
@@ -219,7 +219,7 @@ def enroll_from_track(
     "/{job_id}",
     status_code=204,
     response_class=Response,
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 404, 422),
     dependencies=[Depends(require_api_key)],
     summary="Cancel the job if it runs and delete every file of it",
 )
