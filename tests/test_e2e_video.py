@@ -19,14 +19,16 @@ from test_e2e_browser import CHROMIUM, CHROMIUM_ARGS
 KEY = "e2e-video-key"
 MIRANDA = "lin_manuel_miranda"
 JOB_TIMEOUT_S = 300.0
+VIDEO_LIMIT_MB = 16  # above the site's 10 MB photo limit
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, faces_dir):
     logs = tmp_path_factory.mktemp("e2e-video")
-    api = start_api(logs, logs / "gallery.sqlite3", FACE_API_KEY=KEY, FACE_THREADS="2")
+    limit = {"FACE_MAX_VIDEO_MB": str(VIDEO_LIMIT_MB)}
+    api = start_api(logs, logs / "gallery.sqlite3", FACE_API_KEY=KEY, FACE_THREADS="2", **limit)
     try:
-        web = start_web(logs, api.url, FACE_API_KEY=KEY)
+        web = start_web(logs, api.url, FACE_API_KEY=KEY, **limit)
     except BaseException:
         api.stop()
         raise
@@ -65,14 +67,22 @@ def test_video_page_analyses_plays_and_names(stack, browser, faces_dir, tmp_path
     violations: list[str] = []
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
 
-    # a file that is not a video: a readable refusal on the page
+    # a file that is not a video, larger than the photo limit: it reaches the API, which refuses it
     garbage = tmp_path / "notes.mp4"
-    garbage.write_bytes(b"this is not a video at all" * 1000)
+    garbage.write_bytes(b"this is not a video at all" * (12 * 2**20 // 26))
     page.goto(web.url + "/videos")
     page.set_input_files("#video", str(garbage))
     with page.expect_navigation():
         page.click("main form button[type=submit]")
     assert "not a video file" in page.inner_text("main")
+    # a video over FACE_MAX_VIDEO_MB: the site refuses it with the video limit in words
+    huge = tmp_path / "huge.mp4"
+    huge.write_bytes(b"\0" * (VIDEO_LIMIT_MB + 1) * 2**20)
+    page.goto(web.url + "/videos")
+    page.set_input_files("#video", str(huge))
+    with page.expect_navigation():
+        page.click("main form button[type=submit]")
+    assert f"The video is larger than the {VIDEO_LIMIT_MB} MB limit." in page.inner_text("main")
 
     page.goto(web.url + "/videos")
     page.set_input_files("#video", str(faces_dir / "video" / "stage_640x360.mp4"))

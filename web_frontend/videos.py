@@ -13,6 +13,7 @@ import tempfile
 from typing import Any
 
 from flask import Flask, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import video_api
 from .api_client import ApiError, FaceApi
@@ -25,6 +26,10 @@ FORM_OVERHEAD_BYTES = 64 * 1024
 REFRESH_S = 2
 PASSED_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "Last-Modified", "ETag")
 STATUS_WORDS = {"queued": "Waiting", "running": "Analysing", "done": "Done", "failed": "Failed", "cancelled": "Cancelled"}
+
+
+class VideoTooLarge(RequestEntityTooLarge):
+    """A video over FACE_MAX_VIDEO_MB (a photo over its limit stays the site's usual 413)."""
 
 
 def _video_request_class(base: type, settings: WebSettings) -> type:
@@ -40,6 +45,14 @@ def _video_request_class(base: type, settings: WebSettings) -> type:
             if self._is_video_upload():
                 return tempfile.TemporaryFile(prefix="web-video-")
             return super()._get_file_stream(total_content_length, content_type, filename, content_length)
+
+        def _load_form_data(self) -> None:
+            try:
+                super()._load_form_data()
+            except RequestEntityTooLarge:
+                if self._is_video_upload():
+                    raise VideoTooLarge() from None
+                raise
 
         @property
         def max_content_length(self) -> int | None:  # type: ignore[override]
@@ -77,6 +90,11 @@ def _unknown_tracks(job: dict) -> list[dict[str, Any]]:
 def init_videos(app: Flask, settings: WebSettings) -> None:
     """Register the Video pages on ``app``."""
     app.request_class = _video_request_class(app.request_class, settings)
+
+    @app.errorhandler(VideoTooLarge)
+    def video_too_large(exc: VideoTooLarge):
+        message = f"The video is larger than the {settings.max_video_mb:g} MB limit. Choose a shorter or smaller video."
+        return render_template("error.html", code=413, title="Video too large", message=message), 413
 
     def api() -> FaceApi:
         return app.extensions["face_api"]
