@@ -183,23 +183,45 @@ def test_delete_cancels_a_running_job_and_removes_every_file(api, stage):
     assert requests.delete(f"{server.url}/videos/{job_id}", headers=AUTH, timeout=30).status_code == 404
 
 
-def test_sigkill_during_a_job_then_restart_ends_it(tmp_path, faces_dir, stage):
+def test_stop_and_kill_during_a_job_then_restart_ends_it(tmp_path, faces_dir, stage):
+    """SIGTERM mid-job: the job goes back to the queue with its upload and runs after the restart;
+    SIGKILL mid-job: the next start queues it again (resumed from the start) or fails it with a
+    reason; it is never left "running"."""
     gallery = tmp_path / "gallery.sqlite3"
     env = {"FACE_API_KEY": KEY, "FACE_THREADS": "2"}
+    jobs_db = tmp_path / "videos" / "jobs.sqlite3"
+
+    def row(job_id: str) -> tuple:
+        with sqlite3.connect(jobs_db) as db:
+            return db.execute("SELECT status, attempts FROM video_jobs WHERE id = ?", (job_id,)).fetchone()
+
+    def analysing(j: dict) -> bool:
+        return j["status"] == "running" and j["progress"]["frames_done"] >= 30
+
     first = start_api(tmp_path, gallery, **env)
     try:
         enroll_miranda(first.url, faces_dir)
         job_id = upload(first.url, stage).json()["id"]
-        wait_for(first.url, job_id, lambda j: j["status"] == "running" and j["progress"]["frames_done"] >= 30)
-        first.proc.send_signal(signal.SIGKILL)
-        first.proc.wait(timeout=30)
+        wait_for(first.url, job_id, analysing)
+        first.proc.send_signal(signal.SIGTERM)
+        assert first.proc.wait(timeout=60) is not None
     finally:
         first.stop()
-    with sqlite3.connect(tmp_path / "videos" / "jobs.sqlite3") as db:
-        assert db.execute("SELECT status FROM video_jobs WHERE id = ?", (job_id,)).fetchone()[0] == "running"
+    assert row(job_id) == ("queued", 0)  # a clean stop is not counted against the video
+    assert (tmp_path / "videos" / job_id / "upload.video").is_file()
+
     second = start_api(tmp_path, gallery, **env)
     try:
-        job = wait_for(second.url, job_id, lambda j: j["status"] not in ("queued", "running"))
+        wait_for(second.url, job_id, analysing)
+        second.proc.send_signal(signal.SIGKILL)
+        second.proc.wait(timeout=30)
+    finally:
+        second.stop()
+    assert row(job_id) == ("running", 1)  # what a kill leaves behind
+
+    third = start_api(tmp_path, gallery, **env)
+    try:
+        job = wait_for(third.url, job_id, lambda j: j["status"] not in ("queued", "running"))
         assert job["attempts"] == 2
         if job["status"] == "failed":
             assert job["error"], job
@@ -207,4 +229,4 @@ def test_sigkill_during_a_job_then_restart_ends_it(tmp_path, faces_dir, stage):
             assert job["status"] == "done" and MIRANDA in {t["identity"] for t in job["timeline"]["tracks"]}
         assert not (tmp_path / "videos" / job_id / "upload.video").exists()
     finally:
-        second.stop()
+        third.stop()

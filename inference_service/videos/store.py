@@ -182,11 +182,14 @@ class SQLiteJobStore:
             )
 
     def requeue(self, job_id: str) -> None:
-        """A running job goes back to the queue (its worker is stopping; the upload is kept)."""
+        """A running job goes back to the queue (its worker is stopping; the upload is kept).
+
+        A clean shutdown is not the video's fault, so that start is not counted as an attempt.
+        """
         with self._transaction() as db:
             db.execute(
-                "UPDATE video_jobs SET status = 'queued', stage = 'queued', frames_done = 0, fraction = 0 "
-                "WHERE id = ? AND status = 'running'",
+                "UPDATE video_jobs SET status = 'queued', stage = 'queued', frames_done = 0, fraction = 0, "
+                "attempts = MAX(attempts - 1, 0) WHERE id = ? AND status = 'running'",
                 (job_id,),
             )
 
