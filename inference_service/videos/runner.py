@@ -152,7 +152,10 @@ class VideoJobs:
             self.store.requeue(job.id)
             log.info("video job %s stopped by shutdown after %.1f s; queued again", job.id, seconds)
             return
-        if outcome == "cancelled":
+        current = self.store.get(job.id)
+        if outcome == "cancelled" or current is None or current.status == "cancelled":
+            # DELETE removes the files too, but it may have run before this worker stopped writing
+            files.remove_all()
             log.info("video job %s cancelled after %.1f s", job.id, seconds)
             return
         files.remove_upload()
@@ -218,8 +221,8 @@ class VideoJobs:
         for folder in self.root.iterdir():
             if not (folder.is_dir() and valid_job_id(folder.name)):
                 continue
-            try:
-                age = time.time() - folder.stat().st_mtime
+            try:  # an upload still arriving keeps touching its partial file
+                age = time.time() - max([folder.stat().st_mtime] + [f.stat().st_mtime for f in folder.iterdir()])
             except FileNotFoundError:
                 continue
             if age > ORPHAN_AGE_S and self.store.get(folder.name) is None:
