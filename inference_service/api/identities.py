@@ -42,7 +42,7 @@ async def enroll(
     validate_name(name)
     uploads = [(upload_label(f, "image", i, len(image)), await read_upload(f)) for i, f in enumerate(image)]
     return await services.pool.run(
-        jobs.enroll, services.engine, services.gallery, name, uploads, services.settings.max_pixels
+        jobs.enroll, services.engine, services.gallery, name, uploads, services.pixel_limits
     )
 
 

@@ -36,7 +36,7 @@ async def detect(
 ) -> dict:
     data = await read_upload(image)
     return await services.pool.run(
-        jobs.detect, services.engine, data, services.settings.max_pixels, upload_label(image, "image")
+        jobs.detect, services.engine, data, services.pixel_limits, upload_label(image, "image")
     )
 
 
@@ -52,7 +52,7 @@ async def embed(
 ) -> dict:
     data = await read_upload(image)
     return await services.pool.run(
-        jobs.embed, services.engine, data, services.settings.max_pixels, upload_label(image, "image")
+        jobs.embed, services.engine, data, services.pixel_limits, upload_label(image, "image")
     )
 
 
@@ -75,7 +75,7 @@ async def recognize(
         services.engine,
         services.gallery,
         data,
-        services.settings.max_pixels,
+        services.pixel_limits,
         threshold,
         upload_label(image, "image"),
     )
@@ -98,5 +98,5 @@ async def verify(
     data_a = await read_upload(image_a)
     data_b = await read_upload(image_b)
     return await services.pool.run(
-        jobs.verify, services.engine, data_a, data_b, services.settings.max_pixels, threshold
+        jobs.verify, services.engine, data_a, data_b, services.pixel_limits, threshold
     )

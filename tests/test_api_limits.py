@@ -1,0 +1,119 @@
+"""What one request may cost the real API process: memory, body size, time to send its body.
+
+Run against ``python -m inference_service`` as a subprocess, because what is measured (the
+server's resident memory, how a socket is closed, a client that stops sending) only exists in a
+real server. The figures each test states are in the README's "Limits" paragraph.
+"""
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import psutil
+import pytest
+import requests
+from PIL import Image
+
+from live_servers import start_api
+
+KEY = "limits-test-key"
+AUTH = {"X-API-Key": KEY}
+MAX_UPLOAD_MB = 10
+BODY_TIMEOUT_S = 3.0
+MIB = 1024 * 1024
+# Peak growth of the server's RSS allowed while it answers the issue's memory bomb (32 PNGs of
+# 6000x6000 pixels, 11 KB each). Refused from the headers it costs the request body and parsing
+# (measured: 0 MB); before the fix, decoding them all cost +3.4 GB.
+BOMB_RSS_LIMIT_MB = 100
+# Peak growth allowed while enrolling six 4000x4000 photos (96 Mpx, within the request budget):
+# one decoded image is 48 MB of RGB (plus its transient copy and detection's working memory);
+# measured 188 MB; six decoded at once, as before the fix, measured 597 MB.
+ENROLL_RSS_LIMIT_MB = 250
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory, faces_dir):
+    root = tmp_path_factory.mktemp("limits")
+    server = start_api(
+        root,
+        root / "gallery.sqlite3",
+        FACE_API_KEY=KEY,
+        FACE_MAX_UPLOAD_MB=str(MAX_UPLOAD_MB),
+        FACE_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S),
+        FACE_WORKERS="1",
+    )
+    # Warm up: the first detection allocates the nets' buffers, which is not the request's cost.
+    photo = faces_dir / "gallery/obama/1.jpg"
+    r = requests.post(f"{server.url}/detect", files={"image": ("o.jpg", photo.read_bytes())}, timeout=120)
+    assert r.status_code == 200, r.text
+    yield server
+    server.stop()
+
+
+@contextmanager
+def peak_rss_growth(pid: int) -> Iterator[dict]:
+    """Sample the process's RSS every 5 ms while the block runs; ``result['mb']`` is the peak
+    growth over the RSS at entry."""
+    proc = psutil.Process(pid)
+    base = proc.memory_info().rss
+    peak = base
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, proc.memory_info().rss)
+            time.sleep(0.005)
+
+    result: dict = {}
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        sampler.join()
+        peak = max(peak, proc.memory_info().rss)
+        result["mb"] = (peak - base) / MIB
+
+
+def one_bit_png(side: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("1", (side, side), 1).save(buf, "PNG", optimize=True)
+    return buf.getvalue()
+
+
+def test_memory_bomb_is_refused_from_the_headers(api):
+    """The issue's request: 32 copies of an 11 KB 1-bit PNG of 6000x6000 pixels."""
+    bomb = one_bit_png(6000)
+    assert len(bomb) < 12_000
+    files = [("image", (f"{i}.png", bomb, "image/png")) for i in range(32)]
+    with peak_rss_growth(api.proc.pid) as growth:
+        r = requests.post(f"{api.url}/identities/bomb/faces", headers=AUTH, files=files, timeout=120)
+    assert r.status_code == 413, r.text
+    assert "FACE_MAX_REQUEST_PIXELS" in r.json()["detail"]
+    print(f"bomb RSS growth {growth['mb']:.0f} MB")
+    assert growth["mb"] < BOMB_RSS_LIMIT_MB, f"RSS grew {growth['mb']:.0f} MB"
+    assert requests.get(f"{api.url}/identities/bomb", timeout=10).status_code == 404
+
+
+def test_enrollment_decodes_one_image_at_a_time(api, faces_dir):
+    face = Image.open(faces_dir / "gallery/obama/1.jpg").convert("RGB")
+    canvas = Image.new("RGB", (4000, 4000), (255, 255, 255))
+    canvas.paste(face, (200, 200))
+    buf = io.BytesIO()
+    canvas.save(buf, "JPEG", quality=85)
+    files = [("image", (f"{i}.jpg", buf.getvalue(), "image/jpeg")) for i in range(6)]
+    with peak_rss_growth(api.proc.pid) as growth:
+        r = requests.post(f"{api.url}/identities/big photos/faces", headers=AUTH, files=files, timeout=300)
+    assert r.status_code == 201, r.text
+    assert r.json()["faces"] == 6
+    print(f"enroll RSS growth {growth['mb']:.0f} MB")
+    assert growth["mb"] < ENROLL_RSS_LIMIT_MB, f"RSS grew {growth['mb']:.0f} MB"
