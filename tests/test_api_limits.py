@@ -117,3 +117,58 @@ def test_enrollment_decodes_one_image_at_a_time(api, faces_dir):
     assert r.json()["faces"] == 6
     print(f"enroll RSS growth {growth['mb']:.0f} MB")
     assert growth["mb"] < ENROLL_RSS_LIMIT_MB, f"RSS grew {growth['mb']:.0f} MB"
+
+
+def multipart(field: str, filename: str, data: bytes, boundary: str = "limits-boundary") -> tuple[bytes, str]:
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize("megabytes", [12, 30])
+def test_urllib_reads_the_413_of_an_oversized_upload(api, megabytes):
+    """urllib sends the whole body before reading; refusing without reading it reset the socket."""
+    body, content_type = multipart("image", "big.jpg", b"\xff" * (megabytes * MIB))
+    request = urllib.request.Request(f"{api.url}/detect", data=body, headers={"Content-Type": content_type})
+    start = time.perf_counter()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 413
+    assert f"{MAX_UPLOAD_MB} MiB limit" in refused.value.read().decode()
+    assert time.perf_counter() - start < 10.0
+    assert requests.get(f"{api.url}/health", timeout=10).status_code == 200
+
+
+def read_response(sock: socket.socket, timeout: float) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        pass
+    return data
+
+
+@pytest.mark.parametrize("path", ["/detect", "/identities/slow/faces"])
+def test_a_trickled_body_is_answered_408(api, path):
+    host, port = api.url.removeprefix("http://").split(":")
+    body, content_type = multipart("image", "slow.jpg", b"\xff" * 100_000)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nX-API-Key: {KEY}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        start = time.perf_counter()
+        sock.sendall(head + body[:300])  # then nothing more: a client that stalls
+        answer = read_response(sock, BODY_TIMEOUT_S + 10)
+        elapsed = time.perf_counter() - start
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert b"FACE_BODY_TIMEOUT_S" in answer
+    assert BODY_TIMEOUT_S - 0.5 <= elapsed <= BODY_TIMEOUT_S + 3.0, elapsed
+    assert requests.get(f"{api.url}/health", timeout=10).status_code == 200

@@ -86,5 +86,7 @@ def create_app(
     app.include_router(identities.router)
     # add_middleware wraps outward: the size cap sees the raw stream before anything else.
     app.add_middleware(CatchAllMiddleware)
-    app.add_middleware(UploadLimitMiddleware, limit_mb=settings.max_upload_mb)
+    app.add_middleware(
+        UploadLimitMiddleware, limit_mb=settings.max_upload_mb, body_timeout_s=settings.body_timeout_s
+    )
     return app
