@@ -6,11 +6,12 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from . import jobs
 from .app_state import Services, get_services
 from .schemas import DetectResponse, EmbedResponse, RecognizeResponse, VerifyResponse, error_responses
+from .security import require_read_key
 from .uploads import read_upload, upload_label
 
-router = APIRouter(tags=["inference"])
+router = APIRouter(tags=["inference"], dependencies=[Depends(require_read_key)])
 
-IMAGE_ERRORS = error_responses(400, 413, 415, 422, 503)
+IMAGE_ERRORS = error_responses(400, 401, 408, 413, 415, 422, 503)
 IMAGE_DOC = "The photo: JPEG, PNG, WebP, BMP, GIF or TIFF."
 THRESHOLD_DOC = "Cosine threshold for this request, -1 to 1; default is the embedder's (see /health)."
 
