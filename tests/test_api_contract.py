@@ -116,7 +116,9 @@ def test_image_sent_as_text_is_a_readable_422(client):
     assert r.json() == {"detail": "field 'image' must be a file upload"}
     r = client.post("/identities/someone/faces", data={"image": "photo.jpg"})
     assert r.status_code == 422
-    assert "must be a file upload" in r.json()["detail"] and "UploadFile" not in r.json()["detail"]
+    assert r.json() == {"detail": "field 'image' must be a file upload"}
+    r = client.post("/verify", data={"image_a": "a.jpg"})
+    assert r.json() == {"detail": "field 'image_a' must be a file upload; field 'image_b' is required"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -48,8 +48,10 @@ def validation_message(errors: list[dict]) -> str:
         if err.get("type") == "missing":
             messages.append(f"field '{field}' is required")
         elif "Expected UploadFile" in str(err.get("msg", "")):
-            # A text field where a file belongs (e.g. curl -F image=photo.jpg, without the @).
-            messages.append(f"field '{field}' must be a file upload")
+            # A text field where a file belongs (e.g. curl -F image=photo.jpg, without the @);
+            # named without the list index FastAPI adds for a repeated field ('image', not 'image.0').
+            file_field = _field_name(tuple(p for p in err.get("loc", ()) if not isinstance(p, int)))
+            messages.append(f"field '{file_field}' must be a file upload")
         else:
             msg = str(err.get("msg", "is invalid"))
             messages.append(f"field '{field}': {msg[0].lower() + msg[1:] if msg else 'is invalid'}")
