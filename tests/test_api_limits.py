@@ -99,7 +99,6 @@ def test_memory_bomb_is_refused_from_the_headers(api):
         r = requests.post(f"{api.url}/identities/bomb/faces", headers=AUTH, files=files, timeout=120)
     assert r.status_code == 413, r.text
     assert "FACE_MAX_REQUEST_PIXELS" in r.json()["detail"]
-    print(f"bomb RSS growth {growth['mb']:.0f} MB")
     assert growth["mb"] < BOMB_RSS_LIMIT_MB, f"RSS grew {growth['mb']:.0f} MB"
     assert requests.get(f"{api.url}/identities/bomb", timeout=10).status_code == 404
 
@@ -115,7 +114,6 @@ def test_enrollment_decodes_one_image_at_a_time(api, faces_dir):
         r = requests.post(f"{api.url}/identities/big photos/faces", headers=AUTH, files=files, timeout=300)
     assert r.status_code == 201, r.text
     assert r.json()["faces"] == 6
-    print(f"enroll RSS growth {growth['mb']:.0f} MB")
     assert growth["mb"] < ENROLL_RSS_LIMIT_MB, f"RSS grew {growth['mb']:.0f} MB"
 
 
@@ -139,6 +137,20 @@ def test_urllib_reads_the_413_of_an_oversized_upload(api, megabytes):
     assert f"{MAX_UPLOAD_MB} MiB limit" in refused.value.read().decode()
     assert time.perf_counter() - start < 10.0
     assert requests.get(f"{api.url}/health", timeout=10).status_code == 200
+
+
+def test_a_client_expecting_100_continue_is_refused_before_it_sends(api):
+    """curl sends large bodies only after "100 Continue": the 413 must come instead, at once."""
+    host, port = api.url.removeprefix("http://").split(":")
+    head = (
+        f"POST /detect HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {30 * MIB}\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head)
+        answer = read_response(sock, 5.0)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"100 Continue" not in answer
 
 
 def read_response(sock: socket.socket, timeout: float) -> bytes:

@@ -67,10 +67,14 @@ class UploadLimitMiddleware:
         deadline = loop.time() + self.body_timeout_s
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            try:
-                await _drain(receive, min(deadline, loop.time() + DRAIN_MAX_SECONDS))
-            except _BodyTimeout:
-                pass  # answer the 413 anyway; the connection closes after it
+            # A client that asked "Expect: 100-continue" waits for our answer before sending the
+            # body (curl does for large ones): refuse at once, and it never sends it. Reading
+            # would make the server say "100 Continue" and invite the whole body.
+            if not _expects_continue(scope):
+                try:
+                    await _drain(receive, min(deadline, loop.time() + DRAIN_MAX_SECONDS))
+                except _BodyTimeout:
+                    pass  # answer the 413 anyway; the connection closes after it
             await _send_json(send, 413, too_large_message(self.limit_mb))
             return
 
@@ -141,6 +145,10 @@ async def _send_json(send: Send, status: int, detail: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _expects_continue(scope: Scope) -> bool:
+    return any(key == b"expect" and value.lower() == b"100-continue" for key, value in scope.get("headers", ()))
 
 
 def _content_length(scope: Scope) -> int | None:
