@@ -27,7 +27,8 @@ DESCRIPTION = """
 Self-hosted face detection, embedding, recognition and verification over an enrolled gallery.
 
 * Uploads are multipart files in field `image` (`image_a`/`image_b` for /verify), at most
-  `FACE_MAX_UPLOAD_MB` MiB per request and `FACE_MAX_PIXELS` pixels per image.
+  `FACE_MAX_UPLOAD_MB` MiB per request (sent within `FACE_BODY_TIMEOUT_S` seconds),
+  `FACE_MAX_PIXELS` pixels per image and `FACE_MAX_REQUEST_PIXELS` pixels in all.
 * Every error is JSON `{"detail": "..."}`.
 * When `FACE_API_KEY` is set, enrollment and deletion need header `X-API-Key`; reads stay open
   unless `FACE_READ_API_KEY` is set too (then every endpoint but /health needs either key).

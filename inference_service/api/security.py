@@ -4,8 +4,9 @@ an optional read key for the ones that answer from it or run the models.
 Reads stay open by default: recognising a face reveals less than being able to plant or erase
 one. Where even the enrolled names are private, ``FACE_READ_API_KEY`` closes recognition,
 verification, embedding, detection and the listings too; the write key opens them as well, so
-the site needs one key. ``/health`` stays open for probes. Keys are compared with :func:`hmac.compare_digest`, whose time does not depend on where the first
-differing byte is, so the key cannot be guessed one character at a time from response times.
+the site needs one key. ``/health`` stays open for probes. Keys are compared with
+:func:`hmac.compare_digest`, whose time does not depend on where the first differing byte is,
+so a key cannot be guessed one character at a time from response times.
 """
 from __future__ import annotations
 
