@@ -26,7 +26,19 @@ class Settings(BaseSettings):
     api_key: str | None = Field(
         None, description="When set, enrollment and deletion need header X-API-Key with this value."
     )
+    read_api_key: str | None = Field(
+        None,
+        description=(
+            "When set, recognition, verification, embedding, detection and the identity listings "
+            "need header X-API-Key with this value or FACE_API_KEY's."
+        ),
+    )
     max_upload_mb: float = Field(10.0, gt=0, description="Largest accepted upload, in MiB.")
+    body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a client has to send a request's whole body; slower ones get 408.",
+    )
     workers: int = Field(2, ge=1, description="Inference worker threads.")
     queue_size: int = Field(
         16, ge=1, description="Requests allowed to wait for a worker before the API answers 503."
@@ -38,6 +50,14 @@ class Settings(BaseSettings):
     # --- images ------------------------------------------------------------------------------
     max_pixels: int = Field(
         40_000_000, gt=0, description="Largest image (width x height) decoded; checked from the header."
+    )
+    # Images are decoded one at a time, so memory is bounded by max_pixels; this bounds the work
+    # (decode + detect) one request may ask for: eight 12-megapixel phone photos, or 2.5 images
+    # at the per-image limit. A request of 32 tiny PNGs claiming 6000x6000 each is refused.
+    max_request_pixels: int = Field(
+        100_000_000,
+        gt=0,
+        description="Largest sum of width x height over all images of one request; checked from the headers.",
     )
 
     # --- models ------------------------------------------------------------------------------
