@@ -120,6 +120,30 @@ def test_stored_embedder_writes_nothing(tmp_path):
     assert sha256(path) == before and sorted(os.listdir(tmp_path)) == listing
 
 
+def test_gallery_of_a_killed_process_keeps_its_committed_faces(tmp_path):
+    """After kill -9 the last commits live only in the -wal file: identification must read it."""
+    live, crashed = tmp_path / "live", tmp_path / "crashed"
+    live.mkdir()
+    crashed.mkdir()
+    db = sqlite3.connect(str(live / "g.sqlite3"), isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(OLD_SCHEMA)  # the whole first-release gallery is still in its -wal file
+    db.execute("INSERT INTO meta VALUES ('embedder', 'dlib-resnet'), ('dim', '128')")
+    db.execute("INSERT INTO identities VALUES ('Ada', '2026-01-01')")
+    db.execute(
+        "INSERT INTO faces VALUES ('f1', 'Ada', ?, 128, 'dlib-resnet', '2026-01-01', 1, 2, 3, 4)",
+        (unit_vectors(1)[0].astype("<f4").tobytes(),),
+    )
+    for f in live.iterdir():  # the files as a killed process leaves them (nothing checkpointed)
+        (crashed / f.name).write_bytes(f.read_bytes())
+    db.close()
+    assert (crashed / "g.sqlite3-wal").stat().st_size > 0
+    assert stored_embedder(crashed / "g.sqlite3") == "dlib-resnet"
+    g = Gallery.open(crashed / "g.sqlite3", "dlib-resnet", 128)
+    assert g.identities() == [("Ada", 1)]
+    g.close()
+
+
 def test_new_gallery_carries_the_marker_and_is_created_only_where_nothing_exists(tmp_path):
     path = tmp_path / "sub" / "gallery.sqlite3"
     Gallery.open(path, "dlib-resnet", 128).close()
@@ -247,7 +271,8 @@ def small_disk(tmp_path):
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs to fill ({done.stderr.strip() or done.returncode}); needs root")
     yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+    if subprocess.run(["umount", str(mount)]).returncode != 0:
+        subprocess.run(["umount", "--lazy", str(mount)], check=True)
 
 
 def fill(folder: Path) -> Path:

@@ -116,7 +116,12 @@ def check_location(path: Path) -> None:
 
 # -- what the file is -------------------------------------------------------------------------
 def _read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write. Without a ``-wal`` file beside it the file is the whole
+    database, and ``immutable=1`` reads it without creating ``-wal``/``-shm`` files either; with
+    one (a gallery whose process was killed) the log's committed pages must be read too."""
     uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
+    if not Path(f"{path}-wal").exists():
+        uri += "&immutable=1"
     return sqlite3.connect(uri, uri=True, check_same_thread=False)
 
 
