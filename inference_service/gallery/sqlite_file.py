@@ -88,6 +88,15 @@ class GalleryFile:
 # -- where the file may live ------------------------------------------------------------------
 def check_location(path: Path) -> None:
     """Refuse paths SQLite could not use as a writable gallery, before anything is opened."""
+    try:
+        _check_location(path)
+    except OSError as exc:  # e.g. a parent folder the service may not enter
+        raise GalleryOpenError(
+            f"cannot reach gallery {path} ({exc.strerror or exc}); check FACE_GALLERY and its folders' permissions"
+        ) from exc
+
+
+def _check_location(path: Path) -> None:
     if path.is_dir():
         raise GalleryOpenError(
             f"FACE_GALLERY={path} is a folder; set it to a file path such as {path / 'gallery.sqlite3'}"
