@@ -74,8 +74,8 @@ class Gallery:
         # name key -> the identity's first spelling, the one stored and shown; changed only
         # under the write lock, after the store succeeded.
         self._spelling: dict[str, str] = {}
-        for rec in records:
-            self._spelling.setdefault(identity_key(rec.identity), rec.identity)
+        for name in dict.fromkeys(r.identity for r in records):  # each name once, in order
+            self._spelling.setdefault(identity_key(name), name)
 
     @classmethod
     def open(cls, path: str | Path, embedder_name: str, dim: int) -> "Gallery":

@@ -316,6 +316,9 @@ def create(path: Path, embedder: str | None, dim: int | None) -> None:
             os.link(partial, path)
         except FileExistsError:
             pass
+        except OSError:  # a file system without hard links: rename, still never over a file
+            if not path.exists():
+                os.replace(partial, path)
     except (OSError, sqlite3.Error) as exc:
         raise GalleryOpenError(f"cannot create gallery {path} ({exc}); check FACE_GALLERY and its folder") from exc
     finally:
