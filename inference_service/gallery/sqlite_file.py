@@ -142,9 +142,9 @@ def _shape(db: sqlite3.Connection) -> dict[str, tuple]:
     ).fetchall()
     for kind, name, table in rows:
         if kind == "table":
-            shape[name] = tuple(db.execute(f'PRAGMA table_info("{name}")').fetchall())
+            shape[name] = tuple(db.execute("SELECT * FROM pragma_table_info(?)", (name,)).fetchall())
         elif kind == "index":
-            shape[f"index {name} on {table}"] = tuple(db.execute(f'PRAGMA index_info("{name}")').fetchall())
+            shape[f"index {name} on {table}"] = tuple(db.execute("SELECT * FROM pragma_index_info(?)", (name,)).fetchall())
         else:
             shape[f"{kind} {name}"] = ()
     return shape
@@ -203,14 +203,11 @@ def identify(path: Path, thorough: bool = True) -> GalleryFile | None:
 
 def _inspect(db: sqlite3.Connection, path: Path, thorough: bool) -> GalleryFile:
     app_id = db.execute("PRAGMA application_id").fetchone()[0]
-    if thorough:
-        problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
-        if problems != ["ok"]:
-            raise sqlite3.DatabaseError("; ".join(problems))
     shape = _shape(db)
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall()) if "meta" in shape else {}
     if app_id == APPLICATION_ID:
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall()) if "meta" in shape else {}
-        version = int(meta.get("schema_version", "0")) if meta.get("schema_version", "").isdigit() else 0
+        stored = meta.get("schema_version", "")
+        version = int(stored) if stored.isdigit() else 0
         if version > SCHEMA_VERSION:
             raise GalleryOpenError(
                 f"gallery {path} has schema version {version}, newer than this service's "
@@ -222,17 +219,22 @@ def _inspect(db: sqlite3.Connection, path: Path, thorough: bool) -> GalleryFile:
                 "untouched: restore it from a backup, or point FACE_GALLERY at a new file"
             )
     elif app_id == 0 and shape == _SHAPES[1]:
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         version = 1
     else:
+        tables = [name for name in shape if " " not in name]
         if app_id:
             what = f"application_id {app_id:#x}"
         else:
-            what = ("tables " + ", ".join(sorted(shape))) if shape else "no tables"
+            what = ("tables " + ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")) if tables else "no tables"
         raise GalleryOpenError(
             f"{path} is an SQLite database of another program ({what}), not a gallery; it was left "
             "untouched: point FACE_GALLERY at your gallery file or at a path where a new one may be created"
         )
+    # Only a file identified as ours is read whole (a foreign one may be large).
+    if thorough:
+        problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError("; ".join(problems))
     dim = meta.get("dim")
     return GalleryFile(version, meta.get("embedder"), int(dim) if dim and dim.isdigit() else None)
 
