@@ -144,6 +144,19 @@ def test_gallery_of_a_killed_process_keeps_its_committed_faces(tmp_path):
     g.close()
 
 
+def test_gallery_of_a_newer_version_is_refused_untouched(tmp_path):
+    path = tmp_path / "g.sqlite3"
+    Gallery.open(path, "dlib-resnet", 128).close()
+    db = sqlite3.connect(str(path), isolation_level=None)
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    db.execute("PRAGMA journal_mode=DELETE")
+    db.close()
+    before = sha256(path)
+    with pytest.raises(GalleryOpenError, match="newer"):
+        Gallery.open(path, "dlib-resnet", 128)
+    assert sha256(path) == before
+
+
 def test_new_gallery_carries_the_marker_and_is_created_only_where_nothing_exists(tmp_path):
     path = tmp_path / "sub" / "gallery.sqlite3"
     Gallery.open(path, "dlib-resnet", 128).close()
@@ -210,7 +223,9 @@ def test_nfd_name_is_the_nfc_name(gallery):
     assert gallery.faces_of("Zoë") is not None
 
 
-@pytest.mark.parametrize("name", ["Nguyễn Văn An", "Σωκράτης", "Пётр Чайковский", "王小明", "O'Brien-Smith Jr.", "Ada_2"])
+@pytest.mark.parametrize(
+    "name", ["Nguyễn Văn An", "Σωκράτης", "Пётр Чайковский", "王小明", "O'Brien-Smith Jr.", "Ada_2"]
+)
 def test_names_in_every_script_are_accepted(gallery, name):
     gallery.enroll(name, unit_vectors(1))
     assert gallery.identities() == [(unicodedata.normalize("NFC", name), 1)]
@@ -267,7 +282,9 @@ def small_disk(tmp_path):
     """A 512 KiB tmpfs (root can mount one); skipped with the reason where mounting is refused."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs to fill ({done.stderr.strip() or done.returncode}); needs root")
     yield mount

@@ -64,7 +64,7 @@ def immutable(path: Path):
     """``chattr +i``: not writable even by root (nor can entries be added to a folder)."""
     done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"chattr +i is not available here ({done.stderr.strip()}); needed to make a file read-only for root")
+        pytest.skip(f"chattr +i is not available here ({done.stderr.strip()}): root ignores file modes")
     try:
         yield path
     finally:

@@ -144,7 +144,8 @@ def _shape(db: sqlite3.Connection) -> dict[str, tuple]:
         if kind == "table":
             shape[name] = tuple(db.execute("SELECT * FROM pragma_table_info(?)", (name,)).fetchall())
         elif kind == "index":
-            shape[f"index {name} on {table}"] = tuple(db.execute("SELECT * FROM pragma_index_info(?)", (name,)).fetchall())
+            columns = db.execute("SELECT * FROM pragma_index_info(?)", (name,)).fetchall()
+            shape[f"index {name} on {table}"] = tuple(columns)
         else:
             shape[f"{kind} {name}"] = ()
     return shape
@@ -177,7 +178,9 @@ def identify(path: Path, thorough: bool = True) -> GalleryFile | None:
         with open(path, "rb") as fh:
             header = fh.read(100)
     except OSError as exc:
-        raise GalleryOpenError(f"cannot read gallery {path} ({exc.strerror}); check FACE_GALLERY and its permissions") from exc
+        raise GalleryOpenError(
+            f"cannot read gallery {path} ({exc.strerror}); check FACE_GALLERY and its permissions"
+        ) from exc
     if not header:
         raise GalleryOpenError(
             f"{path} is an empty file, not a gallery; delete it to start a new gallery there, "
