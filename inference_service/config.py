@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EmbedderName = Literal["auto", "dlib-resnet", "facenet-vggface2", "facenet-casia-webface"]
@@ -102,6 +102,14 @@ class Settings(BaseSettings):
         description="Images whose longest side exceeds this are detected on a downscaled copy.",
     )
     batch_size: int = Field(32, ge=1, description="Faces per embedder forward pass.")
+
+    @field_validator("weights_dir", "dlib_model_path")
+    @classmethod
+    def _must_exist(cls, path: Path | None) -> Path | None:
+        """A model path that names nothing is a typo to report, not a setting to ignore."""
+        if path is not None and not path.expanduser().exists():
+            raise ValueError("no such file or folder; point it at the weights (or their folder) or unset it")
+        return None if path is None else path.expanduser()
 
 
 @lru_cache(maxsize=1)
