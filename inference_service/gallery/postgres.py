@@ -157,11 +157,13 @@ class PostgresStore(GalleryStore):
         pool_size: int = 4,
         log_keep: int = LOG_KEEP,
         log_keep_s: float = LOG_KEEP_S,
+        trim_every: int = TRIM_EVERY,
     ) -> None:
         self.url = url
         self.where = redact(url)
         self.log_keep = log_keep
         self.log_keep_s = log_keep_s
+        self.trim_every = trim_every
         self.loaded_seq = 0  # the change-log position the last load_all/load_table saw
         self.observer: WriteObserver | None = None
         self._embedder_name: str | None = None
@@ -276,7 +278,7 @@ class PostgresStore(GalleryStore):
                 )
                 seq = cur.fetchone()[0]
                 cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(seq)))
-                if seq % TRIM_EVERY == 0:
+                if seq % self.trim_every == 0:
                     self._trim(cur, seq)
         if observer is not None:
             observer.after_commit(earlier, seq)
