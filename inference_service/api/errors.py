@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..engine import ImageError
-from ..gallery import InvalidNameError
+from ..gallery import GalleryUnavailableError, InvalidNameError
 from .jobs import InputError
 from .workers import PoolFullError
 
@@ -70,6 +70,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidNameError)
     async def on_name(_: Request, exc: InvalidNameError) -> JSONResponse:
         return _error(422, str(exc))
+
+    @app.exception_handler(GalleryUnavailableError)
+    async def on_gallery_unavailable(_: Request, exc: GalleryUnavailableError) -> JSONResponse:
+        retry = str(exc.retry_after_s)
+        return _error(503, f"the gallery database is unreachable; retry in {retry} s", {"Retry-After": retry})
 
     @app.exception_handler(PoolFullError)
     async def on_busy(_: Request, exc: PoolFullError) -> JSONResponse:
