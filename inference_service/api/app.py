@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from ..config import Settings
 from ..engine import FaceEngine
 from ..gallery import Gallery, stored_embedder
-from ..gallery.factory import describe, open_store
+from ..gallery.factory import describe
 from ..gallery.replica import start_sync
 from . import health, identities, inference
 from .app_state import Services
@@ -46,8 +46,7 @@ def load_engine(settings: Settings) -> FaceEngine:
 
 def open_gallery(settings: Settings, engine: FaceEngine) -> Gallery:
     """Open the gallery file for the engine's embedder; ``GalleryMismatchError`` for another's."""
-    gallery = Gallery(open_store(settings.gallery, engine.embedder.name, engine.embedder.dim),
-                      engine.embedder.name, engine.embedder.dim)
+    gallery = Gallery.open(settings.gallery, engine.embedder.name, engine.embedder.dim)
     start_sync(gallery, settings.sync_poll_s)  # PostgreSQL: follow the other replicas' writes
     stats = gallery.stats()
     log.info("gallery %s: %d identities, %d faces", describe(settings.gallery), stats["identities"], stats["faces"])

@@ -17,7 +17,8 @@ from typing import Sequence
 import numpy as np
 
 from .names import name_key, validate_name
-from .store import FaceRecord, GalleryStore, SQLiteStore
+from .factory import open_store
+from .store import FaceRecord, GalleryStore
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,8 @@ class Gallery:
 
     @classmethod
     def open(cls, path: str | Path, embedder_name: str, dim: int) -> "Gallery":
-        """Open (or create) a SQLite gallery; refuses a file written by another embedder."""
-        return cls(SQLiteStore(path, embedder_name, dim), embedder_name, dim)
+        """Open (or create) the gallery a path or URL names; refuses one written by another embedder."""
+        return cls(open_store(path, embedder_name, dim), embedder_name, dim)
 
     # -- reads --------------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
