@@ -83,6 +83,7 @@ _COPY_FACES = (
     "FROM gallery_faces) TO STDOUT (FORMAT binary)"
 )  # no ORDER BY: sorting a million rows doubles the load time; created_at gives the order
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_COPY_HEADER = 19  # signature, flags, header-extension length (PostgreSQL sends no extension)
 _PG_EPOCH_US = np.datetime64("2000-01-01T00:00:00", "us")
 
 
@@ -325,10 +326,20 @@ class PostgresStore(GalleryStore):
             self.loaded_seq = _log_position(cur)
             cur.execute("SELECT id, name FROM gallery_identities ORDER BY id")
             identities = cur.fetchall()
-            buffer = bytearray()
+            cur.execute("SELECT count(*) FROM gallery_faces")
+            # Rows are fixed-size, so the stream's size is known: fill one buffer, no regrowth.
+            size = _COPY_HEADER + cur.fetchone()[0] * row_dtype.itemsize + 2
+            buffer = bytearray(size)
+            view, pos = memoryview(buffer), 0
             with cur.copy(_COPY_FACES) as copy:
                 for chunk in copy:
-                    buffer += chunk
+                    end = pos + len(chunk)
+                    if end > size:
+                        raise GalleryError(f"gallery holds embeddings that are not {dim}-d")
+                    view[pos:end] = chunk
+                    pos = end
+        if pos != size:
+            raise GalleryError(f"gallery holds embeddings that are not {dim}-d")
         return _parse_copy(buffer, row_dtype, identities, dim)
 
     def face_ids(self) -> set[str]:
