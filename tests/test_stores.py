@@ -142,3 +142,39 @@ def test_store_of_another_embedder_is_refused(persistent):
     url = getattr(store, "url", None) or store.path
     with pytest.raises(GalleryMismatchError, match=r"holds dlib-resnet embeddings \(128-d\) but the service uses facenet-vggface2"):
         open_store(url, "facenet-vggface2", 512)
+
+
+def test_gallery_setting_names_a_store_by_path_or_url(tmp_path, monkeypatch):
+    from inference_service.config import Settings
+    from inference_service.gallery import GalleryOpenError
+    from inference_service.gallery.factory import describe, is_postgres, sqlite_path
+
+    monkeypatch.chdir(tmp_path)
+    assert sqlite_path("data/g.sqlite3") == sqlite_path("sqlite:///data/g.sqlite3")
+    assert str(sqlite_path(f"sqlite:///{tmp_path}/g.sqlite3")) == f"{tmp_path}/g.sqlite3"
+    store = open_store("sqlite:///data/g.sqlite3", EMBEDDER, DIM)
+    store.add_faces(make_records("Ada", 1, 1))
+    store.close()
+    assert (tmp_path / "data/g.sqlite3").is_file()
+    assert Settings(gallery=tmp_path / "x.sqlite3").gallery == str(tmp_path / "x.sqlite3")
+    assert is_postgres("postgresql://u:secret@db:5432/faces") and is_postgres("postgres://db/faces")
+    assert "secret" not in describe("postgresql://u:secret@db:5432/faces")
+    with pytest.raises(GalleryOpenError, match="not a gallery store"):
+        open_store("mysql://db/faces", EMBEDDER, DIM)
+
+
+def test_service_with_an_unreachable_database_stops_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.live_servers import REPO, clean_env, free_port
+
+    url = f"postgresql://face:secret@127.0.0.1:{free_port()}/faces"
+    result = subprocess.run(
+        [sys.executable, "-m", "inference_service"], cwd=REPO, capture_output=True, text=True, timeout=120,
+        env=clean_env(FACE_GALLERY=url, FACE_EMBEDDER="dlib-resnet", FACE_PORT=str(free_port())),
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "cannot connect to the gallery database" in errors[0]
+    assert "secret" not in result.stderr and "Traceback" not in result.stderr
