@@ -119,7 +119,10 @@ class ChangeBatch:
 
 class WriteObserver(Protocol):
     """Told about each write of this process (``replica.ReplicaSync``): reads, inside the write's
-    transaction, what others committed before it, and is told once it committed."""
+    transaction, what others committed before it, and is told once it committed. ``lock`` (the
+    gallery's reentrant write lock) is held from before the read until after the commit."""
+
+    lock: Any
 
     def before_write(self, read: Callable[[int], ChangeBatch]) -> ChangeBatch: ...
 
@@ -168,10 +171,21 @@ class PostgresStore(GalleryStore):
         self.loaded_seq = 0  # the change-log position the last load_all/load_table saw
         self.observer: WriteObserver | None = None
         self._embedder_name: str | None = None
-        params = conninfo_to_dict(url)
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise GalleryOpenError(f"FACE_GALLERY {self.where} is not a PostgreSQL URL psycopg accepts: {exc}") from None
         params.setdefault("connect_timeout", str(CONNECT_TIMEOUT_S))
         params.setdefault("application_name", "face-gallery")
         self.conninfo = make_conninfo("", **params)
+        try:  # one plain connection first: its error says why (refused, bad password, no database)
+            psycopg.connect(self.conninfo).close()
+        except psycopg.Error as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise GalleryOpenError(
+                f"cannot connect to the gallery database {self.where}: {reason} (is PostgreSQL running "
+                "there, and are the user, password and database in FACE_GALLERY right?)"
+            ) from None
         self._pool = ConnectionPool(
             self.conninfo,
             min_size=1,
@@ -264,6 +278,13 @@ class PostgresStore(GalleryStore):
         committed before this write inside the same transaction, so it can apply those first.
         """
         observer = self.observer
+        if observer is None:
+            return self._write_logged(work, None)
+        with observer.lock:
+            return self._write_logged(work, observer)
+
+    def _write_logged(self, work: Callable[[psycopg.Cursor], tuple[Any, tuple | None]],
+                      observer: WriteObserver | None) -> Any:
         earlier = None
         seq = None
         with self._cursor() as cur:

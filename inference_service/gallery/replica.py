@@ -74,6 +74,11 @@ class ReplicaSync:
         }
 
     # -- this process's writes (postgres.WriteObserver) ------------------------------------------
+    @property
+    def lock(self):
+        """Held by the store across a write: no listener apply between its catch-up and commit."""
+        return self.gallery.write_lock
+
     def before_write(self, read: Callable[[int], ChangeBatch]) -> ChangeBatch:
         return read(self.applied)
 
