@@ -231,3 +231,23 @@ def test_database_of_another_embedder_is_refused_at_open(pg_url):
     open_store(pg_url, EMBEDDER, DIM).close()
     with pytest.raises(GalleryMismatchError, match="FACE_EMBEDDER=dlib-resnet"):
         open_store(pg_url, "facenet-vggface2", 512)
+
+
+def test_pipeline_matcher_searches_a_postgresql_gallery(pg_url, engine, faces_dir):
+    """``--gallery postgresql://...``: the pipeline opens the shared gallery like a file."""
+    from inference_service.engine import load_image
+    from pipeline.matchers import LocalMatcher
+
+    photo = load_image((faces_dir / "gallery/obama/1.jpg").read_bytes())
+    embedding = max(engine.analyze(photo), key=lambda a: (a.face.box[2] - a.face.box[0])).embedding
+    gallery = Gallery.open(pg_url, engine.embedder.name, engine.embedder.dim)
+    gallery.enroll("obama", embedding[None, :])
+    gallery.close()
+    matcher = LocalMatcher(pg_url, embedder="dlib-resnet")
+    try:
+        assert matcher.source == f"gallery {pg_url}"
+        probe = load_image((faces_dir / "probes/obama_3.jpg").read_bytes())
+        found = matcher.analyze([probe], [0])[0]
+        assert [max(d.candidates, key=d.candidates.get) for d in found] == ["obama"]
+    finally:
+        matcher.close()
