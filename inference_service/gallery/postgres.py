@@ -177,6 +177,11 @@ class PostgresStore(GalleryStore):
             raise GalleryOpenError(f"FACE_GALLERY {self.where} is not a PostgreSQL URL psycopg accepts: {exc}") from None
         params.setdefault("connect_timeout", str(CONNECT_TIMEOUT_S))
         params.setdefault("application_name", "face-gallery")
+        # A server that vanishes without closing the connection (a cut network) must fail a write
+        # in seconds (-> 503), not after the kernel's TCP timeout of many minutes.
+        for key, value in (("keepalives_idle", "10"), ("keepalives_interval", "5"), ("keepalives_count", "3"),
+                           ("tcp_user_timeout", "15000")):
+            params.setdefault(key, value)
         self.conninfo = make_conninfo("", **params)
         try:  # one plain connection first: its error says why (refused, bad password, no database)
             psycopg.connect(self.conninfo).close()
