@@ -83,7 +83,6 @@ _COPY_FACES = (
     "FROM gallery_faces) TO STDOUT (FORMAT binary)"
 )  # no ORDER BY: sorting a million rows doubles the load time; created_at gives the order
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_COPY_HEADER = 19  # signature, flags, header-extension length (PostgreSQL sends no extension)
 _PG_EPOCH_US = np.datetime64("2000-01-01T00:00:00", "us")
 
 
@@ -352,20 +351,12 @@ class PostgresStore(GalleryStore):
             self.loaded_seq = _log_position(cur)
             cur.execute("SELECT id, name FROM gallery_identities ORDER BY id")
             identities = cur.fetchall()
-            cur.execute("SELECT count(*) FROM gallery_faces")
-            # Rows are fixed-size, so the stream's size is known: fill one buffer, no regrowth.
-            size = _COPY_HEADER + cur.fetchone()[0] * row_dtype.itemsize + 2
-            buffer = bytearray(size)
-            view, pos = memoryview(buffer), 0
+            buffer = bytearray()
+            # One CopyData message per row: read() is the cheapest way through a million of them
+            # (measured: faster than iterating the Copy object or filling a preallocated buffer).
             with cur.copy(_COPY_FACES) as copy:
-                for chunk in copy:
-                    end = pos + len(chunk)
-                    if end > size:
-                        raise GalleryError(f"gallery holds embeddings that are not {dim}-d")
-                    view[pos:end] = chunk
-                    pos = end
-        if pos != size:
-            raise GalleryError(f"gallery holds embeddings that are not {dim}-d")
+                while chunk := copy.read():
+                    buffer += chunk
         return _parse_copy(buffer, row_dtype, identities, dim)
 
     def face_ids(self) -> set[str]:
