@@ -5,14 +5,17 @@ so tests can build engines and apps with explicit settings and nothing depends o
 """
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EmbedderName = Literal["auto", "dlib-resnet", "facenet-vggface2", "facenet-casia-webface"]
+# A gallery file may be given as a Path (tests, the pipeline); the setting itself is text (a URL).
+GalleryLocation = Annotated[str, BeforeValidator(lambda v: os.fspath(v) if isinstance(v, os.PathLike) else v)]
 
 
 class Settings(BaseSettings):
@@ -45,7 +48,16 @@ class Settings(BaseSettings):
     )
 
     # --- storage -----------------------------------------------------------------------------
-    gallery: Path = Field(Path("data/gallery.sqlite3"), description="SQLite file of the gallery.")
+    gallery: GalleryLocation = Field(
+        "data/gallery.sqlite3",
+        description=(
+            "Where the gallery lives: a SQLite file path or sqlite:///path, or "
+            "postgresql://user:password@host:port/database shared by several API replicas."
+        ),
+    )
+    sync_poll_s: float = Field(
+        2.0, gt=0, description="PostgreSQL gallery: replicas also poll the change log this often (seconds)."
+    )
 
     # --- images ------------------------------------------------------------------------------
     max_pixels: int = Field(

@@ -26,20 +26,22 @@ API_CONCURRENCY = 2  # the API's default worker count
 class LocalMatcher:
     """Engine + gallery file in this process."""
 
-    def __init__(self, gallery_path: Path, embedder: str | None = None, threshold: float | None = None) -> None:
+    def __init__(self, gallery_path: str | Path, embedder: str | None = None, threshold: float | None = None) -> None:
         import sqlite3
 
-        from inference_service.gallery import Gallery, GalleryMismatchError
+        from inference_service.gallery import Gallery, GalleryError
+        from inference_service.gallery.factory import describe, is_postgres
 
         from .models import load_engine
 
-        if not Path(gallery_path).is_file():
+        if not is_postgres(gallery_path) and not Path(gallery_path).is_file():
             raise PipelineError(f"gallery file not found: {gallery_path}")
-        self.engine = load_engine(embedder, gallery=Path(gallery_path))
         try:
+            self.engine = load_engine(embedder, gallery=gallery_path)
             self.gallery = Gallery.open(gallery_path, self.engine.embedder.name, self.engine.embedder.dim)
-        except (GalleryMismatchError, ValueError, sqlite3.DatabaseError) as exc:
-            raise PipelineError(f"cannot open gallery {gallery_path}: {exc}") from None
+        except (GalleryError, ValueError, sqlite3.DatabaseError) as exc:
+            raise PipelineError(f"cannot open gallery {describe(gallery_path)}: {exc}") from None
+        gallery_path = describe(gallery_path)
         identities = self.gallery.identities()
         if not identities:
             raise PipelineError(f"gallery {gallery_path} has no identities: enroll someone first")

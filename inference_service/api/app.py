@@ -14,6 +14,8 @@ from fastapi import FastAPI
 from ..config import Settings
 from ..engine import FaceEngine
 from ..gallery import Gallery, stored_embedder
+from ..gallery.factory import describe
+from ..gallery.replica import start_sync
 from . import health, identities, inference
 from .app_state import Services
 from .errors import CatchAllMiddleware, install_error_handlers
@@ -47,8 +49,9 @@ def load_engine(settings: Settings) -> FaceEngine:
 def open_gallery(settings: Settings, engine: FaceEngine) -> Gallery:
     """Open the gallery file for the engine's embedder; ``GalleryMismatchError`` for another's."""
     gallery = Gallery.open(settings.gallery, engine.embedder.name, engine.embedder.dim)
+    start_sync(gallery, settings.sync_poll_s)  # PostgreSQL: follow the other replicas' writes
     stats = gallery.stats()
-    log.info("gallery %s: %d identities, %d faces", settings.gallery, stats["identities"], stats["faces"])
+    log.info("gallery %s: %d identities, %d faces", describe(settings.gallery), stats["identities"], stats["faces"])
     return gallery
 
 

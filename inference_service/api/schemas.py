@@ -20,6 +20,11 @@ class EmbedderInfo(BaseModel):
 class GalleryStats(BaseModel):
     identities: int = Field(description="Enrolled identities.")
     faces: int = Field(description="Enrolled faces over all identities.")
+    # PostgreSQL galleries only (absent for SQLite): where this replica stands in the change log.
+    applied_seq: int | None = Field(None, description="Last change-log entry applied to this replica's memory.")
+    behind: int | None = Field(None, description="Entries committed (as last seen) but not yet applied here.")
+    synced_s_ago: float | None = Field(None, description="Seconds since memory was last confirmed up to date.")
+    connected: bool | None = Field(None, description="Whether the change listener is connected to PostgreSQL.")
 
 
 class PoolStats(BaseModel):

@@ -16,8 +16,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .names import validate_name
-from .store import FaceRecord, GalleryStore, SQLiteStore, identity_key
+from .factory import open_store
+from .names import name_key, validate_name
+from .store import FaceRecord, GalleryStore, identity_key
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Gallery:
         self.store = store
         self.embedder_name = embedder_name
         self.dim = dim
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()  # reentrant: see write_lock
         records = store.load_all()
         bad = [r for r in records if len(r.embedding) != dim]
         if bad:
@@ -79,8 +80,8 @@ class Gallery:
 
     @classmethod
     def open(cls, path: str | Path, embedder_name: str, dim: int) -> "Gallery":
-        """Open (or create) a SQLite gallery; refuses a file written by another embedder."""
-        return cls(SQLiteStore(path, embedder_name, dim), embedder_name, dim)
+        """Open (or create) the gallery a path or URL names; refuses one written by another embedder."""
+        return cls(open_store(path, embedder_name, dim), embedder_name, dim)
 
     # -- reads --------------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
@@ -177,6 +178,33 @@ class Gallery:
             if not any(r.identity == identity for r in self._snapshot.records):
                 del self._spelling[identity_key(identity)]
         return True
+
+    # -- changes made elsewhere (replica sync): memory only, no store write --------------------
+    @property
+    def write_lock(self) -> threading.RLock:
+        """Held across every change to memory. Replica sync holds it to apply the change log in
+        order; a write of this process applies earlier log entries while holding it (reentrant)."""
+        return self._write_lock
+
+    def apply_added(self, records: Sequence[FaceRecord]) -> None:
+        """Faces another replica stored; ids already in memory are skipped (idempotent)."""
+        with self._write_lock:
+            have = {r.face_id for r in self._snapshot.records}
+            new = tuple(r for r in records if r.face_id not in have)
+            if new:
+                self._snapshot = _Snapshot.build(self._snapshot.records + new, self.dim)
+
+    def apply_removed_identity(self, identity: str) -> None:
+        key = name_key(identity)
+        with self._write_lock:
+            self._snapshot = _Snapshot.build(
+                [r for r in self._snapshot.records if name_key(r.identity) != key], self.dim
+            )
+
+    def apply_removed_faces(self, identity: str, face_ids: Sequence[str]) -> None:
+        gone = set(face_ids)
+        with self._write_lock:
+            self._snapshot = _Snapshot.build([r for r in self._snapshot.records if r.face_id not in gone], self.dim)
 
     def close(self) -> None:
         self.store.close()
