@@ -98,7 +98,9 @@ def create_app(settings: WebSettings | None = None, api: FaceApi | None = None) 
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
-    app.extensions["face_api"] = api or FaceApi(settings.api_url, settings.api_key, settings.api_timeout_s)
+    app.extensions["face_api"] = api or FaceApi(
+        settings.api_url, settings.api_key, settings.api_timeout_s, read_api_key=settings.read_api_key
+    )
     app.extensions["web_settings"] = settings
     init_csrf(app)
     init_security_headers(app)
