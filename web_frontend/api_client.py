@@ -93,10 +93,15 @@ class FaceApi:
         """``POST /recognize``: every face with its box, identity (or None), similarity, candidates."""
         return self._json("POST", "/recognize", files=[upload.as_field("image")])
 
-    def enroll(self, name: str, uploads: list[Upload]) -> dict:
-        """``POST /identities/{name}/faces``: the largest face of each photo, all or nothing."""
+    def enroll(self, name: str, uploads: list[Upload], boxes: list[str] | None = None) -> dict:
+        """``POST /identities/{name}/faces``: one face of each photo (the one at its ``box``, else
+        the largest), all or nothing."""
         return self._json(
-            "POST", f"/identities/{self._name(name)}/faces", files=[u.as_field("image") for u in uploads], write=True
+            "POST",
+            f"/identities/{self._name(name)}/faces",
+            files=[u.as_field("image") for u in uploads],
+            data={"box": boxes} if boxes else None,
+            write=True,
         )
 
     def identities(self) -> list[dict]:

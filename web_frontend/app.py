@@ -22,6 +22,7 @@ from .config import WebSettings
 from .csrf import init_csrf
 from .drawing import annotate, face_label
 from .headers import init_security_headers
+from .naming import bp as naming_blueprint, face_forms
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def create_app(settings: WebSettings | None = None, api: FaceApi | None = None) 
     init_csrf(app)
     init_security_headers(app)
     init_auth(app, settings)
+    app.register_blueprint(naming_blueprint)
 
     def face_api() -> FaceApi:
         return app.extensions["face_api"]
@@ -140,13 +142,16 @@ def create_app(settings: WebSettings | None = None, api: FaceApi | None = None) 
         except Exception:  # noqa: BLE001 - the table is still worth showing without the drawing
             log.exception("could not draw the result image")
             image_error = "The faces were found, but the photo could not be drawn."
+        rows = _face_rows(faces)
+        naming = face_forms(upload.data, faces, [row["label"] for row in rows])
         drawn = time.perf_counter()
         html = render_template(
             "result.html",
             filename=upload.filename,
             image=image,
             image_error=image_error,
-            rows=_face_rows(faces),
+            rows=rows,
+            naming=naming,
             threshold=result.get("threshold"),
         )
         # Where the time went (browser dev tools and benchmarks/bench_web.py read it).
