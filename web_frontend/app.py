@@ -21,8 +21,8 @@ from .auth import init_auth, login_required
 from .config import WebSettings
 from .csrf import init_csrf
 from .drawing import annotate, face_label
-from .headers import init_security_headers
 from .naming import bp as naming_blueprint, face_forms
+from .headers import init_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +103,10 @@ def create_app(settings: WebSettings | None = None, api: FaceApi | None = None) 
         settings.api_url, settings.api_key, settings.api_timeout_s, read_api_key=settings.read_api_key
     )
     app.extensions["web_settings"] = settings
+    app.register_blueprint(naming_blueprint)
     init_csrf(app)
     init_security_headers(app)
     init_auth(app, settings)
-    app.register_blueprint(naming_blueprint)
 
     def face_api() -> FaceApi:
         return app.extensions["face_api"]
