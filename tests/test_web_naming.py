@@ -156,3 +156,10 @@ def test_the_detector_finds_each_face_again_in_its_crop(engine, manifest):
     for face, crop in zip(faces, cut_faces(data, faces)):
         found = engine.detect(load_image(crop.jpeg, 50_000_000))
         assert max(iou(f.box, crop.box) for f in found) >= 0.5, face["box"]
+
+
+def test_a_forged_face_number_is_only_a_caption(client, fake):
+    """The number is not signed (it only captions the page): junk there is ignored, never a 500."""
+    form = face_forms(recognize(client).get_data(as_text=True))[0]
+    for junk in ("9" * 5000, "²", "-1"):
+        assert name_it(client, form, number=junk).status_code == 200

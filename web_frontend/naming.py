@@ -15,6 +15,7 @@ import binascii
 import hashlib
 import hmac
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -103,7 +104,7 @@ def _signed_face() -> tuple[bytes, str, FaceForm]:
     if not hmac.compare_digest(hashlib.sha256(crop).hexdigest(), signed["sha256"]):
         raise _FormError(STALE_FORM)
     number = request.form.get("number", "")
-    form = FaceForm(int(number) if number.isdigit() else 0, "", text, token, 0, 0, "")
+    form = FaceForm(int(number) if re.fullmatch(r"[0-9]{1,4}", number) else 0, "", text, token, 0, 0, "")
     return crop, signed["box"], form
 
 
