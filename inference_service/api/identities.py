@@ -5,7 +5,10 @@ store overwrites deleted rows and folds its write-ahead log, so no copy stays in
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, HTTPException, Path, Response, UploadFile
+import math
+import re
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Response, UploadFile
 
 from ..gallery import validate_name
 from ..gallery.names import MAX_NAME_LENGTH, NAME_RULE
@@ -45,6 +48,44 @@ NamePath = Path(
 )
 
 
+# One face box per image: "x1,y1,x2,y2" in the image's pixels (as /detect answers them), or empty
+# for "the largest face". Plain decimals only: no exponents, inf or nan to reason about.
+_NUMBER = r" *[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+) *"
+BOX_PATTERN = rf"^(?:{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER})?$"
+BOX_MAX_LENGTH = 120
+BOX_DOC = (
+    "Optional, one per image in the order of the images: the face to enroll as x1,y1,x2,y2 in that "
+    "image's pixels (as /detect gives them). The detected face overlapping it best, with IoU at "
+    f"least {jobs.MIN_BOX_IOU}, is enrolled, else 422 naming the image. Fewer boxes than images: "
+    "the boxes apply to the first images and the others give their largest face; an empty box "
+    "means the largest face too. More boxes than images is a 422."
+)
+BoxForm = Form(
+    default_factory=list,
+    description=BOX_DOC,
+    json_schema_extra={"items": {"type": "string", "pattern": BOX_PATTERN, "maxLength": BOX_MAX_LENGTH}},
+)
+
+
+def parse_boxes(values: list[str], images: int) -> list[jobs.Box | None]:
+    """The ``box`` fields as boxes (None for an empty one); 422 for a malformed one or too many."""
+    if len(values) > images:
+        raise HTTPException(422, f"{len(values)} boxes for {images} image(s): send at most one box per image")
+    boxes: list[jobs.Box | None] = []
+    for number, text in enumerate(values, start=1):
+        where = f"box {number} of {len(values)}"
+        if len(text) > BOX_MAX_LENGTH or not re.fullmatch(BOX_PATTERN, text):
+            raise HTTPException(422, f"{where} must be x1,y1,x2,y2 in pixels (e.g. 120,80,220,210), got {text[:40]!r}")
+        if not text.strip():
+            boxes.append(None)
+            continue
+        x1, y1, x2, y2 = (float(v) for v in text.split(","))
+        if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
+            raise HTTPException(422, f"{where} ({text}) is empty: x2 must exceed x1 and y2 exceed y1")
+        boxes.append((x1, y1, x2, y2))
+    return boxes
+
+
 def _not_found(name: str) -> HTTPException:
     return HTTPException(404, f"no identity named {name!r}")
 
@@ -55,19 +96,21 @@ def _not_found(name: str) -> HTTPException:
     response_model=EnrollResponse,
     responses=error_responses(400, 401, 408, 413, 415, 422, 503, 507),
     dependencies=[Depends(require_api_key)],
-    summary="Enroll the largest face of each uploaded photo under a name",
+    summary="Enroll one face of each uploaded photo (the boxed one, else the largest) under a name",
 )
 async def enroll(
     name: str = NamePath,
     image: list[UploadFile] = File(
         description="One or more photos of this person; every one must show a face, or nothing is stored."
     ),
+    box: list[str] = BoxForm,
     services: Services = Depends(get_services),
 ) -> dict:
     name = validate_name(name)
+    boxes = parse_boxes(box, len(image))
     uploads = [(upload_label(f, "image", i, len(image)), await read_upload(f)) for i, f in enumerate(image)]
     return await services.pool.run(
-        jobs.enroll, services.engine, services.gallery, name, uploads, services.pixel_limits
+        jobs.enroll, services.engine, services.gallery, name, uploads, services.pixel_limits, boxes
     )
 
 

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..engine import Face, FaceEngine, ImageError, load_image, pick_largest
+from ..engine import Face, FaceEngine, ImageError, iou, load_image, pick_largest
 from ..engine.images import image_pixels
 from ..gallery import Gallery, Recognition
 
@@ -24,6 +24,11 @@ SIMILARITY_DIGITS = 4
 # Six decimals keep a 128/512-d unit vector's norm within ~1e-5 of 1 while halving the JSON.
 EMBEDDING_DIGITS = 6
 TOP_K = 5
+# A client's box names the detected face that overlaps it by at least this IoU: the PASCAL VOC
+# criterion for "the same object" (Everingham et al. 2010), the one our tests match faces by.
+MIN_BOX_IOU = 0.5
+
+Box = tuple[float, float, float, float]
 
 
 class InputError(Exception):
@@ -118,21 +123,45 @@ def recognize(
     return {"threshold": sim(threshold), **_size(image), "faces": faces}
 
 
-def _largest_face_chips(
-    engine: FaceEngine, uploads: Sequence[tuple[str, bytes]], limits: PixelLimits
-) -> tuple[list[Face], np.ndarray]:
-    """The largest face of each upload and its aligned chip; 422 naming the first without a face.
+def format_box(box: Sequence[float]) -> str:
+    return ",".join(f"{v:g}" for v in box)
 
-    One image is decoded at a time and dropped once its chip is cut, so the request's peak
-    memory is that of its largest image, not of all of them together.
+
+def _chosen_face(faces: Sequence[Face], box: Box | None, label: str) -> Face:
+    """The largest face, or with a ``box`` the one overlapping it best; 422 naming the image."""
+    if box is None:
+        face = pick_largest(faces)
+        if face is None:
+            raise InputError(422, f"no face found in {label}")
+        return face
+    best = max(faces, key=lambda f: iou(f.box, box), default=None)
+    overlap = iou(best.box, box) if best is not None else 0.0
+    if best is None or overlap < MIN_BOX_IOU:
+        raise InputError(
+            422,
+            f"no face found in {label} at box {format_box(box)}: {len(faces)} face(s) detected, the best "
+            f"overlap is IoU {overlap:.2f} and at least {MIN_BOX_IOU} is needed; use a box from /detect",
+        )
+    return best
+
+
+def _chosen_face_chips(
+    engine: FaceEngine,
+    uploads: Sequence[tuple[str, bytes]],
+    limits: PixelLimits,
+    boxes: Sequence[Box | None] = (),
+) -> tuple[list[Face], np.ndarray]:
+    """One face per upload (see :func:`_chosen_face`) and its aligned chip.
+
+    ``boxes`` apply to the first uploads in order; an upload past them (or with ``None``) gives
+    its largest face. One image is decoded at a time and dropped once its chip is cut, so the
+    request's peak memory is that of its largest image, not of all of them together.
     """
     check_pixel_budget(uploads, limits)
     faces, chips = [], []
-    for label, data in uploads:
+    for index, (label, data) in enumerate(uploads):
         image = decode(data, limits.per_image, label)
-        face = pick_largest(engine.detect(image))
-        if face is None:
-            raise InputError(422, f"no face found in {label}")
+        face = _chosen_face(engine.detect(image), boxes[index] if index < len(boxes) else None, label)
         faces.append(face)
         chips.append(engine.embedder.crops(image, [face]))
         del image
@@ -142,7 +171,7 @@ def _largest_face_chips(
 def verify(
     engine: FaceEngine, data_a: bytes, data_b: bytes, limits: PixelLimits, threshold: float
 ) -> dict:
-    faces, chips = _largest_face_chips(engine, [("image_a", data_a), ("image_b", data_b)], limits)
+    faces, chips = _chosen_face_chips(engine, [("image_a", data_a), ("image_b", data_b)], limits)
     vectors = engine.embedder.embed(chips)
     similarity = float(np.clip(vectors[0] @ vectors[1], -1.0, 1.0))
     return {
@@ -160,9 +189,11 @@ def enroll(
     identity: str,
     uploads: Sequence[tuple[str, bytes]],
     limits: PixelLimits,
+    boxes: Sequence[Box | None] = (),
 ) -> dict:
-    """Enroll the largest face of every image, or nothing if any image is unusable."""
-    faces, chips = _largest_face_chips(engine, uploads, limits)
+    """Enroll one face of every image (the boxed one, else the largest), or nothing if any image
+    is unusable."""
+    faces, chips = _chosen_face_chips(engine, uploads, limits, boxes)
     vectors = engine.embedder.embed(chips)
     records = gallery.enroll(identity, vectors, [f.box for f in faces])
     stored = gallery.faces_of(identity) or []
