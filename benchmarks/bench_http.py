@@ -69,7 +69,7 @@ def side_by_side(api_url: str, engine: FaceEngine, gallery: Gallery, photo: byte
         t_http = time.perf_counter() - t
         r.raise_for_status()
         t = time.perf_counter()
-        jobs.recognize(engine, gallery, photo, settings.max_pixels, engine.threshold)
+        jobs.recognize(engine, gallery, photo, jobs.PixelLimits(settings.max_pixels, settings.max_request_pixels), engine.threshold)
         t_local = time.perf_counter() - t
         if i >= 3:  # warm-up
             http.append(t_http)
@@ -85,10 +85,10 @@ def side_by_side(api_url: str, engine: FaceEngine, gallery: Gallery, photo: byte
 
 def _sequential(engine: FaceEngine, gallery: Gallery, photo: bytes, seconds: float) -> tuple[int, float]:
     """Recognitions done back to back in process for ``seconds``: (count, elapsed)."""
-    max_pixels = Settings().max_pixels
+    limits = jobs.PixelLimits(Settings().max_pixels, Settings().max_request_pixels)
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        jobs.recognize(engine, gallery, photo, max_pixels, engine.threshold)
+        jobs.recognize(engine, gallery, photo, limits, engine.threshold)
         done += 1
     return done, time.perf_counter() - start
 
@@ -228,7 +228,7 @@ def run(quick: bool = False) -> dict:
     settings = Settings(embedder="dlib-resnet", threads=1)
     engine = FaceEngine.from_settings(settings)
     gallery = Gallery(MemoryStore(), engine.embedder.name, engine.embedder.dim)
-    jobs.enroll(engine, gallery, "obama", [("1.jpg", enroll_photo)], settings.max_pixels)
+    jobs.enroll(engine, gallery, "obama", [("1.jpg", enroll_photo)], jobs.PixelLimits(settings.max_pixels, settings.max_request_pixels))
 
     results: dict = {"quick": quick, "cpu_count": os.cpu_count(), "clients": CLIENTS}
     with tempfile.TemporaryDirectory() as tmp:

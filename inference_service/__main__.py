@@ -24,7 +24,7 @@ def main() -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        log.error("invalid FACE_* setting: %s", exc)
+        log.error("cannot start: %s", describe_invalid_settings(exc))
         return 2
 
     # Each of the `workers` threads runs its own search; a multi-threaded BLAS under each of them
@@ -32,16 +32,30 @@ def main() -> int:
     # machine). OpenBLAS reads this once, when numpy first loads it, which is just below.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(max(1, settings.threads // settings.workers)))
 
+    from .gallery import GalleryError
+    from .gallery.factory import is_postgres, sqlite_path
+    from .gallery.store import check_gallery_file
+
+    # The gallery is checked (read-only) before any model loads: a wrong FACE_GALLERY fails in
+    # a second, with nothing but its one line on stderr and nothing written to the file.
+    try:
+        if not is_postgres(settings.gallery):  # a PostgreSQL gallery is identified when it opens
+            check_gallery_file(
+                sqlite_path(settings.gallery), None if settings.embedder == "auto" else settings.embedder
+            )
+    except GalleryError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+
     import uvicorn
 
     from .api import create_app, load_engine, open_gallery
     from .engine.embedders import WeightsUnavailableError
-    from .gallery import GalleryMismatchError
 
     try:
         engine = load_engine(settings)
         gallery = open_gallery(settings, engine)
-    except (GalleryMismatchError, WeightsUnavailableError) as exc:
+    except (GalleryError, WeightsUnavailableError) as exc:
         log.error("cannot start: %s", exc)
         return 2
     except RuntimeError as exc:  # e.g. FACE_DEVICE=cuda without a GPU
@@ -61,6 +75,16 @@ def main() -> int:
     finally:
         gallery.close()
     return 0
+
+
+def describe_invalid_settings(exc) -> str:
+    """pydantic's multi-line report as one line: each bad setting by its variable name."""
+    parts = []
+    for error in exc.errors():
+        field = "_".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"FACE_{field}={error.get('input')!s}: {message}" if field else message)
+    return "; ".join(parts)
 
 
 if __name__ == "__main__":

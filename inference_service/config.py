@@ -5,14 +5,17 @@ so tests can build engines and apps with explicit settings and nothing depends o
 """
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EmbedderName = Literal["auto", "dlib-resnet", "facenet-vggface2", "facenet-casia-webface"]
+# A gallery file may be given as a Path (tests, the pipeline); the setting itself is text (a URL).
+GalleryLocation = Annotated[str, BeforeValidator(lambda v: os.fspath(v) if isinstance(v, os.PathLike) else v)]
 
 
 class Settings(BaseSettings):
@@ -26,18 +29,47 @@ class Settings(BaseSettings):
     api_key: str | None = Field(
         None, description="When set, enrollment and deletion need header X-API-Key with this value."
     )
+    read_api_key: str | None = Field(
+        None,
+        description=(
+            "When set, recognition, verification, embedding, detection and the identity listings "
+            "need header X-API-Key with this value or FACE_API_KEY's."
+        ),
+    )
     max_upload_mb: float = Field(10.0, gt=0, description="Largest accepted upload, in MiB.")
+    body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a client has to send a request's whole body; slower ones get 408.",
+    )
     workers: int = Field(2, ge=1, description="Inference worker threads.")
     queue_size: int = Field(
         16, ge=1, description="Requests allowed to wait for a worker before the API answers 503."
     )
 
     # --- storage -----------------------------------------------------------------------------
-    gallery: Path = Field(Path("data/gallery.sqlite3"), description="SQLite file of the gallery.")
+    gallery: GalleryLocation = Field(
+        "data/gallery.sqlite3",
+        description=(
+            "Where the gallery lives: a SQLite file path or sqlite:///path, or "
+            "postgresql://user:password@host:port/database shared by several API replicas."
+        ),
+    )
+    sync_poll_s: float = Field(
+        2.0, gt=0, description="PostgreSQL gallery: replicas also poll the change log this often (seconds)."
+    )
 
     # --- images ------------------------------------------------------------------------------
     max_pixels: int = Field(
         40_000_000, gt=0, description="Largest image (width x height) decoded; checked from the header."
+    )
+    # Images are decoded one at a time, so memory is bounded by max_pixels; this bounds the work
+    # (decode + detect) one request may ask for: eight 12-megapixel phone photos, or 2.5 images
+    # at the per-image limit. A request of 32 tiny PNGs claiming 6000x6000 each is refused.
+    max_request_pixels: int = Field(
+        100_000_000,
+        gt=0,
+        description="Largest sum of width x height over all images of one request; checked from the headers.",
     )
 
     # --- models ------------------------------------------------------------------------------
@@ -82,6 +114,14 @@ class Settings(BaseSettings):
         description="Images whose longest side exceeds this are detected on a downscaled copy.",
     )
     batch_size: int = Field(32, ge=1, description="Faces per embedder forward pass.")
+
+    @field_validator("weights_dir", "dlib_model_path")
+    @classmethod
+    def _must_exist(cls, path: Path | None) -> Path | None:
+        """A model path that names nothing is a typo to report, not a setting to ignore."""
+        if path is not None and not path.expanduser().exists():
+            raise ValueError("no such file or folder; point it at the weights (or their folder) or unset it")
+        return None if path is None else path.expanduser()
 
     # --- video jobs (inference_service/videos) ------------------------------------------------
     video_dir: Path | None = Field(

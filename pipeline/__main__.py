@@ -65,7 +65,10 @@ def _target_arguments(parser: argparse.ArgumentParser) -> None:
         "--api", metavar="URL",
         help="the inference API, e.g. http://127.0.0.1:8000 (sends X-API-Key from FACE_API_KEY when set)",
     )
-    target.add_argument("--gallery", metavar="FILE", type=Path, help="a gallery SQLite file (FACE_GALLERY format)")
+    target.add_argument(
+        "--gallery", metavar="FILE|URL",
+        help="a gallery as FACE_GALLERY takes it: a SQLite file, sqlite:///path or postgresql://...",
+    )
 
 
 # -- command handlers ------------------------------------------------------------------------------

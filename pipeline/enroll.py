@@ -82,7 +82,7 @@ def enroll_cluster(
     cluster_id: int,
     name: str,
     api: str | None = None,
-    gallery: Path | None = None,
+    gallery: str | Path | None = None,
     count: int = DEFAULT_COUNT,
 ) -> dict:
     """Enroll the best ``count`` faces of cluster ``cluster_id`` as ``name``; returns a summary."""
@@ -149,18 +149,21 @@ def _enroll_api(run: RunDir, url: str, name: str, faces: list[dict]) -> dict:
     return {"added": added, "total": total, "via": url, "skipped": skipped}
 
 
-def _enroll_gallery(path: Path, embedder: dict, name: str, faces: list[dict], vectors: np.ndarray) -> dict:
+def _enroll_gallery(path: str | Path, embedder: dict, name: str, faces: list[dict], vectors: np.ndarray) -> dict:
     import sqlite3
 
-    from inference_service.gallery import Gallery, GalleryMismatchError
+    from inference_service.gallery import Gallery, GalleryError
+    from inference_service.gallery.factory import describe
 
     try:
         gallery = Gallery.open(path, embedder["name"], int(embedder["dim"]))
-    except (GalleryMismatchError, ValueError, sqlite3.DatabaseError) as exc:
-        raise PipelineError(f"cannot enroll into {path}: {exc}") from None
+    except (GalleryError, ValueError, sqlite3.DatabaseError) as exc:
+        raise PipelineError(f"cannot enroll into {describe(path)}: {exc}") from None
     try:
         records = gallery.enroll(name, vectors, boxes=[f["box"] for f in faces])
         total = dict(gallery.identities()).get(name, len(records))
+    except GalleryError as exc:
+        raise PipelineError(f"cannot enroll into {describe(path)}: {exc}") from None
     finally:
         gallery.close()
-    return {"added": len(records), "total": total, "via": str(path)}
+    return {"added": len(records), "total": total, "via": describe(path)}

@@ -61,25 +61,27 @@ class EngineMatcher:
 
 
 class LocalMatcher(EngineMatcher):
-    """Engine + gallery file loaded for this command."""
+    """Engine + gallery (a SQLite file or a PostgreSQL URL) loaded for this command."""
 
-    def __init__(self, gallery_path: Path, embedder: str | None = None, threshold: float | None = None) -> None:
+    def __init__(self, gallery_path: str | Path, embedder: str | None = None, threshold: float | None = None) -> None:
         import sqlite3
 
-        from inference_service.gallery import Gallery, GalleryMismatchError
+        from inference_service.gallery import Gallery, GalleryError
+        from inference_service.gallery.factory import describe, is_postgres
 
         from .models import load_engine
 
-        if not Path(gallery_path).is_file():
+        if not is_postgres(gallery_path) and not Path(gallery_path).is_file():
             raise PipelineError(f"gallery file not found: {gallery_path}")
-        engine = load_engine(embedder, gallery=Path(gallery_path))
         try:
+            engine = load_engine(embedder, gallery=gallery_path)
             gallery = Gallery.open(gallery_path, engine.embedder.name, engine.embedder.dim)
-        except (GalleryMismatchError, ValueError, sqlite3.DatabaseError) as exc:
-            raise PipelineError(f"cannot open gallery {gallery_path}: {exc}") from None
+        except (GalleryError, ValueError, sqlite3.DatabaseError) as exc:
+            raise PipelineError(f"cannot open gallery {describe(gallery_path)}: {exc}") from None
+        shown = describe(gallery_path)
         if not gallery.identities():
-            raise PipelineError(f"gallery {gallery_path} has no identities: enroll someone first")
-        super().__init__(engine, gallery, threshold, source=f"gallery {gallery_path}")
+            raise PipelineError(f"gallery {shown} has no identities: enroll someone first")
+        super().__init__(engine, gallery, threshold, source=f"gallery {shown}")
 
     def close(self) -> None:
         self.gallery.close()

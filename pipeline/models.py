@@ -13,7 +13,7 @@ from .errors import PipelineError
 log = logging.getLogger(__name__)
 
 
-def load_engine(embedder: str | None = None, gallery: Path | None = None):
+def load_engine(embedder: str | None = None, gallery: str | Path | None = None):
     """A ``FaceEngine`` configured from the environment, with ``embedder`` overriding FACE_EMBEDDER."""
     from inference_service.config import Settings
     from inference_service.engine import FaceEngine

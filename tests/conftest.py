@@ -79,3 +79,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             f"FACE_REQUIRE_DATA=1: {len(skipped)} test(s) skipped; a required test may not skip", red=True
         )
         session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL server for the session (tests/pg_server.py); skips without binaries."""
+    from tests.pg_server import pg_bin_dir, start_postgres
+
+    if pg_bin_dir() is None:
+        pytest.skip("PostgreSQL binaries not found: apt-get install postgresql (.ci/run does)")
+    server = start_postgres()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def pg_url(pg_server, request) -> str:
+    """A fresh, empty database on the session's server for one test."""
+    import re
+    import uuid
+
+    name = re.sub(r"\W", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:8]
+    return pg_server.create_database(name)

@@ -81,14 +81,17 @@ def start(
     return server
 
 
-def start_api(log_dir: Path, gallery: Path, **extra: str) -> Server:
-    """The real inference API (dlib-resnet: offline, no download), one torch thread."""
+def start_api(log_dir: Path, gallery: Path | str, name: str = "api", **extra: str) -> Server:
+    """The real inference API (dlib-resnet: offline, no download), one torch thread.
+
+    ``gallery`` is what FACE_GALLERY takes (a file, or a postgresql:// URL shared by several
+    APIs, each started under its own ``name`` so their logs stay apart)."""
     port = free_port()
     defaults = {"FACE_EMBEDDER": "dlib-resnet", "FACE_THREADS": "1"}  # callers may override these
     env = clean_env(
         FACE_HOST="127.0.0.1", FACE_PORT=str(port), FACE_GALLERY=str(gallery), **{**defaults, **extra}
     )
-    return start("api", [sys.executable, "-m", "inference_service"], env, f"http://127.0.0.1:{port}", log_dir)
+    return start(name, [sys.executable, "-m", "inference_service"], env, f"http://127.0.0.1:{port}", log_dir)
 
 
 def start_web(log_dir: Path, api_url: str, **extra: str) -> Server:

@@ -77,9 +77,11 @@ class FaceApi:
         api_key: str | None = None,
         timeout: float = 60.0,
         session: requests.Session | None = None,
+        read_api_key: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
+        self.read_api_key = read_api_key
         self.timeout = timeout
         self.session = session or requests.Session()
 
@@ -91,10 +93,15 @@ class FaceApi:
         """``POST /recognize``: every face with its box, identity (or None), similarity, candidates."""
         return self._json("POST", "/recognize", files=[upload.as_field("image")])
 
-    def enroll(self, name: str, uploads: list[Upload]) -> dict:
-        """``POST /identities/{name}/faces``: the largest face of each photo, all or nothing."""
+    def enroll(self, name: str, uploads: list[Upload], boxes: list[str] | None = None) -> dict:
+        """``POST /identities/{name}/faces``: one face of each photo (the one at its ``box``, else
+        the largest), all or nothing."""
         return self._json(
-            "POST", f"/identities/{self._name(name)}/faces", files=[u.as_field("image") for u in uploads], write=True
+            "POST",
+            f"/identities/{self._name(name)}/faces",
+            files=[u.as_field("image") for u in uploads],
+            data={"box": boxes} if boxes else None,
+            write=True,
         )
 
     def identities(self) -> list[dict]:
@@ -124,8 +131,11 @@ class FaceApi:
 
     def _request(self, method: str, path: str, *, write: bool = False, **kwargs: Any) -> requests.Response:
         headers = {"Accept": "application/json"}
-        if write and self.api_key:
-            headers["X-API-Key"] = self.api_key
+        # Reads go with the read key where the site has one, else with the write key, which the
+        # API accepts for reads too: the write key travels no more than it has to.
+        key = self.api_key if write else self.read_api_key or self.api_key
+        if key:
+            headers["X-API-Key"] = key
         url = self.base_url + path
         try:
             response = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)

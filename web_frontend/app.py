@@ -21,6 +21,7 @@ from .auth import init_auth, login_required
 from .config import WebSettings
 from .csrf import init_csrf
 from .drawing import annotate, face_label
+from .naming import bp as naming_blueprint, face_forms
 from .headers import init_security_headers
 from .people import init_people
 from .videos import init_videos
@@ -100,8 +101,11 @@ def create_app(settings: WebSettings | None = None, api: FaceApi | None = None) 
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
-    app.extensions["face_api"] = api or FaceApi(settings.api_url, settings.api_key, settings.api_timeout_s)
+    app.extensions["face_api"] = api or FaceApi(
+        settings.api_url, settings.api_key, settings.api_timeout_s, read_api_key=settings.read_api_key
+    )
     app.extensions["web_settings"] = settings
+    app.register_blueprint(naming_blueprint)
     init_csrf(app)
     init_security_headers(app)
     init_auth(app, settings)
@@ -142,13 +146,16 @@ def create_app(settings: WebSettings | None = None, api: FaceApi | None = None) 
         except Exception:  # noqa: BLE001 - the table is still worth showing without the drawing
             log.exception("could not draw the result image")
             image_error = "The faces were found, but the photo could not be drawn."
+        rows = _face_rows(faces)
+        naming = face_forms(upload.data, faces, [row["label"] for row in rows])
         drawn = time.perf_counter()
         html = render_template(
             "result.html",
             filename=upload.filename,
             image=image,
             image_error=image_error,
-            rows=_face_rows(faces),
+            rows=rows,
+            naming=naming,
             threshold=result.get("threshold"),
         )
         # Where the time went (browser dev tools and benchmarks/bench_web.py read it).

@@ -1,6 +1,6 @@
 """The site's settings, read from the environment (``WEB_*`` for the site, ``FACE_*`` shared with the API).
 
-``FACE_API_KEY`` and ``FACE_MAX_UPLOAD_MB`` deliberately use the API's own variable names: one
+``FACE_API_KEY``, ``FACE_READ_API_KEY`` and ``FACE_MAX_UPLOAD_MB`` deliberately use the API's own variable names: one
 environment (a shell, a compose file) then configures both services the same way, so the site's
 upload limit always matches the API's and the key it forwards is the key the API expects.
 """
@@ -36,6 +36,14 @@ class WebSettings(BaseSettings):
         validation_alias=_env("FACE_API_KEY", "api_key"),
         description="Sent as X-API-Key on enrollment and deletion; the API needs it when it has one set.",
     )
+    read_api_key: str | None = Field(
+        None,
+        validation_alias=_env("FACE_READ_API_KEY", "read_api_key"),
+        description=(
+            "Sent as X-API-Key on recognition and gallery listings (without it the site sends FACE_API_KEY, "
+            "which the API accepts for reads too); the API needs one when it runs with FACE_READ_API_KEY."
+        ),
+    )
     secret_key: str = Field(
         default_factory=lambda: secrets.token_hex(32),
         validation_alias=_env("WEB_SECRET_KEY", "secret_key"),
@@ -66,7 +74,7 @@ class WebSettings(BaseSettings):
         description="Largest video upload in MiB, the API's limit too; a video passes through a temporary file.",
     )
 
-    @field_validator("api_key", "password", mode="before")
+    @field_validator("api_key", "read_api_key", "password", mode="before")
     @classmethod
     def _blank_key_is_none(cls, value: object) -> object:
         """``FACE_API_KEY=`` or ``WEB_PASSWORD=`` (set but empty, as compose may pass it) means none."""

@@ -83,8 +83,9 @@ def delete_face(api: FaceApi, name: str, face_id: str) -> None:
 # -- plumbing: FaceApi's, with headers of our own (a multipart boundary, a Range) ------------------
 def _send(api: FaceApi, method: str, path: str, *, write: bool = False, headers: dict | None = None, **kwargs) -> requests.Response:
     sent = {"Accept": "application/json", **(headers or {})}
-    if write and api.api_key:
-        sent["X-API-Key"] = api.api_key
+    key = api.api_key if write else api.read_api_key or api.api_key  # as FaceApi._request
+    if key:
+        sent["X-API-Key"] = key
     try:
         response = api.session.request(method, api.base_url + path, headers=sent, timeout=api.timeout, **kwargs)
     except requests.Timeout:

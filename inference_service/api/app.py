@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from fastapi import FastAPI
 
 from ..config import Settings
 from ..engine import FaceEngine
 from ..gallery import Gallery, stored_embedder
+from ..gallery.factory import describe
+from ..gallery.replica import start_sync
 from ..videos import VideoJobs
 from ..videos.upload import UploadLimitExceptVideos
 from . import health, identities, inference, videos
@@ -28,9 +30,11 @@ DESCRIPTION = """
 Self-hosted face detection, embedding, recognition and verification over an enrolled gallery.
 
 * Uploads are multipart files in field `image` (`image_a`/`image_b` for /verify), at most
-  `FACE_MAX_UPLOAD_MB` MiB per request and `FACE_MAX_PIXELS` pixels per image.
+  `FACE_MAX_UPLOAD_MB` MiB per request (sent within `FACE_BODY_TIMEOUT_S` seconds),
+  `FACE_MAX_PIXELS` pixels per image and `FACE_MAX_REQUEST_PIXELS` pixels in all.
 * Every error is JSON `{"detail": "..."}`.
-* When `FACE_API_KEY` is set, enrollment and deletion need header `X-API-Key`; reads stay open.
+* When `FACE_API_KEY` is set, enrollment and deletion need header `X-API-Key`; reads stay open
+  unless `FACE_READ_API_KEY` is set too (then every endpoint but /health needs either key).
 * The service stores embeddings, boxes, names and times, never the uploaded images. It does not
   estimate age, gender, emotion or ethnicity.
 """
@@ -46,9 +50,38 @@ def load_engine(settings: Settings) -> FaceEngine:
 def open_gallery(settings: Settings, engine: FaceEngine) -> Gallery:
     """Open the gallery file for the engine's embedder; ``GalleryMismatchError`` for another's."""
     gallery = Gallery.open(settings.gallery, engine.embedder.name, engine.embedder.dim)
+    start_sync(gallery, settings.sync_poll_s)  # PostgreSQL: follow the other replicas' writes
     stats = gallery.stats()
-    log.info("gallery %s: %d identities, %d faces", settings.gallery, stats["identities"], stats["faces"])
+    log.info("gallery %s: %d identities, %d faces", describe(settings.gallery), stats["identities"], stats["faces"])
     return gallery
+
+
+def _mark_binary(node: Any) -> None:
+    """Add ``format: binary`` to every upload field of the spec, in place.
+
+    FastAPI declares an ``UploadFile`` as ``contentMediaType: application/octet-stream`` only
+    (OpenAPI 3.1's way); many generators and fuzzers (schemathesis among them) recognise a file
+    field by the older ``format: binary``, which 3.1 still allows, and would send text otherwise.
+    """
+    if isinstance(node, dict):
+        if node.get("type") == "string" and node.get("contentMediaType") == "application/octet-stream":
+            node.setdefault("format", "binary")
+        for value in node.values():
+            _mark_binary(value)
+    elif isinstance(node, list):
+        for value in node:
+            _mark_binary(value)
+
+
+def _declare_binary_uploads(app: FastAPI) -> None:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            _mark_binary(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(
@@ -85,11 +118,14 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    _declare_binary_uploads(app)
     app.include_router(health.router)
     app.include_router(inference.router)
     app.include_router(identities.router)
     app.include_router(videos.router)
     # add_middleware wraps outward: the size cap sees the raw stream before anything else.
     app.add_middleware(CatchAllMiddleware)
-    app.add_middleware(UploadLimitExceptVideos, limit_mb=settings.max_upload_mb)
+    app.add_middleware(
+        UploadLimitExceptVideos, limit_mb=settings.max_upload_mb, body_timeout_s=settings.body_timeout_s
+    )
     return app

@@ -8,6 +8,7 @@ from fastapi import Request
 from ..config import Settings
 from ..engine import FaceEngine
 from ..gallery import Gallery
+from .jobs import PixelLimits
 from .workers import InferencePool
 
 
@@ -19,6 +20,10 @@ class Services:
     engine: FaceEngine
     gallery: Gallery
     pool: InferencePool
+
+    @property
+    def pixel_limits(self) -> PixelLimits:
+        return PixelLimits(self.settings.max_pixels, self.settings.max_request_pixels)
 
 
 def get_services(request: Request) -> Services:

@@ -14,17 +14,25 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..engine import ImageError
-from ..gallery import InvalidNameError
+from ..gallery import GalleryFullError, GalleryUnavailableError, InvalidNameError
 from .jobs import InputError
 from .workers import PoolFullError
 
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal server error; the request was not completed (see the service log)"
+GALLERY_FULL = (
+    "the gallery's disk is full: nothing of this request was stored; free space on the disk "
+    "holding FACE_GALLERY, then send it again"
+)
+# Order in which an Allow header lists methods (the conventional one, not alphabetical).
+METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
@@ -39,6 +47,11 @@ def validation_message(errors: list[dict]) -> str:
         field = _field_name(tuple(err.get("loc", ())))
         if err.get("type") == "missing":
             messages.append(f"field '{field}' is required")
+        elif "Expected UploadFile" in str(err.get("msg", "")):
+            # A text field where a file belongs (e.g. curl -F image=photo.jpg, without the @);
+            # named without the list index FastAPI adds for a repeated field ('image', not 'image.0').
+            file_field = _field_name(tuple(p for p in err.get("loc", ()) if not isinstance(p, int)))
+            messages.append(f"field '{file_field}' must be a file upload")
         else:
             msg = str(err.get("msg", "is invalid"))
             messages.append(f"field '{field}': {msg[0].lower() + msg[1:] if msg else 'is invalid'}")
@@ -49,15 +62,40 @@ def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> J
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this request's path, for a 405's ``Allow`` header.
+
+    Starlette names only the first route whose path matched, so ``PUT /identities/x`` said
+    ``Allow: GET`` although ``DELETE`` is served there too, by another route.
+    """
+    # A fresh scope: the request's own carries the state of the route that already matched.
+    scope = {
+        "type": "http",
+        "method": request.method,
+        "path": request.scope["path"],
+        "root_path": request.scope.get("root_path", ""),
+    }
+    methods: set[str] = set()
+    # iter_route_contexts flattens included routers (FastAPI >= 0.16x nests them).
+    for route in iter_route_contexts(request.app.router.routes):
+        match, _ = route.matches(scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods, key=lambda m: (METHOD_ORDER + (m,)).index(m)))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(422, validation_message(list(exc.errors())))
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
-        return _error(exc.status_code, detail, getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return _error(exc.status_code, detail, headers or None)
 
     @app.exception_handler(InputError)
     async def on_input(_: Request, exc: InputError) -> JSONResponse:
@@ -70,6 +108,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidNameError)
     async def on_name(_: Request, exc: InvalidNameError) -> JSONResponse:
         return _error(422, str(exc))
+
+    @app.exception_handler(GalleryUnavailableError)
+    async def on_gallery_unavailable(_: Request, exc: GalleryUnavailableError) -> JSONResponse:
+        retry = max(1, int(exc.retry_after_s))
+        log.warning("gallery unavailable: %s", exc)
+        return _error(503, f"the gallery is unavailable right now; retry in {retry} s", {"Retry-After": str(retry)})
+
+    @app.exception_handler(GalleryFullError)
+    async def on_gallery_full(_: Request, exc: GalleryFullError) -> JSONResponse:
+        log.error("gallery write failed, disk full: %s", exc)
+        return _error(507, GALLERY_FULL)
 
     @app.exception_handler(PoolFullError)
     async def on_busy(_: Request, exc: PoolFullError) -> JSONResponse:

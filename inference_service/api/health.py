@@ -3,20 +3,26 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from ..gallery.replica import replica_status
 from .app_state import Services, get_services
 from .schemas import HealthResponse
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", response_model=HealthResponse, summary="Service status, models and gallery size")
+@router.get(
+    "/health",
+    response_model=HealthResponse,
+    response_model_exclude_none=True,  # the replica fields exist for PostgreSQL galleries only
+    summary="Service status, models and gallery size",
+)
 async def health(services: Services = Depends(get_services)) -> dict:
     engine = services.engine
     return {
         "status": "ok",
         "embedder": engine.describe(),
         "detector": engine.detector.name,
-        "gallery": services.gallery.stats(),
+        "gallery": {**services.gallery.stats(), **(replica_status(services.gallery) or {})},
         "pool": {
             "workers": services.pool.workers,
             "queue_size": services.pool.queue_size,

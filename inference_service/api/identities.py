@@ -5,19 +5,85 @@ store overwrites deleted rows and folds its write-ahead log, so no copy stays in
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, HTTPException, Path, Response, UploadFile
+import math
+import re
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Response, UploadFile
 
 from ..gallery import validate_name
+from ..gallery.names import MAX_NAME_LENGTH, NAME_RULE
 from . import jobs
 from .app_state import Services, get_services
 from .schemas import EnrollResponse, IdentityDetail, IdentityList, error_responses
-from .security import require_api_key
+from .security import require_api_key, require_read_key
 from .uploads import read_upload, upload_label
 
 router = APIRouter(prefix="/identities", tags=["identities"])
 
-NAME_DOC = "Identity name: 1-64 letters, digits, spaces and _ - . ' (not '.' or '..')."
-NamePath = Path(description=NAME_DOC)
+NAME_DOC = (
+    f"{NAME_RULE[0].upper()}{NAME_RULE[1:]}. Stored in Unicode NFC; two names that differ only in "
+    "case are one identity."
+)
+# For the OpenAPI spec only (clients, generators, schemathesis); ``validate_name`` stays the
+# check, because a regex cannot say "Unicode letter" in every dialect that reads the spec.
+# So the pattern is what the rule says as far as a portable regex can: the ASCII and Latin-1
+# characters outside the rule and whole blocks with no letter or digit (general punctuation,
+# currency, arrows to symbols, surrogates, private use, specials) are excluded, the first and
+# last characters are not spaces, and at least one character is neither space nor _ - . '.
+# Everything validate_name accepts matches it (tests/test_api_contract.py checks every BMP
+# character); the few it lets through that validate_name refuses (a lone combining mark, ...)
+# answer 422.
+_NOT_IN_NAMES = (
+    r"\x00-\x1f!-&(-,/:-@\[-^`{-\xa9\xab-\xb4\xb6-\xb9\xbb-\xbf\xd7\xf7"
+    r"\u2000-\u206f\u20a0-\u20cf\u2190-\u2bff\ud800-\udfff\ue000-\uf8ff\ufff0-\uffff"
+)
+_PUNCTUATION = r"_.'\-"
+NAME_PATTERN = (
+    rf"^(?:[{_PUNCTUATION}][{_PUNCTUATION} ]*)?[^{_NOT_IN_NAMES}{_PUNCTUATION} ]"
+    rf"(?:[^{_NOT_IN_NAMES}]*[^{_NOT_IN_NAMES} ])?$"
+)
+NamePath = Path(
+    description=NAME_DOC,
+    json_schema_extra={"pattern": NAME_PATTERN, "minLength": 1, "maxLength": MAX_NAME_LENGTH},
+)
+
+
+# One face box per image: "x1,y1,x2,y2" in the image's pixels (as /detect answers them), or empty
+# for "the largest face". Plain decimals only: no exponents, inf or nan to reason about.
+_NUMBER = r" *[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+) *"
+BOX_PATTERN = rf"^(?:{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER})?$"
+BOX_MAX_LENGTH = 120
+BOX_DOC = (
+    "Optional, one per image in the order of the images: the face to enroll as x1,y1,x2,y2 in that "
+    "image's pixels (as /detect gives them). The detected face overlapping it best, with IoU at "
+    f"least {jobs.MIN_BOX_IOU}, is enrolled, else 422 naming the image. Fewer boxes than images: "
+    "the boxes apply to the first images and the others give their largest face; an empty box "
+    "means the largest face too. More boxes than images is a 422."
+)
+BoxForm = Form(
+    default_factory=list,
+    description=BOX_DOC,
+    json_schema_extra={"items": {"type": "string", "pattern": BOX_PATTERN, "maxLength": BOX_MAX_LENGTH}},
+)
+
+
+def parse_boxes(values: list[str], images: int) -> list[jobs.Box | None]:
+    """The ``box`` fields as boxes (None for an empty one); 422 for a malformed one or too many."""
+    if len(values) > images:
+        raise HTTPException(422, f"{len(values)} boxes for {images} image(s): send at most one box per image")
+    boxes: list[jobs.Box | None] = []
+    for number, text in enumerate(values, start=1):
+        where = f"box {number} of {len(values)}"
+        if len(text) > BOX_MAX_LENGTH or not re.fullmatch(BOX_PATTERN, text):
+            raise HTTPException(422, f"{where} must be x1,y1,x2,y2 in pixels (e.g. 120,80,220,210), got {text[:40]!r}")
+        if not text.strip():
+            boxes.append(None)
+            continue
+        x1, y1, x2, y2 = (float(v) for v in text.split(","))
+        if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
+            raise HTTPException(422, f"{where} ({text}) is empty: x2 must exceed x1 and y2 exceed y1")
+        boxes.append((x1, y1, x2, y2))
+    return boxes
 
 
 def _not_found(name: str) -> HTTPException:
@@ -28,25 +94,33 @@ def _not_found(name: str) -> HTTPException:
     "/{name}/faces",
     status_code=201,
     response_model=EnrollResponse,
-    responses=error_responses(400, 401, 413, 415, 422, 503),
+    responses=error_responses(400, 401, 408, 413, 415, 422, 503, 507),
     dependencies=[Depends(require_api_key)],
-    summary="Enroll the largest face of each uploaded photo under a name",
+    summary="Enroll one face of each uploaded photo (the boxed one, else the largest) under a name",
 )
 async def enroll(
     name: str = NamePath,
     image: list[UploadFile] = File(
         description="One or more photos of this person; every one must show a face, or nothing is stored."
     ),
+    box: list[str] = BoxForm,
     services: Services = Depends(get_services),
 ) -> dict:
-    validate_name(name)
+    name = validate_name(name)
+    boxes = parse_boxes(box, len(image))
     uploads = [(upload_label(f, "image", i, len(image)), await read_upload(f)) for i, f in enumerate(image)]
     return await services.pool.run(
-        jobs.enroll, services.engine, services.gallery, name, uploads, services.settings.max_pixels
+        jobs.enroll, services.engine, services.gallery, name, uploads, services.pixel_limits, boxes
     )
 
 
-@router.get("", response_model=IdentityList, summary="List enrolled identities")
+@router.get(
+    "",
+    response_model=IdentityList,
+    responses=error_responses(401),
+    dependencies=[Depends(require_read_key)],
+    summary="List enrolled identities",
+)
 async def list_identities(services: Services = Depends(get_services)) -> dict:
     return {"identities": [{"name": n, "faces": c} for n, c in services.gallery.identities()]}
 
@@ -54,11 +128,12 @@ async def list_identities(services: Services = Depends(get_services)) -> dict:
 @router.get(
     "/{name}",
     response_model=IdentityDetail,
-    responses=error_responses(404, 422),
+    responses=error_responses(401, 404, 422),
+    dependencies=[Depends(require_read_key)],
     summary="An identity's enrolled faces",
 )
 async def show_identity(name: str = NamePath, services: Services = Depends(get_services)) -> dict:
-    validate_name(name)
+    name = validate_name(name)
     records = services.gallery.faces_of(name)
     if records is None:
         raise _not_found(name)
@@ -81,12 +156,12 @@ async def show_identity(name: str = NamePath, services: Services = Depends(get_s
     "/{name}",
     status_code=204,
     response_class=Response,
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(401, 404, 422, 503, 507),
     dependencies=[Depends(require_api_key)],
     summary="Erase an identity and all its faces for good",
 )
 def delete_identity(name: str = NamePath, services: Services = Depends(get_services)) -> Response:
-    validate_name(name)
+    name = validate_name(name)
     if not services.gallery.delete_identity(name):
         raise _not_found(name)
     return Response(status_code=204)
@@ -96,7 +171,7 @@ def delete_identity(name: str = NamePath, services: Services = Depends(get_servi
     "/{name}/faces/{face_id}",
     status_code=204,
     response_class=Response,
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(401, 404, 422, 503, 507),
     dependencies=[Depends(require_api_key)],
     summary="Erase one enrolled face (the identity goes with its last face)",
 )
@@ -105,7 +180,7 @@ def delete_face(
     face_id: str = Path(description="The face_id returned at enrollment or by GET /identities/{name}."),
     services: Services = Depends(get_services),
 ) -> Response:
-    validate_name(name)
+    name = validate_name(name)
     if not services.gallery.delete_face(name, face_id):
         raise HTTPException(404, f"identity {name!r} has no face {face_id!r}")
     return Response(status_code=204)

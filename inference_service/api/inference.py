@@ -6,11 +6,12 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from . import jobs
 from .app_state import Services, get_services
 from .schemas import DetectResponse, EmbedResponse, RecognizeResponse, VerifyResponse, error_responses
+from .security import require_read_key
 from .uploads import read_upload, upload_label
 
-router = APIRouter(tags=["inference"])
+router = APIRouter(tags=["inference"], dependencies=[Depends(require_read_key)])
 
-IMAGE_ERRORS = error_responses(400, 413, 415, 422, 503)
+IMAGE_ERRORS = error_responses(400, 401, 408, 413, 415, 422, 503)
 IMAGE_DOC = "The photo: JPEG, PNG, WebP, BMP, GIF or TIFF."
 THRESHOLD_DOC = "Cosine threshold for this request, -1 to 1; default is the embedder's (see /health)."
 
@@ -36,7 +37,7 @@ async def detect(
 ) -> dict:
     data = await read_upload(image)
     return await services.pool.run(
-        jobs.detect, services.engine, data, services.settings.max_pixels, upload_label(image, "image")
+        jobs.detect, services.engine, data, services.pixel_limits, upload_label(image, "image")
     )
 
 
@@ -52,7 +53,7 @@ async def embed(
 ) -> dict:
     data = await read_upload(image)
     return await services.pool.run(
-        jobs.embed, services.engine, data, services.settings.max_pixels, upload_label(image, "image")
+        jobs.embed, services.engine, data, services.pixel_limits, upload_label(image, "image")
     )
 
 
@@ -75,7 +76,7 @@ async def recognize(
         services.engine,
         services.gallery,
         data,
-        services.settings.max_pixels,
+        services.pixel_limits,
         threshold,
         upload_label(image, "image"),
     )
@@ -98,5 +99,5 @@ async def verify(
     data_a = await read_upload(image_a)
     data_b = await read_upload(image_b)
     return await services.pool.run(
-        jobs.verify, services.engine, data_a, data_b, services.settings.max_pixels, threshold
+        jobs.verify, services.engine, data_a, data_b, services.pixel_limits, threshold
     )

@@ -2,16 +2,21 @@
 
 Each function takes the raw uploaded bytes and returns a JSON-ready dict: decoding, detection,
 embedding and gallery search all happen here, off the event loop, in one pool job per request.
+A request's images are measured from their headers first (:func:`check_pixel_budget`) and then
+decoded one at a time, keeping only each one's aligned face chip: a decoded photo costs hundreds
+of MB, a chip kilobytes, so a request's peak memory is one image whatever it holds.
 Nothing here knows about HTTP except :class:`InputError`, which carries the status a client
 should see for a problem with what it sent.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from ..engine import Face, FaceEngine, ImageError, load_image, pick_largest
+from ..engine import Face, FaceEngine, ImageError, iou, load_image, pick_largest
+from ..engine.images import image_pixels
 from ..gallery import Gallery, Recognition
 
 # Cosine similarities are meaningful to ~1e-4 (float32 embeddings); more digits are noise.
@@ -19,6 +24,11 @@ SIMILARITY_DIGITS = 4
 # Six decimals keep a 128/512-d unit vector's norm within ~1e-5 of 1 while halving the JSON.
 EMBEDDING_DIGITS = 6
 TOP_K = 5
+# A client's box names the detected face that overlaps it by at least this IoU: the PASCAL VOC
+# criterion for "the same object" (Everingham et al. 2010), the one our tests match faces by.
+MIN_BOX_IOU = 0.5
+
+Box = tuple[float, float, float, float]
 
 
 class InputError(Exception):
@@ -28,6 +38,34 @@ class InputError(Exception):
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
+
+
+@dataclass(frozen=True)
+class PixelLimits:
+    """``per_image`` (FACE_MAX_PIXELS) and ``per_request`` (FACE_MAX_REQUEST_PIXELS)."""
+
+    per_image: int
+    per_request: int
+
+
+def check_pixel_budget(uploads: Sequence[tuple[str, bytes]], limits: PixelLimits) -> None:
+    """Refuse (413) a request whose images' headers add up to more than the request budget.
+
+    Only headers are read: a 11 KB PNG claiming 6000x6000 costs nothing here, where decoding it
+    would cost 108 MB. Unreadable or oversized single images fail here too, naming the upload.
+    """
+    total = 0
+    for label, data in uploads:
+        try:
+            total += image_pixels(data, limits.per_image)
+        except ImageError as exc:
+            raise InputError(exc.status_code, f"{label}: {exc}") from None
+    if total > limits.per_request:
+        raise InputError(
+            413,
+            f"the {len(uploads)} image(s) of this request have {total:,} pixels in all; the limit is "
+            f"{limits.per_request:,} per request (FACE_MAX_REQUEST_PIXELS): send fewer or smaller images",
+        )
 
 
 def decode(data: bytes, max_pixels: int, label: str) -> np.ndarray:
@@ -50,13 +88,15 @@ def _size(image: np.ndarray) -> dict:
     return {"width": int(image.shape[1]), "height": int(image.shape[0])}
 
 
-def detect(engine: FaceEngine, data: bytes, max_pixels: int, label: str = "image") -> dict:
-    image = decode(data, max_pixels, label)
+def detect(engine: FaceEngine, data: bytes, limits: PixelLimits, label: str = "image") -> dict:
+    check_pixel_budget([(label, data)], limits)
+    image = decode(data, limits.per_image, label)
     return {**_size(image), "faces": [_face_json(f) for f in engine.detect(image)]}
 
 
-def embed(engine: FaceEngine, data: bytes, max_pixels: int, label: str = "image") -> dict:
-    image = decode(data, max_pixels, label)
+def embed(engine: FaceEngine, data: bytes, limits: PixelLimits, label: str = "image") -> dict:
+    check_pixel_budget([(label, data)], limits)
+    image = decode(data, limits.per_image, label)
     faces = [
         {**_face_json(a.face), "embedding": np.round(a.embedding.astype(np.float64), EMBEDDING_DIGITS).tolist()}
         for a in engine.analyze(image)
@@ -73,39 +113,66 @@ def _recognition_json(rec: Recognition) -> dict:
 
 
 def recognize(
-    engine: FaceEngine, gallery: Gallery, data: bytes, max_pixels: int, threshold: float, label: str = "image"
+    engine: FaceEngine, gallery: Gallery, data: bytes, limits: PixelLimits, threshold: float, label: str = "image"
 ) -> dict:
-    image = decode(data, max_pixels, label)
+    check_pixel_budget([(label, data)], limits)
+    image = decode(data, limits.per_image, label)
     analyzed = engine.analyze(image)
     matches = gallery.search(np.stack([a.embedding for a in analyzed]), threshold, TOP_K) if analyzed else []
     faces = [{**_face_json(a.face), **_recognition_json(m)} for a, m in zip(analyzed, matches)]
     return {"threshold": sim(threshold), **_size(image), "faces": faces}
 
 
-def _largest_faces(engine: FaceEngine, images: Sequence[np.ndarray], labels: Sequence[str]) -> list[Face]:
-    """The largest face of each image; 422 naming the first image that has none."""
-    chosen = []
-    for faces, label in zip(engine.detect_batch(images), labels):
+def format_box(box: Sequence[float]) -> str:
+    return ",".join(f"{v:g}" for v in box)
+
+
+def _chosen_face(faces: Sequence[Face], box: Box | None, label: str) -> Face:
+    """The largest face, or with a ``box`` the one overlapping it best; 422 naming the image."""
+    if box is None:
         face = pick_largest(faces)
         if face is None:
             raise InputError(422, f"no face found in {label}")
-        chosen.append(face)
-    return chosen
+        return face
+    best = max(faces, key=lambda f: iou(f.box, box), default=None)
+    overlap = iou(best.box, box) if best is not None else 0.0
+    if best is None or overlap < MIN_BOX_IOU:
+        raise InputError(
+            422,
+            f"no face found in {label} at box {format_box(box)}: {len(faces)} face(s) detected, the best "
+            f"overlap is IoU {overlap:.2f} and at least {MIN_BOX_IOU} is needed; use a box from /detect",
+        )
+    return best
 
 
-def _embed_each(engine: FaceEngine, images: Sequence[np.ndarray], faces: Sequence[Face]) -> np.ndarray:
-    """One embedding per (image, face) pair, all in shared batches."""
-    chips = np.concatenate([engine.embedder.crops(img, [face]) for img, face in zip(images, faces)])
-    return engine.embedder.embed(chips)
+def _chosen_face_chips(
+    engine: FaceEngine,
+    uploads: Sequence[tuple[str, bytes]],
+    limits: PixelLimits,
+    boxes: Sequence[Box | None] = (),
+) -> tuple[list[Face], np.ndarray]:
+    """One face per upload (see :func:`_chosen_face`) and its aligned chip.
+
+    ``boxes`` apply to the first uploads in order; an upload past them (or with ``None``) gives
+    its largest face. One image is decoded at a time and dropped once its chip is cut, so the
+    request's peak memory is that of its largest image, not of all of them together.
+    """
+    check_pixel_budget(uploads, limits)
+    faces, chips = [], []
+    for index, (label, data) in enumerate(uploads):
+        image = decode(data, limits.per_image, label)
+        face = _chosen_face(engine.detect(image), boxes[index] if index < len(boxes) else None, label)
+        faces.append(face)
+        chips.append(engine.embedder.crops(image, [face]))
+        del image
+    return faces, np.concatenate(chips)
 
 
 def verify(
-    engine: FaceEngine, data_a: bytes, data_b: bytes, max_pixels: int, threshold: float
+    engine: FaceEngine, data_a: bytes, data_b: bytes, limits: PixelLimits, threshold: float
 ) -> dict:
-    labels = ("image_a", "image_b")
-    images = [decode(data_a, max_pixels, labels[0]), decode(data_b, max_pixels, labels[1])]
-    faces = _largest_faces(engine, images, labels)
-    vectors = _embed_each(engine, images, faces)
+    faces, chips = _chosen_face_chips(engine, [("image_a", data_a), ("image_b", data_b)], limits)
+    vectors = engine.embedder.embed(chips)
     similarity = float(np.clip(vectors[0] @ vectors[1], -1.0, 1.0))
     return {
         "similarity": sim(similarity),
@@ -121,13 +188,13 @@ def enroll(
     gallery: Gallery,
     identity: str,
     uploads: Sequence[tuple[str, bytes]],
-    max_pixels: int,
+    limits: PixelLimits,
+    boxes: Sequence[Box | None] = (),
 ) -> dict:
-    """Enroll the largest face of every image, or nothing if any image is unusable."""
-    labels = [label for label, _ in uploads]
-    images = [decode(data, max_pixels, label) for label, data in uploads]
-    faces = _largest_faces(engine, images, labels)
-    vectors = _embed_each(engine, images, faces)
+    """Enroll one face of every image (the boxed one, else the largest), or nothing if any image
+    is unusable."""
+    faces, chips = _chosen_face_chips(engine, uploads, limits, boxes)
+    vectors = engine.embedder.embed(chips)
     records = gallery.enroll(identity, vectors, [f.box for f in faces])
     stored = gallery.faces_of(identity) or []
     return {

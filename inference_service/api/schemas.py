@@ -20,6 +20,11 @@ class EmbedderInfo(BaseModel):
 class GalleryStats(BaseModel):
     identities: int = Field(description="Enrolled identities.")
     faces: int = Field(description="Enrolled faces over all identities.")
+    # PostgreSQL galleries only (absent for SQLite): where this replica stands in the change log.
+    applied_seq: int | None = Field(None, description="Last change-log entry applied to this replica's memory.")
+    behind: int | None = Field(None, description="Entries committed (as last seen) but not yet applied here.")
+    synced_s_ago: float | None = Field(None, description="Seconds since memory was last confirmed up to date.")
+    connected: bool | None = Field(None, description="Whether the change listener is connected to PostgreSQL.")
 
 
 class PoolStats(BaseModel):
@@ -123,12 +128,20 @@ class IdentityDetail(BaseModel):
 
 ERROR_DESCRIPTIONS = {
     400: "The upload is empty, truncated or damaged.",
-    401: "Missing or wrong X-API-Key (only when the service has FACE_API_KEY).",
+    401: "Missing or wrong X-API-Key (only when the service has FACE_API_KEY, or FACE_READ_API_KEY for reads).",
     404: "No such identity or face.",
-    413: "The upload is over FACE_MAX_UPLOAD_MB, or the image has more pixels than FACE_MAX_PIXELS.",
+    408: "The request body did not arrive within FACE_BODY_TIMEOUT_S seconds.",
+    413: (
+        "The upload is over FACE_MAX_UPLOAD_MB, an image has more pixels than FACE_MAX_PIXELS, or the "
+        "request's images more than FACE_MAX_REQUEST_PIXELS together."
+    ),
     415: "The upload is not an image in a supported format.",
     422: "A field is missing or invalid, a name is not allowed, or (verify, enroll) an image has no face.",
-    503: "All workers and waiting slots are busy; retry after the Retry-After header's seconds.",
+    503: (
+        "All workers and waiting slots are busy, or the gallery cannot be reached; retry after the "
+        "Retry-After header's seconds."
+    ),
+    507: "The gallery's disk is full; nothing of the request was stored.",
 }
 
 

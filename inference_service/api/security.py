@@ -1,8 +1,12 @@
-"""API-key check for the endpoints that change the gallery (enroll, delete).
+"""API-key checks: the write key for the endpoints that change the gallery (enroll, delete), and
+an optional read key for the ones that answer from it or run the models.
 
-Reads stay open: recognising a face reveals less than being able to plant or erase one. The key
-is compared with :func:`hmac.compare_digest`, whose time does not depend on where the first
-differing byte is, so the key cannot be guessed one character at a time from response times.
+Reads stay open by default: recognising a face reveals less than being able to plant or erase
+one. Where even the enrolled names are private, ``FACE_READ_API_KEY`` closes recognition,
+verification, embedding, detection and the listings too; the write key opens them as well, so
+the site needs one key. ``/health`` stays open for probes. Keys are compared with
+:func:`hmac.compare_digest`, whose time does not depend on where the first differing byte is,
+so a key cannot be guessed one character at a time from response times.
 """
 from __future__ import annotations
 
@@ -17,7 +21,10 @@ log = logging.getLogger(__name__)
 api_key_header = APIKeyHeader(
     name="X-API-Key",
     auto_error=False,
-    description="Needed for enrollment and deletion when the service runs with FACE_API_KEY.",
+    description=(
+        "Needed for enrollment and deletion when the service runs with FACE_API_KEY, and for the "
+        "other endpoints but /health when it runs with FACE_READ_API_KEY (either key opens those)."
+    ),
 )
 
 
@@ -37,6 +44,21 @@ async def require_api_key(request: Request, given: str | None = Security(api_key
         raise HTTPException(
             status_code=401,
             detail="a valid X-API-Key header is required to change the gallery",
+            headers={"WWW-Authenticate": "ApiKey"},
+        )
+
+
+async def require_read_key(request: Request, given: str | None = Security(api_key_header)) -> None:
+    """Dependency: 401 unless FACE_READ_API_KEY is unset or the header matches it or FACE_API_KEY."""
+    settings = request.app.state.services.settings
+    if not settings.read_api_key:
+        return
+    # Both comparisons always run, so the time does not tell which key was nearly right.
+    matches = [key_matches(given, expected) for expected in (settings.read_api_key, settings.api_key) if expected]
+    if not any(matches):
+        raise HTTPException(
+            status_code=401,
+            detail="a valid X-API-Key header is required to use this service (it runs with FACE_READ_API_KEY)",
             headers={"WWW-Authenticate": "ApiKey"},
         )
 

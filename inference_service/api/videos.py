@@ -25,9 +25,10 @@ from ..videos.summary import person_summary
 from ..videos.tracks import TrackError, crop_path, enroll_track, faces_per_track
 from ..videos.upload import receive_video
 from .schemas import ErrorResponse
-from .security import require_api_key
+from .security import require_api_key, require_read_key
 
-router = APIRouter(prefix="/videos", tags=["videos"])
+# Reads need a key only with FACE_READ_API_KEY (either key then); writes need FACE_API_KEY's.
+router = APIRouter(prefix="/videos", tags=["videos"], dependencies=[Depends(require_read_key)])
 
 JobId = Path(description="The job id returned by POST /videos (32 hex digits).")
 MAX_TRACK_FACES = 5

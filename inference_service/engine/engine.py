@@ -74,7 +74,7 @@ class FaceEngine:
         if settings.embedder == "auto":
             embedder = resolve_auto(device, gallery_embedder=gallery_embedder, **common)
         else:
-            embedder = create_embedder(settings.embedder, device, **common)
+            embedder = create_embedder(settings.embedder, device, gallery_embedder=gallery_embedder, **common)
         log.info("face engine: detector mtcnn, embedder %s (%d-d) on %s", embedder.name, embedder.dim, device)
         return cls(detector, embedder, settings.threshold)
 

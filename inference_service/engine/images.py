@@ -66,17 +66,13 @@ def _to_uint8_rgb(img: Image.Image) -> Image.Image:
     return img
 
 
-def open_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Decode ``data`` into an upright 8-bit RGB PIL image.
-
-    The pixel count is checked from the header, before any pixel is decoded, so a small file
-    that claims 40000x40000 pixels is refused without allocating it.
-    """
+def _open_header(data: bytes) -> Image.Image:
+    """Parse only the header (format, size); no pixel is decoded until ``load()``."""
     if not data:
         raise CorruptImageError("the uploaded file is empty")
     try:
         with warnings.catch_warnings():
-            # Our own limit below decides; Pillow's softer warning level is noise here.
+            # Our own limit decides; Pillow's softer warning level is noise here.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
@@ -87,14 +83,38 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise CorruptImageError(f"the image header could not be read: {exc}") from None
-
     width, height = img.size
     if width <= 0 or height <= 0:
         raise CorruptImageError("the image has no pixels")
+    return img
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageTooLargeError(
             f"image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}"
         )
+
+
+def image_pixels(data: bytes, max_pixels: int) -> int:
+    """Width x height as the header declares them, without decoding any pixel.
+
+    Lets a caller refuse a request whose images together would decode to too much memory
+    before it decodes the first one. Raises the same errors as :func:`open_image`.
+    """
+    width, height = _open_header(data).size
+    _check_pixels(width, height, max_pixels)
+    return width * height
+
+
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode ``data`` into an upright 8-bit RGB PIL image.
+
+    The pixel count is checked from the header, before any pixel is decoded, so a small file
+    that claims 40000x40000 pixels is refused without allocating it.
+    """
+    img = _open_header(data)
+    _check_pixels(*img.size, max_pixels)
     try:
         img.load()
         img = ImageOps.exif_transpose(img) or img

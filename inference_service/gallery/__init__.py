@@ -8,7 +8,8 @@ from .errors import (
 )
 from .gallery import Candidate, Gallery, Recognition
 from .names import InvalidNameError, name_key, validate_name
-from .store import FaceRecord, FaceTable, GalleryStore, MemoryStore, SQLiteStore, stored_embedder
+from .factory import open_store, stored_embedder
+from .store import FaceRecord, FaceTable, GalleryStore, MemoryStore, SQLiteStore
 
 __all__ = [
     "Candidate",
@@ -26,6 +27,7 @@ __all__ = [
     "Recognition",
     "SQLiteStore",
     "name_key",
+    "open_store",
     "stored_embedder",
     "validate_name",
 ]

@@ -16,8 +16,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .names import validate_name
-from .store import FaceRecord, GalleryStore, SQLiteStore
+from .factory import open_store
+from .names import name_key, validate_name
+from .store import FaceRecord, GalleryStore, identity_key
 
 
 @dataclass(frozen=True)
@@ -65,17 +66,22 @@ class Gallery:
         self.store = store
         self.embedder_name = embedder_name
         self.dim = dim
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()  # reentrant: see write_lock
         records = store.load_all()
         bad = [r for r in records if len(r.embedding) != dim]
         if bad:
             raise ValueError(f"gallery holds {len(bad[0].embedding)}-d vectors; {embedder_name} makes {dim}-d")
         self._snapshot = _Snapshot.build(records, dim)
+        # name key -> the identity's first spelling, the one stored and shown; changed only
+        # under the write lock, after the store succeeded.
+        self._spelling: dict[str, str] = {}
+        for name in dict.fromkeys(r.identity for r in records):  # each name once, in order
+            self._spelling.setdefault(identity_key(name), name)
 
     @classmethod
     def open(cls, path: str | Path, embedder_name: str, dim: int) -> "Gallery":
-        """Open (or create) a SQLite gallery; refuses a file written by another embedder."""
-        return cls(SQLiteStore(path, embedder_name, dim), embedder_name, dim)
+        """Open (or create) the gallery a path or URL names; refuses one written by another embedder."""
+        return cls(open_store(path, embedder_name, dim), embedder_name, dim)
 
     # -- reads --------------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
@@ -87,7 +93,13 @@ class Gallery:
         ends = list(snap.starts[1:]) + [len(snap.records)]
         return [(name, int(end - start)) for name, start, end in zip(snap.names, snap.starts, ends)]
 
+    def _stored_spelling(self, identity: str) -> str | None:
+        """The enrolled spelling of ``identity`` in any case (``obama`` finds ``Obama``)."""
+        return self._spelling.get(identity_key(identity))
+
     def faces_of(self, identity: str) -> list[FaceRecord] | None:
+        """The faces of ``identity`` in any case; their ``identity`` is the stored spelling."""
+        identity = self._stored_spelling(identity)
         found = [r for r in self._snapshot.records if r.identity == identity]
         return found or None
 
@@ -118,44 +130,81 @@ class Gallery:
         embeddings: np.ndarray,
         boxes: Sequence[Sequence[float] | None] | None = None,
     ) -> list[FaceRecord]:
-        """Add faces to ``identity`` (created if new); all or nothing."""
+        """Add faces to ``identity`` (created if new); all or nothing. An identity enrolled
+        before under another case keeps its first spelling: the records carry that one."""
         identity = validate_name(identity)
         vectors = np.asarray(embeddings, dtype=np.float32).reshape(-1, self.dim)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = vectors / np.maximum(norms, 1e-12)
         now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         boxes = list(boxes) if boxes is not None else [None] * len(vectors)
-        records = [
-            FaceRecord(
-                face_id=uuid.uuid4().hex,
-                identity=identity,
-                embedding=vector,
-                embedder=self.embedder_name,
-                created_at=now,
-                box=None if box is None else tuple(float(v) for v in box),
-            )
-            for vector, box in zip(vectors, boxes)
-        ]
         with self._write_lock:
+            identity = self._stored_spelling(identity) or identity
+            records = [
+                FaceRecord(
+                    face_id=uuid.uuid4().hex,
+                    identity=identity,
+                    embedding=vector,
+                    embedder=self.embedder_name,
+                    created_at=now,
+                    box=None if box is None else tuple(float(v) for v in box),
+                )
+                for vector, box in zip(vectors, boxes)
+            ]
             self.store.add_faces(records)
             self._snapshot = _Snapshot.build(self._snapshot.records + tuple(records), self.dim)
+            self._spelling[identity_key(identity)] = identity
         return records
 
     def delete_identity(self, identity: str) -> bool:
+        """``identity`` in any case."""
         with self._write_lock:
-            if self.store.delete_identity(identity) < 0:
+            identity = self._stored_spelling(identity)
+            if identity is None or self.store.delete_identity(identity) < 0:
                 return False
             self._snapshot = _Snapshot.build([r for r in self._snapshot.records if r.identity != identity], self.dim)
+            del self._spelling[identity_key(identity)]
         return True
 
     def delete_face(self, identity: str, face_id: str) -> bool:
+        """``identity`` in any case; the identity goes with its last face."""
         with self._write_lock:
-            if not self.store.delete_face(identity, face_id):
+            identity = self._stored_spelling(identity)
+            if identity is None or not self.store.delete_face(identity, face_id):
                 return False
             self._snapshot = _Snapshot.build(
                 [r for r in self._snapshot.records if r.face_id != face_id], self.dim
             )
+            if not any(r.identity == identity for r in self._snapshot.records):
+                del self._spelling[identity_key(identity)]
         return True
+
+    # -- changes made elsewhere (replica sync): memory only, no store write --------------------
+    @property
+    def write_lock(self) -> threading.RLock:
+        """Held across every change to memory. Replica sync holds it to apply the change log in
+        order; a write of this process applies earlier log entries while holding it (reentrant)."""
+        return self._write_lock
+
+    def apply_added(self, records: Sequence[FaceRecord]) -> None:
+        """Faces another replica stored; ids already in memory are skipped (idempotent)."""
+        with self._write_lock:
+            have = {r.face_id for r in self._snapshot.records}
+            new = tuple(r for r in records if r.face_id not in have)
+            if new:
+                self._snapshot = _Snapshot.build(self._snapshot.records + new, self.dim)
+
+    def apply_removed_identity(self, identity: str) -> None:
+        key = name_key(identity)
+        with self._write_lock:
+            self._snapshot = _Snapshot.build(
+                [r for r in self._snapshot.records if name_key(r.identity) != key], self.dim
+            )
+
+    def apply_removed_faces(self, identity: str, face_ids: Sequence[str]) -> None:
+        gone = set(face_ids)
+        with self._write_lock:
+            self._snapshot = _Snapshot.build([r for r in self._snapshot.records if r.face_id not in gone], self.dim)
 
     def close(self) -> None:
         self.store.close()

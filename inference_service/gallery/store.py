@@ -5,6 +5,8 @@ The in-memory index answers searches; this store is what survives a restart. Kee
 """
 from __future__ import annotations
 
+import errno
+import logging
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
@@ -15,7 +17,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .errors import GalleryMismatchError
+from . import sqlite_file
+from .errors import GalleryFullError, GalleryOpenError
+from .sqlite_file import identity_key
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,76 +104,99 @@ class GalleryStore(ABC):
     def close(self) -> None: ...
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS identities (
-    name TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS faces (
-    face_id TEXT PRIMARY KEY,
-    identity TEXT NOT NULL REFERENCES identities(name) ON DELETE CASCADE,
-    embedding BLOB NOT NULL,
-    dim INTEGER NOT NULL,
-    embedder TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    box_x1 REAL, box_y1 REAL, box_x2 REAL, box_y2 REAL
-);
-CREATE INDEX IF NOT EXISTS faces_by_identity ON faces(identity, created_at);
-"""
+# SQLite's primary result code for "database or disk is full" (the low byte of extended codes).
+_SQLITE_FULL = 13
 
 
 class SQLiteStore(GalleryStore):
     """SQLite in WAL mode. ``secure_delete`` overwrites deleted rows so an erased person's
-    embeddings do not linger in free pages of the file."""
+    embeddings do not linger in free pages of the file.
+
+    An existing file is identified read-only before anything writes to it (see
+    ``sqlite_file``): another program's database, a damaged file or another embedder's gallery
+    is refused with a ``GalleryOpenError`` and left byte for byte as it was.
+    """
 
     def __init__(self, path: str | Path, embedder_name: str | None = None, dim: int | None = None) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        in_memory = str(path) == ":memory:"
+        found = None
+        if not in_memory:
+            found = sqlite_file.open_checks(self.path, embedder_name)
+            if found is None:
+                sqlite_file.create(self.path, embedder_name, dim)
+                found = sqlite_file.open_checks(self.path, embedder_name)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA secure_delete=ON")
-        with self._lock:
-            self._db.executescript(_SCHEMA)
-        stored = self.embedder()
-        if embedder_name is not None:
-            if stored is not None and stored != embedder_name:
-                stored_dim = self._meta("dim")
-                raise GalleryMismatchError(
-                    f"gallery {self.path} holds {stored} embeddings ({stored_dim}-d) but the service "
-                    f"uses {embedder_name}; vectors of different models cannot be compared. Use "
-                    f"FACE_EMBEDDER={stored}, or point FACE_GALLERY at another file."
-                )
-            if stored is None:
-                with self._transaction():
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA secure_delete=ON")
+            with self._transaction():
+                if found is None:  # ":memory:"
+                    sqlite_file.build(self._db, self.path)
+                else:
+                    sqlite_file.upgrade(self._db, self.path, found.schema_version)
+                if embedder_name is not None and self._meta_unlocked("embedder") is None:
                     self._set_meta("embedder", embedder_name)
                     if dim is not None:
                         self._set_meta("dim", str(dim))
+        except GalleryFullError:
+            raise
+        except sqlite3.Error as exc:
+            raise GalleryOpenError(
+                f"cannot open gallery {self.path} ({exc}); check FACE_GALLERY, the file and its folder"
+            ) from exc
 
     # -- helpers ------------------------------------------------------------------------------
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        """One write transaction under the store's lock: committed, or rolled back on error."""
+        """One write transaction under the store's lock: committed, or rolled back on error.
+
+        A full disk becomes ``GalleryFullError`` after the rollback, so the caller's in-memory
+        state (never updated before the store succeeds) and the file both stay as they were.
+        """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    # SQLite may have rolled back already (it does on a full disk).
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL:
+                    raise GalleryFullError(
+                        f"the disk holding gallery {self.path} is full; nothing of this change was stored: "
+                        "free space there and retry"
+                    ) from exc
                 raise
-            self._db.execute("COMMIT")
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise GalleryFullError(f"the disk holding gallery {self.path} is full: free space there") from exc
+                raise
+
+    def _meta_unlocked(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
 
     def _meta(self, key: str) -> str | None:
         with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
+            return self._meta_unlocked(key)
 
     def _set_meta(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def _stored_name(self, identity: str) -> str | None:
+        """The spelling an identity was first stored with, found by its key (in a transaction)."""
+        row = self._db.execute(
+            "SELECT name FROM identities WHERE name_key = ?", (identity_key(identity),)
+        ).fetchone()
+        return row[0] if row else None
 
     # -- interface ----------------------------------------------------------------------------
     def embedder(self) -> str | None:
@@ -190,23 +219,29 @@ class SQLiteStore(GalleryStore):
         return records
 
     def add_faces(self, records: Sequence[FaceRecord]) -> None:
+        """Faces of an identity that exists under another spelling (``obama`` for ``Obama``) join
+        it; the first spelling stays the identity's name."""
         if not records:
             return
         with self._transaction():
-            if self._db.execute("SELECT value FROM meta WHERE key='embedder'").fetchone() is None:
+            if self._meta_unlocked("embedder") is None:
                 self._set_meta("embedder", records[0].embedder)
                 self._set_meta("dim", str(len(records[0].embedding)))
             for rec in records:
-                self._db.execute(
-                    "INSERT OR IGNORE INTO identities(name, created_at) VALUES (?, ?)", (rec.identity, rec.created_at)
-                )
+                name = self._stored_name(rec.identity)
+                if name is None:
+                    name = rec.identity
+                    self._db.execute(
+                        "INSERT INTO identities(name, name_key, created_at) VALUES (?, ?, ?)",
+                        (name, identity_key(name), rec.created_at),
+                    )
                 box = rec.box if rec.box is not None else (None, None, None, None)
                 self._db.execute(
                     "INSERT INTO faces(face_id, identity, embedding, dim, embedder, created_at, "
                     "box_x1, box_y1, box_x2, box_y2) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         rec.face_id,
-                        rec.identity,
+                        name,
                         np.asarray(rec.embedding, dtype="<f4").tobytes(),
                         len(rec.embedding),
                         rec.embedder,
@@ -216,31 +251,43 @@ class SQLiteStore(GalleryStore):
                 )
 
     def delete_identity(self, identity: str) -> int:
+        """``identity`` in any case; -1 when no such identity."""
         with self._transaction():
-            count = self._db.execute("SELECT COUNT(*) FROM faces WHERE identity = ?", (identity,)).fetchone()[0]
-            self._db.execute("DELETE FROM faces WHERE identity = ?", (identity,))
-            gone = self._db.execute("DELETE FROM identities WHERE name = ?", (identity,)).rowcount
-        if gone:
-            self._checkpoint()
-        return count if gone else -1
+            name = self._stored_name(identity)
+            if name is None:
+                return -1
+            count = self._db.execute("DELETE FROM faces WHERE identity = ?", (name,)).rowcount
+            self._db.execute("DELETE FROM identities WHERE name = ?", (name,))
+        self._checkpoint()
+        return count
 
     def delete_face(self, identity: str, face_id: str) -> bool:
         with self._transaction():
+            name = self._stored_name(identity)
+            if name is None:
+                return False
             gone = self._db.execute(
-                "DELETE FROM faces WHERE identity = ? AND face_id = ?", (identity, face_id)
+                "DELETE FROM faces WHERE identity = ? AND face_id = ?", (name, face_id)
             ).rowcount
             if gone:
-                left = self._db.execute("SELECT COUNT(*) FROM faces WHERE identity = ?", (identity,)).fetchone()[0]
+                left = self._db.execute("SELECT COUNT(*) FROM faces WHERE identity = ?", (name,)).fetchone()[0]
                 if left == 0:
-                    self._db.execute("DELETE FROM identities WHERE name = ?", (identity,))
+                    self._db.execute("DELETE FROM identities WHERE name = ?", (name,))
         if gone:
             self._checkpoint()
         return bool(gone)
 
     def _checkpoint(self) -> None:
-        """Fold the WAL into the main file and truncate it, so deleted rows leave no copy there."""
+        """Fold the WAL into the main file and truncate it, so deleted rows leave no copy there.
+
+        The deletion is committed already; a checkpoint that fails (a full disk) is retried by
+        SQLite's automatic checkpoints and the next deletion, so it is logged, not raised.
+        """
         with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                log.warning("gallery %s: WAL checkpoint after a deletion failed (%s); retried later", self.path, exc)
 
     def close(self) -> None:
         with self._lock:
@@ -248,18 +295,23 @@ class SQLiteStore(GalleryStore):
 
 
 def stored_embedder(path: str | Path) -> str | None:
-    """The embedder an existing gallery file was written with (None if absent or empty)."""
+    """The embedder an existing gallery file was written with (None if absent or empty).
+
+    Reads through a read-only connection and writes nothing; a file that is not a gallery
+    raises ``GalleryOpenError`` (``auto`` must not guess an embedder from a foreign file).
+    """
     path = Path(path)
-    if not path.is_file():
-        return None
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        row = db.execute("SELECT value FROM meta WHERE key = 'embedder'").fetchone()
-    except sqlite3.DatabaseError:
-        return None
-    finally:
-        db.close()
-    return row[0] if row else None
+    sqlite_file.check_location(path)
+    found = sqlite_file.identify(path, thorough=False)
+    return found.embedder if found else None
+
+
+def check_gallery_file(path: str | Path, embedder_name: str | None = None) -> str | None:
+    """Every check the store makes before its first write, without writing: the start-up runs it
+    before loading any model so a bad ``FACE_GALLERY`` fails in a second with one line.
+    Returns the stored embedder (None for a new or empty gallery)."""
+    found = sqlite_file.open_checks(Path(path), embedder_name)
+    return found.embedder if found else None
 
 
 class MemoryStore(GalleryStore):
@@ -281,16 +333,20 @@ class MemoryStore(GalleryStore):
             self._records.extend(records)
 
     def delete_identity(self, identity: str) -> int:
+        key = identity_key(identity)
         with self._lock:
             before = len(self._records)
-            self._records = [r for r in self._records if r.identity != identity]
+            self._records = [r for r in self._records if identity_key(r.identity) != key]
             gone = before - len(self._records)
         return gone if gone else -1
 
     def delete_face(self, identity: str, face_id: str) -> bool:
+        key = identity_key(identity)
         with self._lock:
             before = len(self._records)
-            self._records = [r for r in self._records if not (r.identity == identity and r.face_id == face_id)]
+            self._records = [
+                r for r in self._records if not (identity_key(r.identity) == key and r.face_id == face_id)
+            ]
             return len(self._records) < before
 
     def close(self) -> None:

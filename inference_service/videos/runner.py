@@ -46,8 +46,19 @@ class _Stop(Exception):
         self.reason = reason
 
 
+DEFAULT_VIDEO_DIR = Path("data/videos")
+
+
 def jobs_root(settings: Settings) -> Path:
-    return settings.video_dir if settings.video_dir is not None else Path(settings.gallery).parent / "videos"
+    """FACE_VIDEO_DIR, else ``videos/`` beside a SQLite gallery file (``data/videos`` when the
+    gallery is PostgreSQL: the jobs' table stays in its own SQLite file for now)."""
+    from ..gallery.factory import is_postgres, sqlite_path
+
+    if settings.video_dir is not None:
+        return settings.video_dir
+    if is_postgres(settings.gallery):
+        return DEFAULT_VIDEO_DIR
+    return sqlite_path(settings.gallery).parent / "videos"
 
 
 class VideoJobs:

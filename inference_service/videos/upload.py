@@ -128,11 +128,11 @@ class UploadLimitExceptVideos:
     and is bounded by :func:`receive_video` at FACE_MAX_VIDEO_MB instead.
     """
 
-    def __init__(self, app, limit_mb: float) -> None:
+    def __init__(self, app, limit_mb: float, body_timeout_s: float = 60.0) -> None:
         from ..api.uploads import UploadLimitMiddleware
 
         self.app = app
-        self.limited = UploadLimitMiddleware(app, limit_mb=limit_mb)
+        self.limited = UploadLimitMiddleware(app, limit_mb=limit_mb, body_timeout_s=body_timeout_s)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path", "").rstrip("/") == "/videos":

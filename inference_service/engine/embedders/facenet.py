@@ -48,20 +48,35 @@ def locate_weights(dataset: str, weights_dir: Path | None) -> Path | None:
 
 
 def download_weights(dataset: str) -> Path:
-    """Fetch the weights into facenet-pytorch's cache (about 107 MB), atomically."""
-    target = torch_cache_dir() / WEIGHT_FILES[dataset]
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Fetch the weights into facenet-pytorch's cache (about 107 MB), atomically.
+
+    Raises WeightsUnavailableError (never a bare OSError) when the cache cannot be written, e.g.
+    a service user whose HOME is read-only: the message names TORCH_HOME and FACE_WEIGHTS_DIR.
+    """
+    filename = WEIGHT_FILES[dataset]
+    target = torch_cache_dir() / filename
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        writable = os.access(target.parent, os.W_OK | os.X_OK)
+        problem = "" if writable else "Permission denied"
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    if problem:
+        raise WeightsUnavailableError(
+            f"facenet-{dataset} weights are not cached and the cache folder {target.parent} is not "
+            f"writable ({problem}): set TORCH_HOME to a writable folder, or copy {filename} into a "
+            "folder and set FACE_WEIGHTS_DIR to it"
+        )
     log.info("downloading %s FaceNet weights to %s (about 107 MB, once)", dataset, target)
     partial = target.with_suffix(".part")
     try:
-        torch.hub.download_url_to_file(RELEASE_URL + WEIGHT_FILES[dataset], str(partial), progress=False)
+        torch.hub.download_url_to_file(RELEASE_URL + filename, str(partial), progress=False)
         partial.replace(target)
     except Exception as exc:  # network errors come in many types; all mean "not available"
         partial.unlink(missing_ok=True)
         raise WeightsUnavailableError(
-            f"facenet-{dataset} weights are not cached and could not be downloaded ({exc}). "
-            f"On an offline machine copy {WEIGHT_FILES[dataset]} there and set FACE_WEIGHTS_DIR "
-            "to its folder, or use FACE_EMBEDDER=dlib-resnet."
+            f"facenet-{dataset} weights are not cached and could not be downloaded ({exc}): on an "
+            f"offline machine copy {filename} into a folder and set FACE_WEIGHTS_DIR to it"
         ) from exc
     return target
 

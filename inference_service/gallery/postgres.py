@@ -1,0 +1,563 @@
+"""The gallery in PostgreSQL: one database shared by any number of API replicas.
+
+Every write is one transaction that also appends to ``gallery_changes`` (a change log with a
+monotonic ``seq``) and sends ``NOTIFY face_gallery, '<seq>'``, so replicas can apply what others
+wrote (see ``replica.py``). Each write transaction first takes one advisory lock, held to its
+commit: sequence numbers are then handed out in commit order, and a replica that has read up
+to ``seq`` N never later finds a smaller one appear (the gap a ``bigserial`` leaves between
+taking a number and committing it). Gallery writes are rare, so serialising them costs nothing.
+
+The change log holds face ids and names, never embeddings: a replica re-reads added faces by id,
+so an erased person's vectors do not linger in the log. psycopg exceptions stay inside this
+module: unreachable server -> ``GalleryUnavailableError``, full disk -> ``GalleryFullError``.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+import numpy as np
+import psycopg
+import psycopg.errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from .errors import GalleryError, GalleryFullError, GalleryMismatchError, GalleryOpenError, GalleryUnavailableError
+from .names import name_key
+from .store import FaceRecord, FaceTable, GalleryStore
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+CHANNEL = "face_gallery"
+# pg_advisory_xact_lock keys: one serialises every gallery write, one the schema creation.
+WRITE_LOCK = 0x66616365_7301
+SCHEMA_LOCK = 0x66616365_7300
+CONNECT_TIMEOUT_S = 5
+POOL_TIMEOUT_S = 5.0
+# Change-log trimming: an entry goes once it is both older than a day and not among the last
+# 10,000; a replica further behind than that reloads the whole gallery instead of replaying.
+LOG_KEEP = 10_000
+LOG_KEEP_S = 86_400
+TRIM_EVERY = 100  # writes between two trims
+_HEX_ID = re.compile(r"^[0-9a-f]{32}$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS gallery_meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS gallery_identities (
+    id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name_key text NOT NULL UNIQUE,
+    name text NOT NULL,
+    created_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gallery_faces (
+    row_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    face_id uuid NOT NULL UNIQUE,
+    identity_id integer NOT NULL REFERENCES gallery_identities(id) ON DELETE CASCADE,
+    embedding bytea NOT NULL,
+    created_at timestamptz NOT NULL,
+    box_x1 real, box_y1 real, box_x2 real, box_y2 real
+);
+CREATE INDEX IF NOT EXISTS gallery_faces_by_identity ON gallery_faces(identity_id, row_id);
+CREATE SEQUENCE IF NOT EXISTS gallery_change_seq;
+CREATE TABLE IF NOT EXISTS gallery_changes (
+    seq bigint PRIMARY KEY,
+    op text NOT NULL CHECK (op IN ('add', 'delete_identity', 'delete_face')),
+    name_key text NOT NULL,
+    name text NOT NULL,
+    face_ids uuid[] NOT NULL,
+    at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+# One row of ``COPY ... TO STDOUT (FORMAT binary)`` of _COPY_FACES is fixed-width (no NULLs: a
+# missing box is NaN), so the whole stream is read as one numpy structured array.
+_COPY_FACES = (
+    "COPY (SELECT face_id, identity_id, embedding, created_at, coalesce(box_x1, 'NaN'), "
+    "coalesce(box_y1, 'NaN'), coalesce(box_x2, 'NaN'), coalesce(box_y2, 'NaN') "
+    "FROM gallery_faces) TO STDOUT (FORMAT binary)"
+)  # no ORDER BY: sorting a million rows doubles the load time; created_at gives the order
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_PG_EPOCH_US = np.datetime64("2000-01-01T00:00:00", "us")
+
+
+def _row_dtype(dim: int) -> np.dtype:
+    fields: list[tuple] = [("n", ">i2"), ("l_id", ">i4"), ("face_id", "V16"), ("l_ident", ">i4"), ("ident", ">i4")]
+    fields += [("l_emb", ">i4"), ("emb", "<f4", (dim,)), ("l_ts", ">i4"), ("ts", ">i8")]
+    for name in ("x1", "y1", "x2", "y2"):
+        fields += [(f"l_{name}", ">i4"), (name, ">f4")]
+    return np.dtype(fields)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One committed gallery write, as a replica applies it."""
+
+    seq: int
+    op: str  # add | delete_identity | delete_face
+    name: str  # display name of the identity
+    face_ids: tuple[str, ...]
+    records: tuple[FaceRecord, ...] = ()  # for adds: the faces still stored when the log was read
+
+
+@dataclass(frozen=True)
+class ChangeBatch:
+    """What a replica reads after ``after``: the changes in order, or ``trimmed`` when the log
+    no longer reaches back that far (the replica must then reload everything)."""
+
+    after: int
+    changes: list[Change] = field(default_factory=list)
+    latest: int = 0
+    trimmed: bool = False
+
+
+class WriteObserver(Protocol):
+    """Told about each write of this process (``replica.ReplicaSync``): reads, inside the write's
+    transaction, what others committed before it, and is told once it committed. ``lock`` (the
+    gallery's reentrant write lock) is held from before the read until after the commit."""
+
+    lock: Any
+
+    def before_write(self, read: Callable[[int], ChangeBatch]) -> ChangeBatch: ...
+
+    def after_commit(self, earlier: ChangeBatch, seq: int | None) -> None: ...
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for log lines and messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def _hex(face_id: Any) -> str:
+    return face_id.hex if isinstance(face_id, uuid.UUID) else str(face_id)
+
+
+def _translate(exc: Exception, url: str) -> GalleryError:
+    """A psycopg failure as the gallery error the layers above understand."""
+    if isinstance(exc, psycopg.errors.DiskFull):
+        return GalleryFullError(f"PostgreSQL at {redact(url)} is out of disk space: {exc}")
+    if isinstance(exc, (psycopg.OperationalError, PoolTimeout)) or getattr(exc, "sqlstate", "") in (
+        "57P01", "57P02", "57P03", "08000", "08003", "08006", "40001", "40P01",
+    ):
+        return GalleryUnavailableError(f"PostgreSQL at {redact(url)} is unreachable: {exc}".strip())
+    return GalleryError(f"PostgreSQL error: {exc}")
+
+
+class PostgresStore(GalleryStore):
+    """Faces in PostgreSQL through a small psycopg connection pool."""
+
+    def __init__(
+        self,
+        url: str,
+        embedder_name: str | None = None,
+        dim: int | None = None,
+        *,
+        pool_size: int = 4,
+        log_keep: int = LOG_KEEP,
+        log_keep_s: float = LOG_KEEP_S,
+        trim_every: int = TRIM_EVERY,
+    ) -> None:
+        self.url = url
+        self.where = redact(url)
+        self.log_keep = log_keep
+        self.log_keep_s = log_keep_s
+        self.trim_every = trim_every
+        self.loaded_seq = 0  # the change-log position the last load_all/load_table saw
+        self.observer: WriteObserver | None = None
+        self._embedder_name: str | None = None
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise GalleryOpenError(f"FACE_GALLERY {self.where} is not a PostgreSQL URL psycopg accepts: {exc}") from None
+        params.setdefault("connect_timeout", str(CONNECT_TIMEOUT_S))
+        params.setdefault("application_name", "face-gallery")
+        # A server that vanishes without closing the connection (a cut network) must fail a write
+        # in seconds (-> 503), not after the kernel's TCP timeout of many minutes.
+        for key, value in (("keepalives_idle", "10"), ("keepalives_interval", "5"), ("keepalives_count", "3"),
+                           ("tcp_user_timeout", "15000")):
+            params.setdefault(key, value)
+        self.conninfo = make_conninfo("", **params)
+        try:  # one plain connection first: its error says why (refused, bad password, no database)
+            psycopg.connect(self.conninfo).close()
+        except psycopg.Error as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise GalleryOpenError(
+                f"cannot connect to the gallery database {self.where}: {reason} (is PostgreSQL running "
+                "there, and are the user, password and database in FACE_GALLERY right?)"
+            ) from None
+        self._pool = ConnectionPool(
+            self.conninfo,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"options": "-c TimeZone=UTC"},
+            check=ConnectionPool.check_connection,
+            open=False,
+            name="face-gallery",
+        )
+        try:
+            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)
+        except PoolTimeout:
+            self._pool.close()
+            raise GalleryOpenError(
+                f"cannot connect to the gallery database {self.where}: is PostgreSQL running there, "
+                "and are the user, password and database in FACE_GALLERY right?"
+            ) from None
+        try:
+            self._create_schema()
+            self._check_embedder(embedder_name, dim)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    # -- plumbing -----------------------------------------------------------------------------
+    @contextmanager
+    def _cursor(self, transaction: bool = True) -> Iterator[psycopg.Cursor]:
+        """A cursor on a pooled connection (inside one transaction); driver errors translated."""
+        try:
+            with self._pool.connection(timeout=POOL_TIMEOUT_S) as conn:
+                if transaction:
+                    with conn.transaction(), conn.cursor() as cur:
+                        yield cur
+                else:
+                    with conn.cursor() as cur:
+                        yield cur
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise _translate(exc, self.url) from exc
+
+    def _create_schema(self) -> None:
+        with self._cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            cur.execute(_SCHEMA)
+            cur.execute("SELECT value FROM gallery_meta WHERE key = 'schema_version'")
+            row = cur.fetchone()
+            if row is None:
+                cur.execute("INSERT INTO gallery_meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise GalleryOpenError(
+                    f"gallery database {self.where} has schema version {row[0]}, newer than this "
+                    f"service's {SCHEMA_VERSION}: upgrade the service"
+                )
+
+    def _meta(self, cur: psycopg.Cursor, key: str) -> str | None:
+        cur.execute("SELECT value FROM gallery_meta WHERE key = %s", (key,))
+        row = cur.fetchone()
+        return row[0] if row else None
+
+    @staticmethod
+    def _set_meta(cur: psycopg.Cursor, key: str, value: str) -> None:
+        cur.execute(
+            "INSERT INTO gallery_meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            (key, value),
+        )
+
+    def _check_embedder(self, embedder_name: str | None, dim: int | None) -> None:
+        if embedder_name is None:
+            self._embedder_name = self.embedder()
+            return
+        self._embedder_name = embedder_name
+        with self._cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            stored = self._meta(cur, "embedder")
+            if stored is not None and stored != embedder_name:
+                raise GalleryMismatchError(
+                    f"gallery {self.where} holds {stored} embeddings ({self._meta(cur, 'dim')}-d) but the "
+                    f"service uses {embedder_name}; vectors of different models cannot be compared. Use "
+                    f"FACE_EMBEDDER={stored}, or point FACE_GALLERY at another database."
+                )
+            if stored is None:
+                self._set_meta(cur, "embedder", embedder_name)
+                if dim is not None:
+                    self._set_meta(cur, "dim", str(dim))
+
+    def _write(self, work: Callable[[psycopg.Cursor], tuple[Any, tuple | None]]) -> Any:
+        """Run ``work`` as one serialised write transaction that logs and announces its change.
+
+        ``work`` returns (result, change) with change = (op, name_key, name, face_ids) or None
+        when nothing changed. The observer (this process's replica sync) reads what others
+        committed before this write inside the same transaction, so it can apply those first.
+        """
+        observer = self.observer
+        if observer is None:
+            return self._write_logged(work, None)
+        with observer.lock:
+            return self._write_logged(work, observer)
+
+    def _write_logged(self, work: Callable[[psycopg.Cursor], tuple[Any, tuple | None]],
+                      observer: WriteObserver | None) -> Any:
+        earlier = None
+        seq = None
+        with self._cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            if observer is not None:
+                earlier = observer.before_write(lambda after: _read_changes(cur, after, self._embedder_name or ""))
+            result, change = work(cur)
+            if change is not None:
+                cur.execute(
+                    "INSERT INTO gallery_changes (seq, op, name_key, name, face_ids) "
+                    "VALUES (nextval('gallery_change_seq'), %s, %s, %s, %s) RETURNING seq",
+                    change,
+                )
+                seq = cur.fetchone()[0]
+                cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(seq)))
+                if seq % self.trim_every == 0:
+                    self._trim(cur, seq)
+        if observer is not None:
+            observer.after_commit(earlier, seq)
+        return result
+
+    def _trim(self, cur: psycopg.Cursor, seq: int) -> None:
+        cur.execute(
+            "WITH gone AS (DELETE FROM gallery_changes WHERE seq <= %s AND at < now() - make_interval(secs => %s) "
+            "RETURNING seq) SELECT max(seq) FROM gone",
+            (seq - self.log_keep, self.log_keep_s),
+        )
+        gone = cur.fetchone()[0]
+        if gone is not None:
+            trimmed = int(self._meta(cur, "trimmed_through") or 0)
+            self._set_meta(cur, "trimmed_through", str(max(trimmed, gone)))
+
+    # -- reads --------------------------------------------------------------------------------
+    def embedder(self) -> str | None:
+        with self._cursor() as cur:
+            return self._meta(cur, "embedder")
+
+    def dim(self) -> int | None:
+        with self._cursor() as cur:
+            value = self._meta(cur, "dim")
+        return int(value) if value else None
+
+    def load_all(self) -> list[FaceRecord]:
+        with self._cursor() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            self.loaded_seq = _log_position(cur)
+            embedder = self._meta(cur, "embedder") or ""
+            cur.execute(
+                "SELECT f.face_id, i.name, f.embedding, f.created_at, f.box_x1, f.box_y1, f.box_x2, f.box_y2 "
+                "FROM gallery_faces f JOIN gallery_identities i ON i.id = f.identity_id "
+                "ORDER BY i.name_key, f.row_id"
+            )
+            return [_record(row, embedder) for row in cur]
+
+    def load_table(self, dim: int) -> FaceTable:
+        """Every face in one binary COPY read straight into numpy, in table order (not grouped)."""
+        row_dtype = _row_dtype(dim)
+        with self._cursor() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            self.loaded_seq = _log_position(cur)
+            cur.execute("SELECT id, name FROM gallery_identities ORDER BY id")
+            identities = cur.fetchall()
+            buffer = bytearray()
+            # One CopyData message per row: read() is the cheapest way through a million of them
+            # (measured: faster than iterating the Copy object or filling a preallocated buffer).
+            with cur.copy(_COPY_FACES) as copy:
+                while chunk := copy.read():
+                    buffer += chunk
+        return _parse_copy(buffer, row_dtype, identities, dim)
+
+    def face_ids(self) -> set[str]:
+        """Every stored face id (what ``copy`` skips when re-run)."""
+        with self._cursor() as cur:
+            cur.execute("SELECT face_id FROM gallery_faces")
+            return {_hex(row[0]) for row in cur}
+
+    def read_changes(self, after: int) -> ChangeBatch:
+        """The changes committed after ``after``, read in one snapshot (the replica's poll)."""
+        with self._cursor() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            return _read_changes(cur, after, self._embedder_name or "")
+
+    # -- writes -------------------------------------------------------------------------------
+    def add_faces(self, records: Sequence[FaceRecord]) -> None:
+        """Store the records (all or none); a face id already stored is skipped, so a repeated
+        copy adds nothing twice."""
+        if not records:
+            return
+        for rec in records:
+            if not _HEX_ID.match(rec.face_id):
+                raise ValueError(f"face id {rec.face_id!r} is not a 32-digit hex uuid")
+        by_key: dict[str, list[FaceRecord]] = {}
+        for rec in records:
+            by_key.setdefault(name_key(rec.identity), []).append(rec)
+
+        def work(cur: psycopg.Cursor) -> tuple[None, tuple | None]:
+            if self._meta(cur, "embedder") is None:
+                self._embedder_name = records[0].embedder
+                self._set_meta(cur, "embedder", records[0].embedder)
+                self._set_meta(cur, "dim", str(len(records[0].embedding)))
+            added: list[tuple[str, str, list[uuid.UUID]]] = []
+            for key, group in by_key.items():
+                cur.execute(
+                    "INSERT INTO gallery_identities (name_key, name, created_at) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (name_key) DO NOTHING",
+                    (key, group[0].identity, datetime.fromisoformat(group[0].created_at)),
+                )
+                cur.execute("SELECT id, name FROM gallery_identities WHERE name_key = %s", (key,))
+                identity_id, name = cur.fetchone()
+                boxes = [r.box if r.box is not None else (None,) * 4 for r in group]
+                cur.execute(
+                    "INSERT INTO gallery_faces (face_id, identity_id, embedding, created_at, "
+                    "box_x1, box_y1, box_x2, box_y2) "
+                    "SELECT f, %s, e, t, x1, y1, x2, y2 FROM unnest(%s::uuid[], %s::bytea[], %s::timestamptz[], "
+                    "%s::real[], %s::real[], %s::real[], %s::real[]) AS u(f, e, t, x1, y1, x2, y2) "
+                    "ON CONFLICT (face_id) DO NOTHING RETURNING face_id",
+                    (
+                        identity_id,
+                        [uuid.UUID(r.face_id) for r in group],
+                        [np.asarray(r.embedding, dtype="<f4").tobytes() for r in group],
+                        [datetime.fromisoformat(r.created_at) for r in group],
+                        *([b[i] for b in boxes] for i in range(4)),
+                    ),
+                )
+                ids = [row[0] for row in cur.fetchall()]
+                if ids:
+                    added.append((key, name, ids))
+            if not added:
+                return None, None
+            if len(added) == 1:
+                key, name, ids = added[0]
+                return None, ("add", key, name, ids)
+            # One log entry per write: the payload lists every face; the replica re-reads them
+            # with their identities, so the entry's name is informative only.
+            return None, ("add", added[0][0], added[0][1], [i for _, _, ids in added for i in ids])
+
+        self._write(work)
+
+    def delete_identity(self, identity: str) -> int:
+        key = name_key(identity)
+
+        # Faces first (to count and log them), then the identity, in one transaction.
+        def work_counted(cur: psycopg.Cursor) -> tuple[int, tuple | None]:
+            cur.execute("SELECT id, name FROM gallery_identities WHERE name_key = %s FOR UPDATE", (key,))
+            row = cur.fetchone()
+            if row is None:
+                return -1, None
+            cur.execute("DELETE FROM gallery_faces WHERE identity_id = %s RETURNING face_id", (row[0],))
+            face_ids = [r[0] for r in cur.fetchall()]
+            cur.execute("DELETE FROM gallery_identities WHERE id = %s", (row[0],))
+            return len(face_ids), ("delete_identity", key, row[1], face_ids)
+
+        return self._write(work_counted)
+
+    def delete_face(self, identity: str, face_id: str) -> bool:
+        if not _HEX_ID.match(face_id):
+            return False
+        key = name_key(identity)
+
+        def work(cur: psycopg.Cursor) -> tuple[bool, tuple | None]:
+            cur.execute(
+                "DELETE FROM gallery_faces f USING gallery_identities i "
+                "WHERE f.identity_id = i.id AND i.name_key = %s AND f.face_id = %s RETURNING i.id, i.name",
+                (key, uuid.UUID(face_id)),
+            )
+            row = cur.fetchone()
+            if row is None:
+                return False, None
+            cur.execute(
+                "DELETE FROM gallery_identities i WHERE i.id = %s "
+                "AND NOT EXISTS (SELECT 1 FROM gallery_faces f WHERE f.identity_id = i.id)",
+                (row[0],),
+            )
+            return True, ("delete_face", key, row[1], [uuid.UUID(face_id)])
+
+        return self._write(work)
+
+    def close(self) -> None:
+        observer, self.observer = self.observer, None
+        if observer is not None and hasattr(observer, "stop"):
+            observer.stop()
+        self._pool.close()
+
+
+# -- helpers shared by the store's reads and the replica's catch-up --------------------------------
+def _log_position(cur: psycopg.Cursor) -> int:
+    """The last committed change (or the trimmed position when the log is empty)."""
+    cur.execute(
+        "SELECT greatest((SELECT max(seq) FROM gallery_changes), "
+        "(SELECT value::bigint FROM gallery_meta WHERE key = 'trimmed_through'), 0)"
+    )
+    return int(cur.fetchone()[0])
+
+
+def _record(row: Sequence[Any], embedder: str) -> FaceRecord:
+    face_id, name, blob, created_at, *box = row
+    return FaceRecord(
+        face_id=_hex(face_id),
+        identity=name,
+        embedding=np.frombuffer(blob, dtype="<f4").astype(np.float32),
+        embedder=embedder,
+        created_at=created_at.astimezone(timezone.utc).isoformat(timespec="microseconds"),
+        box=None if box[0] is None else tuple(float(v) for v in box),
+    )
+
+
+def _read_changes(cur: psycopg.Cursor, after: int, embedder: str) -> ChangeBatch:
+    cur.execute("SELECT value::bigint FROM gallery_meta WHERE key = 'trimmed_through'")
+    row = cur.fetchone()
+    latest = _log_position(cur)
+    if row is not None and after < row[0]:
+        return ChangeBatch(after, [], latest, trimmed=True)
+    cur.execute(
+        "SELECT seq, op, name, face_ids FROM gallery_changes WHERE seq > %s ORDER BY seq", (after,)
+    )
+    entries = cur.fetchall()
+    wanted = [fid for seq, op, name, ids in entries if op == "add" for fid in ids]
+    faces: dict[str, FaceRecord] = {}
+    if wanted:
+        cur.execute(
+            "SELECT f.face_id, i.name, f.embedding, f.created_at, f.box_x1, f.box_y1, f.box_x2, f.box_y2 "
+            "FROM gallery_faces f JOIN gallery_identities i ON i.id = f.identity_id "
+            "WHERE f.face_id = ANY(%s) ORDER BY f.row_id",
+            (wanted,),
+        )
+        faces = {rec.face_id: rec for rec in (_record(r, embedder) for r in cur)}
+    changes = []
+    for seq, op, name, ids in entries:
+        hex_ids = tuple(_hex(i) for i in ids)
+        records = tuple(faces[i] for i in hex_ids if i in faces) if op == "add" else ()
+        changes.append(Change(int(seq), op, name, hex_ids, records))
+    return ChangeBatch(after, changes, max(latest, after))
+
+
+def _parse_copy(buffer: bytearray, row_dtype: np.dtype, identities: list[tuple[int, str]], dim: int) -> FaceTable:
+    """The binary COPY stream as a FaceTable (header, fixed-width rows, -1 trailer)."""
+    if buffer[:11] != _COPY_SIGNATURE:
+        raise GalleryError("unexpected COPY stream from PostgreSQL")
+    ext = int.from_bytes(buffer[15:19], "big")
+    start = 19 + ext
+    body = memoryview(buffer)[start : len(buffer) - 2]
+    if len(body) % row_dtype.itemsize:
+        raise GalleryError(f"gallery holds embeddings that are not {dim}-d")
+    rows = np.frombuffer(body, dtype=row_dtype)
+    if len(rows) and (np.any(rows["n"] != 8) or np.any(rows["l_emb"] != 4 * dim)):
+        raise GalleryError(f"gallery holds embeddings that are not {dim}-d")
+    ids = np.array([i for i, _ in identities], dtype=np.int64)
+    names = [n for _, n in identities]
+    hexed = _uuid_hex(rows["face_id"])
+    boxes = np.stack([rows[c].astype(np.float32) for c in ("x1", "y1", "x2", "y2")], axis=1) if len(rows) else (
+        np.zeros((0, 4), np.float32)
+    )
+    return FaceTable(
+        face_ids=hexed,
+        identity=np.searchsorted(ids, rows["ident"].astype(np.int64)).astype(np.int32),
+        names=names,
+        embeddings=np.ascontiguousarray(rows["emb"], dtype=np.float32).reshape(len(rows), dim),
+        created_at=_PG_EPOCH_US + rows["ts"].astype(np.int64).astype("timedelta64[us]"),
+        boxes=boxes.reshape(len(rows), 4),
+    )
+
+
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def _uuid_hex(raw: np.ndarray) -> np.ndarray:
+    """16-byte uuids as their 32-character hex ("S32"), vectorised."""
+    octets = np.frombuffer(raw.tobytes(), dtype=np.uint8).reshape(len(raw), 16)
+    digits = np.empty((len(raw), 32), dtype=np.uint8)
+    digits[:, 0::2] = _HEX_DIGITS[octets >> 4]
+    digits[:, 1::2] = _HEX_DIGITS[octets & 15]
+    return digits.view("S32").reshape(len(raw))

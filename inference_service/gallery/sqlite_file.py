@@ -1,0 +1,330 @@
+"""The gallery's SQLite file: where it may live, what it must look like, how old ones are upgraded.
+
+A path given in ``FACE_GALLERY`` is hostile until identified: it may be another program's
+database, a damaged copy, a folder, or sit where the service cannot write. Everything here reads
+an existing file through a read-only connection (``mode=ro``: no pragma that writes, no WAL
+switch, no table created) and refuses what it cannot identify with a ``GalleryOpenError`` whose
+one-line message names the file and what to do. A new file is only ever created where nothing
+exists, built aside and linked into place, so a crash never leaves a half-made gallery.
+
+Our files carry SQLite's ``application_id`` :data:`APPLICATION_ID` and their schema version in
+the meta table. Files of the first version (application_id 0, the exact tables of
+:data:`SCHEMA_V1`) are recognised by their schema and upgraded in one transaction.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import unicodedata
+import urllib.parse
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import GalleryMismatchError, GalleryOpenError
+from .names import InvalidNameError, name_key
+
+log = logging.getLogger(__name__)
+
+# b"FACE" read as a big-endian 32-bit integer: the marker SQLite stores at offset 68 of the header.
+APPLICATION_ID = 0x46414345
+SCHEMA_VERSION = 2
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+# Version 1 exactly as the first release created it (application_id 0, no schema_version).
+SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS identities (
+    name TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS faces (
+    face_id TEXT PRIMARY KEY,
+    identity TEXT NOT NULL REFERENCES identities(name) ON DELETE CASCADE,
+    embedding BLOB NOT NULL,
+    dim INTEGER NOT NULL,
+    embedder TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    box_x1 REAL, box_y1 REAL, box_x2 REAL, box_y2 REAL
+);
+CREATE INDEX IF NOT EXISTS faces_by_identity ON faces(identity, created_at);
+"""
+
+# Version 2: identities are compared by name_key (names.name_key), one row per person.
+_V1_TO_V2 = """
+ALTER TABLE identities ADD COLUMN name_key TEXT NOT NULL DEFAULT '';
+"""
+_V2_INDEX = "CREATE UNIQUE INDEX identities_by_key ON identities(name_key)"
+
+
+def _run(db: sqlite3.Connection, script: str) -> None:
+    """The statements of ``script`` one by one: ``executescript`` would commit the caller's
+    transaction first."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def identity_key(name: str) -> str:
+    """The key a stored name is compared by: ``names.name_key`` for every name the current rule
+    accepts; names an older rule let in (``-``, ``A×B``) get the same folding, so they stay
+    reachable and deletable instead of breaking the migration."""
+    try:
+        return name_key(name)
+    except InvalidNameError:
+        return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+
+
+@dataclass(frozen=True)
+class GalleryFile:
+    """What an existing gallery file holds, read without writing to it."""
+
+    schema_version: int
+    embedder: str | None
+    dim: int | None
+
+
+# -- where the file may live ------------------------------------------------------------------
+def check_location(path: Path) -> None:
+    """Refuse paths SQLite could not use as a writable gallery, before anything is opened."""
+    try:
+        _check_location(path)
+    except OSError as exc:  # e.g. a parent folder the service may not enter
+        raise GalleryOpenError(
+            f"cannot reach gallery {path} ({exc.strerror or exc}); check FACE_GALLERY and its folders' permissions"
+        ) from exc
+
+
+def _check_location(path: Path) -> None:
+    if path.is_dir():
+        raise GalleryOpenError(
+            f"FACE_GALLERY={path} is a folder; set it to a file path such as {path / 'gallery.sqlite3'}"
+        )
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise GalleryOpenError(
+            f"FACE_GALLERY={path}: {ancestor} is a file, not a folder; point FACE_GALLERY at a file in a folder"
+        )
+    if path.exists():
+        if not path.is_file():
+            raise GalleryOpenError(f"FACE_GALLERY={path} is not a regular file; point it at a gallery file")
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise GalleryOpenError(
+                f"gallery {path} is read-only; make it writable for the service's user "
+                "or point FACE_GALLERY at a writable copy"
+            )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise GalleryOpenError(
+            f"the folder {ancestor} of gallery {path} is not writable (SQLite keeps its -wal and -shm "
+            "files beside the gallery); make it writable or point FACE_GALLERY into a writable folder"
+        )
+
+
+# -- what the file is -------------------------------------------------------------------------
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write. Without a ``-wal`` file beside it the file is the whole
+    database, and ``immutable=1`` reads it without creating ``-wal``/``-shm`` files either; with
+    one (a gallery whose process was killed) the log's committed pages must be read too."""
+    uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
+    if not Path(f"{path}-wal").exists():
+        uri += "&immutable=1"
+    return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+
+def _shape(db: sqlite3.Connection) -> dict[str, tuple]:
+    """Tables with their columns and indexes with their columns: what "exact schema" compares."""
+    shape: dict[str, tuple] = {}
+    rows = db.execute(
+        "SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
+    ).fetchall()
+    for kind, name, table in rows:
+        if kind == "table":
+            shape[name] = tuple(db.execute("SELECT * FROM pragma_table_info(?)", (name,)).fetchall())
+        elif kind == "index":
+            columns = db.execute("SELECT * FROM pragma_index_info(?)", (name,)).fetchall()
+            shape[f"index {name} on {table}"] = tuple(columns)
+        else:
+            shape[f"{kind} {name}"] = ()
+    return shape
+
+
+def _reference_shape(version: int) -> dict[str, tuple]:
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        _run(db, SCHEMA_V1)
+        if version >= 2:
+            _run(db, _V1_TO_V2)
+            db.execute(_V2_INDEX)
+        return _shape(db)
+    finally:
+        db.close()
+
+
+_SHAPES = {1: _reference_shape(1), 2: _reference_shape(2)}
+
+
+def identify(path: Path, thorough: bool = True) -> GalleryFile | None:
+    """What the gallery at ``path`` holds, or None where nothing exists; never writes to it.
+
+    ``thorough`` runs SQLite's ``quick_check`` over every page, so a damaged file is refused at
+    start-up instead of failing on the first write (or being written further).
+    """
+    if not path.exists():
+        return None
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(100)
+    except OSError as exc:
+        raise GalleryOpenError(
+            f"cannot read gallery {path} ({exc.strerror}); check FACE_GALLERY and its permissions"
+        ) from exc
+    if not header:
+        raise GalleryOpenError(
+            f"{path} is an empty file, not a gallery; delete it to start a new gallery there, "
+            "or point FACE_GALLERY at your gallery file"
+        )
+    if not header.startswith(_SQLITE_MAGIC):
+        raise GalleryOpenError(
+            f"{path} is not a gallery (not an SQLite database); it was left untouched: point FACE_GALLERY "
+            "at your gallery file or at a path where a new one may be created"
+        )
+    try:
+        db = _read_only(path)
+        try:
+            return _inspect(db, path, thorough)
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise GalleryOpenError(
+            f"gallery {path} is damaged or truncated ({exc}); it was left untouched: restore it from a "
+            "backup, or point FACE_GALLERY at a new file"
+        ) from exc
+
+
+def _inspect(db: sqlite3.Connection, path: Path, thorough: bool) -> GalleryFile:
+    app_id = db.execute("PRAGMA application_id").fetchone()[0]
+    shape = _shape(db)
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall()) if "meta" in shape else {}
+    if app_id == APPLICATION_ID:
+        stored = meta.get("schema_version", "")
+        version = int(stored) if stored.isdigit() else 0
+        if version > SCHEMA_VERSION:
+            raise GalleryOpenError(
+                f"gallery {path} has schema version {version}, newer than this service's "
+                f"{SCHEMA_VERSION}; run a newer version of the service on it"
+            )
+        if version != SCHEMA_VERSION or shape != _SHAPES[SCHEMA_VERSION]:
+            raise GalleryOpenError(
+                f"gallery {path} carries the gallery marker but not the gallery's tables; it was left "
+                "untouched: restore it from a backup, or point FACE_GALLERY at a new file"
+            )
+    elif app_id == 0 and shape == _SHAPES[1]:
+        version = 1
+    else:
+        tables = [name for name in shape if " " not in name]
+        if app_id:
+            what = f"application_id {app_id:#x}"
+        else:
+            what = ("tables " + ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")) if tables else "no tables"
+        raise GalleryOpenError(
+            f"{path} is an SQLite database of another program ({what}), not a gallery; it was left "
+            "untouched: point FACE_GALLERY at your gallery file or at a path where a new one may be created"
+        )
+    # Only a file identified as ours is read whole (a foreign one may be large).
+    if thorough:
+        problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError("; ".join(problems))
+    dim = meta.get("dim")
+    return GalleryFile(version, meta.get("embedder"), int(dim) if dim and dim.isdigit() else None)
+
+
+def check_embedder(path: Path, found: GalleryFile | None, embedder: str | None) -> None:
+    """``GalleryMismatchError`` when the file holds another embedder's vectors."""
+    if embedder is None or found is None or found.embedder is None or found.embedder == embedder:
+        return
+    dim = f"{found.dim}-d" if found.dim else "of another size"
+    raise GalleryMismatchError(
+        f"gallery {path} holds {found.embedder} embeddings ({dim}) but the service uses {embedder}; "
+        f"vectors of different models cannot be compared. Use FACE_EMBEDDER={found.embedder}, "
+        "or point FACE_GALLERY at another file."
+    )
+
+
+def open_checks(path: Path, embedder: str | None = None, thorough: bool = True) -> GalleryFile | None:
+    """Everything to know before the first write: the location, the file, its embedder."""
+    check_location(path)
+    found = identify(path, thorough)
+    check_embedder(path, found, embedder)
+    return found
+
+
+# -- building and upgrading -------------------------------------------------------------------
+def upgrade(db: sqlite3.Connection, path: Path | str, from_version: int) -> None:
+    """Bring a version-1 schema to the current one; the caller holds a write transaction.
+
+    Version 1 compared names exactly, so ``Obama`` and ``obama`` may both exist: the later
+    spelling's faces join the first enrolled one (the spelling kept for display), and a log line
+    says so.
+    """
+    if from_version >= SCHEMA_VERSION:
+        return
+    _run(db, _V1_TO_V2)
+    first: dict[str, str] = {}
+    for name, in db.execute("SELECT name FROM identities ORDER BY created_at, rowid").fetchall():
+        key = identity_key(name)
+        if key in first:
+            moved = db.execute("UPDATE faces SET identity = ? WHERE identity = ?", (first[key], name)).rowcount
+            db.execute("DELETE FROM identities WHERE name = ?", (name,))
+            log.warning("gallery %s: identity %r merged into %r (%d faces): names now compare case-insensitively",
+                        path, name, first[key], moved)
+        else:
+            first[key] = name
+            db.execute("UPDATE identities SET name_key = ? WHERE name = ?", (key, name))
+    db.execute(_V2_INDEX)
+    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    if from_version > 0:
+        log.info("gallery %s: upgraded from schema version %d to %d", path, from_version, SCHEMA_VERSION)
+
+
+def build(db: sqlite3.Connection, path: Path | str) -> None:
+    """The current schema in an empty database; the caller holds a write transaction."""
+    _run(db, SCHEMA_V1)
+    upgrade(db, path, 0)
+
+
+def create(path: Path, embedder: str | None, dim: int | None) -> None:
+    """A new, empty gallery at ``path``, built beside it and linked into place whole.
+
+    Linking (not renaming) never replaces a file another process created meanwhile; that file
+    is then identified like any other.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.new")
+    try:
+        db = sqlite3.connect(str(partial), isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            build(db, path)
+            if embedder is not None:
+                db.execute("INSERT INTO meta(key, value) VALUES ('embedder', ?)", (embedder,))
+                if dim is not None:
+                    db.execute("INSERT INTO meta(key, value) VALUES ('dim', ?)", (str(dim),))
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links: rename, still never over a file
+            if not path.exists():
+                os.replace(partial, path)
+    except (OSError, sqlite3.Error) as exc:
+        raise GalleryOpenError(f"cannot create gallery {path} ({exc}); check FACE_GALLERY and its folder") from exc
+    finally:
+        partial.unlink(missing_ok=True)

@@ -1,0 +1,139 @@
+""""Name this face" on the result page: enroll exactly one face of a recognised photo.
+
+The site keeps no upload, so each face's form carries the face itself: its crop (a small JPEG,
+:mod:`web_frontend.face_crops`) and a token signed with the site's secret key (itsdangerous, as
+Flask's session cookie is) that holds the crop's SHA-256 and the face's box within it. A form
+whose crop or box was swapped, or that is older than :data:`TOKEN_MAX_AGE_S`, is refused; a valid
+one is sent to the API's ``POST /identities/{name}/faces`` with that box, so the API enrolls the
+face the person saw, not the largest one of the crop. Like Enroll it needs the consent box and,
+when ``WEB_PASSWORD`` is set, a login; the CSRF check covers it as every POST.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from .api_client import ApiError, FaceApi, Upload
+from .auth import login_required
+from .face_crops import cut_faces
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("naming", __name__)
+
+_SALT = "name-this-face"
+# A result page's forms stay usable this long: enough to ask the person, short enough that a
+# saved page is not a standing permission.
+TOKEN_MAX_AGE_S = 3600
+# The crops are at most 320 px JPEGs (some tens of KB); a posted one larger than this was not
+# made by this site, and is refused before it is decoded or hashed.
+MAX_CROP_BYTES = 256 * 1024
+STALE_FORM = "This face's form is out of date or was changed. Recognise the photo again and name the face there."
+
+
+@dataclass(frozen=True)
+class FaceForm:
+    """What the template needs for one face's "Name this face" form."""
+
+    number: int
+    label: str
+    crop_base64: str
+    token: str
+    width: int
+    height: int
+    box: str  # the face's box in the uploaded photo, for people and tests to tell faces apart
+
+    @property
+    def data_url(self) -> str:
+        return f"data:image/jpeg;base64,{self.crop_base64}"
+
+
+class _FormError(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt=_SALT)
+
+
+def face_forms(image_bytes: bytes, faces: Sequence[dict[str, Any]], labels: Sequence[str]) -> list[FaceForm]:
+    """A form per face of ``faces`` (the API's answer for ``image_bytes``); none if it cannot be cut."""
+    try:
+        crops = cut_faces(image_bytes, faces)
+    except Exception:  # noqa: BLE001 - the result page is still worth showing without the forms
+        log.exception("could not cut the faces out of the photo")
+        return []
+    serializer = _serializer()
+    forms = []
+    for number, (face, crop, label) in enumerate(zip(faces, crops, labels), start=1):
+        if crop is None:
+            continue
+        token = serializer.dumps({"sha256": hashlib.sha256(crop.jpeg).hexdigest(), "box": crop.box_text})
+        box = ",".join(f"{float(v):.0f}" for v in face["box"])
+        forms.append(FaceForm(number, label, crop.base64, token, crop.width, crop.height, box))
+    return forms
+
+
+def _signed_face() -> tuple[bytes, str, FaceForm]:
+    """The posted crop and its box, once the token vouches for them; else a 400."""
+    text = request.form.get("crop", "")
+    token = request.form.get("token", "")
+    if not text or not token or len(text) > MAX_CROP_BYTES * 4 // 3 + 4:
+        raise _FormError(STALE_FORM)
+    try:
+        signed = _serializer().loads(token, max_age=TOKEN_MAX_AGE_S)
+        crop = base64.b64decode(text, validate=True)
+    except SignatureExpired:
+        raise _FormError("This face's form is more than an hour old. Recognise the photo again.") from None
+    except (BadSignature, binascii.Error, ValueError):
+        raise _FormError(STALE_FORM) from None
+    if not isinstance(signed, dict) or not isinstance(signed.get("sha256"), str) or not isinstance(signed.get("box"), str):
+        raise _FormError(STALE_FORM)
+    if not hmac.compare_digest(hashlib.sha256(crop).hexdigest(), signed["sha256"]):
+        raise _FormError(STALE_FORM)
+    number = request.form.get("number", "")
+    form = FaceForm(int(number) if re.fullmatch(r"[0-9]{1,4}", number) else 0, "", text, token, 0, 0, "")
+    return crop, signed["box"], form
+
+
+@bp.get("/faces/name")
+def name_face_form():
+    """Reached only after a login interrupted a POST: the form went with it, so start over."""
+    return redirect(url_for("home"))
+
+
+@bp.post("/faces/name")
+@login_required
+def name_face():
+    name = request.form.get("name", "").strip()
+    try:
+        crop, box, form = _signed_face()
+    except _FormError as exc:
+        return render_template("error.html", code=exc.status, title="Name a face", message=exc.message), exc.status
+    try:
+        if not name:
+            raise _FormError("Enter the person's name.")
+        if "/" in name or "\\" in name or name in (".", ".."):
+            raise _FormError("Names may hold letters, digits, spaces and _ - . ' (1 to 64 characters), and may not be . or ..")
+        if request.form.get("consent") != "yes":
+            raise _FormError("Tick the box to confirm that this person agreed to be enrolled.")
+        api: FaceApi = current_app.extensions["face_api"]
+        result = api.enroll(name, [Upload("face.jpg", crop, "image/jpeg")], boxes=[box])
+    except _FormError as exc:
+        return render_template("name_face.html", face=form, name=name, error=exc.message), exc.status
+    except ApiError as exc:
+        return render_template("name_face.html", face=form, name=name, error=exc.message), exc.status
+    enrolled = {"name": result.get("identity", name), "total": result.get("faces")}
+    return render_template("name_face.html", face=form, name="", enrolled=enrolled)
