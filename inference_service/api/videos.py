@@ -34,8 +34,8 @@ JobId = Path(description="The job id returned by POST /videos (32 hex digits).")
 MAX_TRACK_FACES = 5
 
 VIDEO_ERRORS = {
-    400: "The multipart body or the video is empty or damaged.",
-    401: "Missing or wrong X-API-Key (only when the service has FACE_API_KEY).",
+    400: "The body (multipart, or JSON for enroll) or the video is empty or damaged.",
+    401: "Missing or wrong X-API-Key (writes: with FACE_API_KEY; reads: with FACE_READ_API_KEY).",
     404: "No such job, or its results were removed after FACE_VIDEO_RETENTION_HOURS.",
     409: "The job is not done yet, or its faces come from another embedder than the gallery's.",
     413: "The video is over FACE_MAX_VIDEO_MB.",
@@ -112,6 +112,27 @@ def _probe_or_refuse(files: JobFiles, max_seconds: float) -> tuple[float, int]:
     responses=error_responses(400, 401, 413, 415, 422, 503),
     dependencies=[Depends(require_api_key)],
     summary="Upload a video (multipart field 'video') to be analysed: 202 with the job's id and URL",
+    # The body is parsed as a stream (see videos/upload.py), so FastAPI cannot infer it: declared here.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["video"],
+                        "properties": {
+                            "video": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "The video file (MP4, WebM, MOV...), at most FACE_MAX_VIDEO_MB MiB.",
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    },
 )
 async def create_video(request: Request, jobs: VideoJobs = Depends(get_jobs)) -> dict:
     settings = jobs.settings
@@ -137,7 +158,7 @@ async def create_video(request: Request, jobs: VideoJobs = Depends(get_jobs)) ->
     return _job_json(job, request)
 
 
-@router.get("", summary="The video jobs, newest first")
+@router.get("", responses=error_responses(401), summary="The video jobs, newest first")
 async def list_videos(request: Request, jobs: VideoJobs = Depends(get_jobs)) -> dict:
     return {"videos": [_job_json(job, request) for job in jobs.store.list()]}
 
@@ -145,7 +166,7 @@ async def list_videos(request: Request, jobs: VideoJobs = Depends(get_jobs)) -> 
 @router.get(
     "/{job_id}",
     name="get_video",
-    responses=error_responses(404, 422),
+    responses=error_responses(401, 404, 422),
     summary="A job's status and progress; when done its timeline and per-person screen time",
 )
 def get_video(request: Request, job_id: str = JobId, jobs: VideoJobs = Depends(get_jobs)) -> dict:
@@ -168,7 +189,7 @@ def get_video(request: Request, job_id: str = JobId, jobs: VideoJobs = Depends(g
     "/{job_id}/annotated",
     name="get_annotated",
     response_class=FileResponse,
-    responses={**error_responses(404, 422), 200: {"content": {"video/mp4": {}}}},
+    responses={**error_responses(401, 404, 422), 200: {"content": {"video/mp4": {}}}},
     summary="The annotated video (H.264 MP4; Range requests supported)",
 )
 def get_annotated(job_id: str = JobId, jobs: VideoJobs = Depends(get_jobs)) -> FileResponse:
@@ -182,7 +203,7 @@ def get_annotated(job_id: str = JobId, jobs: VideoJobs = Depends(get_jobs)) -> F
 @router.get(
     "/{job_id}/tracks/{track_id}/faces/{number}",
     response_class=FileResponse,
-    responses={**error_responses(404, 422), 200: {"content": {"image/jpeg": {}}}},
+    responses={**error_responses(401, 404, 422), 200: {"content": {"image/jpeg": {}}}},
     summary="One of the faces kept for a track (JPEG), as enrolling it would store",
 )
 def get_track_face(
@@ -199,7 +220,7 @@ def get_track_face(
 @router.post(
     "/{job_id}/tracks/{track_id}/enroll",
     status_code=201,
-    responses=error_responses(401, 404, 409, 422),
+    responses=error_responses(400, 401, 404, 409, 422),
     dependencies=[Depends(require_api_key)],
     summary="Enroll a track's best faces (kept by the analysis) under a name",
 )
