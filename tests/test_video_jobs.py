@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from pathlib import Path
 
 from inference_service.config import Settings
 from inference_service.videos import VideoJobs

@@ -8,7 +8,6 @@ again on the same files: the job must end (resumed and done, or failed with a re
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
