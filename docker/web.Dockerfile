@@ -1,4 +1,5 @@
-# The Flask site: Flask, requests, Pillow and pydantic-settings only (no torch, no models).
+# The Flask site under waitress: Flask, requests, Pillow, pydantic-settings and waitress only
+# (no torch, no models), and the API's Python client.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -10,6 +11,7 @@ WORKDIR /app
 COPY web_frontend/requirements.txt /tmp/requirements.txt
 RUN pip install -r /tmp/requirements.txt
 
+COPY face_client/ ./face_client/
 COPY web_frontend/ ./web_frontend/
 RUN useradd --create-home --uid 10001 app
 USER app

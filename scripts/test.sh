@@ -4,6 +4,6 @@
 # without it, and with FACE_REQUIRE_DATA=1 (set by .ci/run) such a skip fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh test
 export FACES_DIR=${FACES_DIR:-$(cd .. && pwd)/shared/faces}
 exec .venv/bin/python -m pytest "$@"

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -67,11 +68,19 @@ def test_compose_file_says_what_the_issue_asks():
         assert host_ip == "127.0.0.1" and container_port == service["environment"][port_var]
 
 
-def test_images_install_what_requirements_txt_pins():
-    pins = dict(
-        line.split("==", 1) for line in (REPO / "requirements.txt").read_text().splitlines()
-        if "==" in line and not line.lstrip().startswith("#")
-    )
+def pyproject_pins(extra: str | None = None) -> dict[str, str]:
+    """name -> version of pyproject.toml's runtime dependencies (or of one extra), extras of a name dropped."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = project["optional-dependencies"][extra] if extra else project["dependencies"]
+    pins = {}
+    for requirement in requirements:
+        name, version = requirement.split("==", 1)
+        pins[re.sub(r"\[.*\]", "", name)] = version
+    return pins
+
+
+def test_images_install_what_pyproject_pins():
+    pins = pyproject_pins()
     web_pins = dict(
         line.split("==", 1) for line in (REPO / "web_frontend/requirements.txt").read_text().splitlines()
         if "==" in line and not line.lstrip().startswith("#")
@@ -80,12 +89,16 @@ def test_images_install_what_requirements_txt_pins():
     assert not {"torch", "torchvision", "numpy"} & set(web_pins)
     api_dockerfile = (REPO / "docker/api.Dockerfile").read_text()
     assert "--index-url https://download.pytorch.org/whl/cpu" in api_dockerfile
-    # the Dockerfile picks packages out of requirements.txt by name: a name that is not pinned
-    # there would silently be left out of the image
-    picked = re.search(r"grep -E '\^\(([^)]*)\)==' \\\s*\n\s*/tmp/requirements.txt > /tmp/api.txt", api_dockerfile)
-    assert picked, "api.Dockerfile's package list not found"
-    missing = [name for name in picked.group(1).split("|") if name not in pins]
-    assert not missing, f"not pinned in requirements.txt: {missing}"
+    # the torch pair comes from the CPU index at pyproject's pins, then the project itself
+    assert "(torch|torchvision)==" in api_dockerfile and "pip install .\n" in api_dockerfile
+    assert {"torch", "torchvision"} <= set(pins)
+
+
+def test_the_runtime_carries_no_test_tools():
+    """scripts/run.sh installs the runtime only: pytest, dlib and playwright are the test extra's."""
+    runtime, test = pyproject_pins(), pyproject_pins("test")
+    assert {"pytest", "dlib-bin", "playwright", "ruff"} <= set(test)
+    assert not set(test) & set(runtime)
 
 
 def test_the_site_needs_no_model_code():
