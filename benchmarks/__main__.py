@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks.timing import machine, machine_line
+from inference_service.atomic import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODULES = ("detect", "embed", "memory", "peer", "pipeline", "http", "web", "replicas", "video")
@@ -139,10 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     report["missing"] = missing
     report["not_measured"] = [k for k in FIGURES if FIGURES[k][0] in chosen and k in report and report[k] is None]
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    tmp.replace(args.out)
+    write_json(args.out, report, indent=2, default=str)
 
     print("\n## Benchmarks\n")
     print(summary_table(report))

@@ -49,11 +49,12 @@ def main() -> int:
 
     import uvicorn
 
-    from .api import create_app, load_engine, open_gallery
+    from .api import create_app, open_gallery
+    from .engine.loader import load_engine
     from .engine.embedders import WeightsUnavailableError
 
     try:
-        engine = load_engine(settings)
+        engine = load_engine(settings, gallery=settings.gallery, concurrent_callers=settings.workers)
         gallery = open_gallery(settings, engine)
     except (GalleryError, WeightsUnavailableError) as exc:
         log.error("cannot start: %s", exc)

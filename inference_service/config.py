@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-EmbedderName = Literal["auto", "dlib-resnet", "facenet-vggface2", "facenet-casia-webface"]
+from .registry import EmbedderName, describe_choices
+
 # A gallery file may be given as a Path (tests, the pipeline); the setting itself is text (a URL).
 GalleryLocation = Annotated[str, BeforeValidator(lambda v: os.fspath(v) if isinstance(v, os.PathLike) else v)]
 
@@ -73,7 +74,7 @@ class Settings(BaseSettings):
     )
 
     # --- models ------------------------------------------------------------------------------
-    embedder: EmbedderName = Field("auto", description="Which face embedder to use.")
+    embedder: EmbedderName = Field("auto", description=f"Which face embedder to use: {describe_choices()}.")
     threshold: float | None = Field(
         None, ge=-1.0, le=1.0, description="Cosine threshold override; default is the embedder's own."
     )

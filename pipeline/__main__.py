@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from inference_service.registry import EMBEDDER_CHOICES, describe_choices
+
 from .errors import PipelineError
 from .faces import DEFAULT_BATCH
 
@@ -54,8 +56,8 @@ def _window_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _embedder_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--embedder", default=None,
-        help="auto, dlib-resnet, facenet-vggface2 or facenet-casia-webface (default: FACE_EMBEDDER, else auto)",
+        "--embedder", default=None, choices=EMBEDDER_CHOICES, metavar="NAME",
+        help=f"{describe_choices()} (default: FACE_EMBEDDER, else auto)",
     )
 
 

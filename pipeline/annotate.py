@@ -21,10 +21,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from inference_service.atomic import write_json, write_npy
+
 from .errors import PipelineError
 from .quality import crop_with_margin
 from .render import label_colour, write_video
-from .rundir import write_json
 from .shots import ShotDetector
 from .tracking import Detection, Tracker, TrackerConfig, decide_identity, track_boxes
 from .video import VideoInfo, open_source, probe, read_frames
@@ -212,9 +213,7 @@ def _write_best_faces(out: Path, kept: dict[int, list[Detection]], embedder: str
                 }
             )
             vectors.append(np.asarray(det.embedding, dtype=np.float32))
-    tmp = out / f".{FACES_EMBEDDINGS}.tmp.npy"
-    np.save(tmp, np.stack(vectors))
-    tmp.replace(out / FACES_EMBEDDINGS)
+    write_npy(out / FACES_EMBEDDINGS, np.stack(vectors))
     write_json(out / FACES_INDEX, {"embedder": embedder, "faces": rows})
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import numpy as np
 from pathlib import Path
 
+from inference_service.atomic import write_json
+
 from .errors import PipelineError
-from .rundir import RunDir, write_json
+from .rundir import RunDir
 from .sheets import contact_sheet
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import sys
 import time
@@ -21,6 +20,9 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from inference_service.atomic import write_json
+from inference_service.registry import EMBEDDER_CHOICES
 
 from .eval_data import EmbeddedFaces, FaceSpec, Pair, all_pairs, embed_specs, folder_specs, listed_pairs
 from .eval_data import MANIFEST_SKIP_ROLES, manifest_specs, pairs_specs, parse_pairs
@@ -38,7 +40,6 @@ from .eval_metrics import (
 )
 
 REPORT_FARS = (0.01, 0.001)
-EMBEDDER_CHOICES = ("auto", "dlib-resnet", "facenet-vggface2", "facenet-casia-webface")
 
 
 # --- arguments ------------------------------------------------------------------------------
@@ -125,13 +126,11 @@ class Dataset:
 def load_engine(embedder: str | None):
     """The engine as the service would build it, with ``embedder`` overriding FACE_EMBEDDER."""
     from inference_service.config import Settings
-    from inference_service.engine import FaceEngine
-    from inference_service.gallery import stored_embedder
+    from inference_service.engine.loader import load_engine as load_service_engine
 
     overrides = {"embedder": embedder} if embedder else {}
     settings = Settings(**overrides)
-    engine = FaceEngine.from_settings(settings, gallery_embedder=stored_embedder(settings.gallery))
-    return engine, settings
+    return load_service_engine(settings, gallery=settings.gallery), settings
 
 
 def load_dataset(args: argparse.Namespace, engine, max_pixels: int) -> Dataset:
@@ -460,9 +459,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 def _write_json(path: Path, payload: dict) -> None:
     """Atomic: a reader never sees half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
-    tmp.replace(path)
+    write_json(path, payload, indent=2, default=_json_default)
 
 
 def _json_default(value):

@@ -18,9 +18,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from inference_service.atomic import write_json, write_npy
+
 from .errors import PipelineError
 from .quality import crop_with_margin, frontality, sharpness
-from .rundir import RunDir, write_json, write_npy
+from .rundir import RunDir
 
 DEFAULT_BATCH = 32  # frames per batch: their faces share the embedder's forward passes
 CROP_MARGIN = 0.4

@@ -12,8 +12,10 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
+from inference_service.atomic import write_json
+
 from .errors import PipelineError
-from .rundir import RunDir, write_json
+from .rundir import RunDir
 from .video import open_source, probe, read_frames, sample_indices
 
 JPEG_QUALITY = 95  # frames are re-read for detection: keep compression artefacts out of the way

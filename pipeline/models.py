@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 def load_engine(embedder: str | None = None, gallery: str | Path | None = None):
     """A ``FaceEngine`` configured from the environment, with ``embedder`` overriding FACE_EMBEDDER."""
     from inference_service.config import Settings
-    from inference_service.engine import FaceEngine
+    from inference_service.engine.loader import load_engine as load_service_engine
     from inference_service.gallery import stored_embedder
 
     overrides = {"embedder": embedder} if embedder else {}
@@ -31,7 +31,7 @@ def load_engine(embedder: str | None = None, gallery: str | Path | None = None):
             "vectors of different embedders cannot be compared"
         )
     try:
-        engine = FaceEngine.from_settings(settings, gallery_embedder=stored)
+        engine = load_service_engine(settings, gallery=gallery)
     except RuntimeError as exc:  # missing weights, FACE_DEVICE=cuda without a GPU
         raise PipelineError(f"cannot load the face models: {exc}") from None
     # Frames are independent: on a CPU, FACE_THREADS frames at once beat threads within one.

@@ -7,7 +7,6 @@ OpenCV's own FFmpeg here has no software H.264 encoder and its VP8 writer is 5x 
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Callable, Mapping, Sequence
 import cv2
 import numpy as np
 from tqdm import tqdm
+
+from inference_service.atomic import atomic_path
 
 from .errors import PipelineError
 from .video import VideoInfo, read_frames
@@ -115,26 +116,23 @@ def write_video(
     """
     if codec not in CODECS:
         raise PipelineError(f"unknown codec {codec!r}: use one of {', '.join(CODECS)}")
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    writer = _H264Writer(tmp, info) if codec == "h264" else _OpenCVWriter(tmp, info)
-    written = 0
-    ok = False
-    try:
-        frames = read_frames(info.path)
-        if show_progress:
-            frames = tqdm(frames, total=info.frame_count, desc="render", unit="frame", file=sys.stderr)
-        for index, frame in frames:
-            if frame.shape[1] != info.width or frame.shape[0] != info.height:
-                frame = cv2.resize(frame, (info.width, info.height))
-            if on_frame is not None:
-                on_frame(index, frame)
-            draw(frame, overlays.get(index, ()))
-            writer.write(frame)
-            written += 1
-        ok = True
-    finally:
-        writer.close(ok)
-        if not ok:
-            tmp.unlink(missing_ok=True)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        writer = _H264Writer(tmp, info) if codec == "h264" else _OpenCVWriter(tmp, info)
+        written = 0
+        ok = False
+        try:
+            frames = read_frames(info.path)
+            if show_progress:
+                frames = tqdm(frames, total=info.frame_count, desc="render", unit="frame", file=sys.stderr)
+            for index, frame in frames:
+                if frame.shape[1] != info.width or frame.shape[0] != info.height:
+                    frame = cv2.resize(frame, (info.width, info.height))
+                if on_frame is not None:
+                    on_frame(index, frame)
+                draw(frame, overlays.get(index, ()))
+                writer.write(frame)
+                written += 1
+            ok = True
+        finally:
+            writer.close(ok)
     return written

@@ -1,4 +1,4 @@
-"""The layout of a run folder, and atomic JSON/NumPy writes into it.
+"""The layout of a run folder; JSON/NumPy files are written into it atomically (``inference_service.atomic``).
 
 One place names every file so the commands (extract -> faces -> cluster -> plots / enroll) agree
 on where things are, and each reports a missing earlier step by the command that makes it.
@@ -7,41 +7,13 @@ half-written ``faces.json`` that a later step would trust.
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+import json
 
 import numpy as np
 
 from .errors import PipelineError
-
-
-def write_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=1)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_npy(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)

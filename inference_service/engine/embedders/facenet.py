@@ -17,6 +17,7 @@ import torch
 
 from ..alignment import box_crops
 from ..detection import Face
+from ...registry import EMBEDDERS, EmbedderSpec
 from .base import Embedder, WeightsUnavailableError
 
 log = logging.getLogger(__name__)
@@ -117,12 +118,8 @@ class FaceNetEmbedder(Embedder):
 
     def __init__(self, dataset: str, module: torch.nn.Module, device: torch.device, batch_size: int = 32) -> None:
         self.name = f"facenet-{dataset}"
-        # Cosine threshold. LFW-optimal L2 thresholds reported for Sandberg's FaceNet models lie
-        # between 1.1 and 1.24 (davidsandberg/facenet issues #640, #891), i.e. cosine 0.23-0.40;
-        # deepface uses L2 1.04 (cosine 0.46) for the same VGGFace2 weights. We take cosine 0.45
-        # (L2 1.05), the strict end, because answering "unknown" beats naming the wrong person.
-        # Calibrate on your own faces with `python -m pipeline calibrate`.
-        self.default_threshold = 0.45
+        # The threshold and where it comes from: the registry.
+        self.default_threshold = EMBEDDERS[self.name].default_threshold
         super().__init__(module, device, batch_size)
 
     def crops(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
@@ -131,3 +128,12 @@ class FaceNetEmbedder(Embedder):
     def _forward(self, pixels: torch.Tensor) -> torch.Tensor:
         # facenet-pytorch's fixed_image_standardization.
         return self.module((pixels - 127.5) / 128.0)
+
+
+def load(
+    spec: EmbedderSpec, device: torch.device, *, weights_dir: Path | None, dlib_model_path: Path | None,
+    batch_size: int, allow_download: bool,
+) -> FaceNetEmbedder:
+    """The registry's loader: the weights named after ``spec``'s training set."""
+    dataset = spec.name.removeprefix("facenet-")
+    return FaceNetEmbedder(dataset, load_inception_resnet(dataset, weights_dir, allow_download=allow_download), device, batch_size)

@@ -1,0 +1,20 @@
+"""The one way to build the engine from settings, for the API, the video pipeline and evaluation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Settings
+from .engine import FaceEngine
+
+
+def load_engine(settings: Settings, *, gallery: str | Path | None = None, concurrent_callers: int = 1) -> FaceEngine:
+    """Load the models; with ``gallery`` given, ``auto`` keeps the embedder that gallery was written
+    with, because vectors of two embedders must never be compared.
+
+    ``concurrent_callers``: threads that call the engine at once (the API's workers), which share
+    ``FACE_THREADS`` between them.
+    """
+    from ..gallery import stored_embedder  # the gallery package imports the engine's types
+
+    stored = stored_embedder(gallery) if gallery is not None else None
+    return FaceEngine.from_settings(settings, gallery_embedder=stored, concurrent_callers=concurrent_callers)
