@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -92,20 +93,20 @@ def measure_gallery(open_store, n: int, rounds: int) -> dict:
     """Start-up, memory, enroll and delete figures of a ``Gallery`` over ``open_store()``."""
     import gc
 
-    from inference_service.gallery import Gallery
+    from inference_service.gallery import FaceRecord, Gallery
 
     gc.collect()
     rss_before = _rss_mb()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     gallery = Gallery(open_store(), EMBEDDER, DIM)
-    startup = time.perf_counter() - start
+    startup, startup_cpu = time.perf_counter() - start, time.process_time() - cpu
     gc.collect()
     rss_after = _rss_mb()
     assert gallery.stats()["faces"] == n, gallery.stats()
     raw = n * DIM * 4
     held = gallery._index.nbytes()
     rng = np.random.default_rng(7)
-    enroll, delete = [], []
+    enroll, delete, index_enroll, index_delete = [], [], [], []
     try:
         for i in range(rounds):
             vectors = rng.standard_normal((3, DIM), dtype=np.float32)
@@ -118,20 +119,36 @@ def measure_gallery(open_store, n: int, rounds: int) -> dict:
             t = time.perf_counter()
             assert gallery.delete_identity(name)
             delete.append(time.perf_counter() - t)
+        # The in-memory share alone: the same change applied to the index without the store
+        # (as a replica applies another's write), on identities the store still holds.
+        for i in range(rounds):
+            name = f"id{n // PER_IDENTITY // 2 + i:07d}"  # untouched by the enrolls above
+            t = time.perf_counter()
+            assert gallery.apply_removed_identity(name) == PER_IDENTITY
+            index_delete.append(time.perf_counter() - t)
+            records = [FaceRecord(uuid.uuid4().hex, f"applied{i}", v, EMBEDDER, STAMP) for v in unit_vectors(3, DIM, i)]
+            t = time.perf_counter()
+            assert gallery.apply_added(records) == 3
+            index_enroll.append(time.perf_counter() - t)
+        held_after = gallery._index.nbytes()  # a fresh tail block's spare rows count, unused or not
     finally:
         gallery.close()
     return {
         "faces": n,
         "startup_s": round(startup, 2),
+        "startup_cpu_s": round(startup_cpu, 2),  # beside the wall time: this machine is shared
         "index_mb": round(held / 2**20, 1),
         "raw_vectors_mb": round(raw / 2**20, 1),
         "ram_ratio": round(held / raw, 3),
+        "ram_ratio_after_writes": round(held_after / raw, 3),
         "rss_growth_mb": round(rss_after - rss_before, 1),
         "rss_ratio": round((rss_after - rss_before) * 2**20 / raw, 3),
         "enroll_ms": median_ms(enroll),
         "enroll_ms_max": round(max(enroll) * 1000, 2),
         "delete_ms": median_ms(delete),
         "delete_ms_max": round(max(delete) * 1000, 2),
+        "index_enroll_ms": median_ms(index_enroll),
+        "index_delete_ms": median_ms(index_delete),
         "rounds": rounds,
     }
 
@@ -232,7 +249,7 @@ def run(quick: bool = False, postgres: str | None = None) -> dict:
         "search_ms_100k_before": search["before_ms"],
         "enroll_ms_1m": sqlite["enroll_ms"],
         "delete_ms_1m": sqlite["delete_ms"],
-        "gallery_ram_ratio_1m": sqlite["ram_ratio"],
+        "gallery_ram_ratio_1m": max(sqlite["ram_ratio"], sqlite["ram_ratio_after_writes"]),
         "startup_s_1m": sqlite["startup_s"],
         "startup_s_1m_postgres": pg.get("startup_s"),
         "targets": TARGETS,
@@ -248,11 +265,14 @@ def markdown(result: dict) -> str:
         "",
         "| figure | SQLite | PostgreSQL | target |",
         "| --- | ---: | ---: | ---: |",
-        f"| start-up load (`Gallery` over the store) | {s['startup_s']} s | {pg_cell('startup_s', ' s')} | <= 3 s |",
+        f"| start-up load (`Gallery` over the store) | {s['startup_s']} s (CPU {s['startup_cpu_s']} s) | "
+        f"{pg_cell('startup_s', ' s')} | <= 3 s |",
         f"| enroll 3 faces | {s['enroll_ms']} ms (max {s['enroll_ms_max']}) | {pg_cell('enroll_ms', ' ms')} | <= 20 ms |",
         f"| delete an identity (100 faces) | {s['delete_ms']} ms (max {s['delete_ms_max']}) | {pg_cell('delete_ms', ' ms')} | <= 50 ms |",
-        f"| index arrays / raw float32 vectors | {s['ram_ratio']} ({s['index_mb']} / {s['raw_vectors_mb']} MB) | "
-        f"{pg_cell('ram_ratio')} | <= 1.3 |",
+        f"| of which the in-memory index (enroll / delete) | {s['index_enroll_ms']} / {s['index_delete_ms']} ms | "
+        f"{pg_cell('index_enroll_ms', ' ms')} | |",
+        f"| index arrays / raw float32 vectors | {s['ram_ratio']} ({s['index_mb']} / {s['raw_vectors_mb']} MB); "
+        f"{s['ram_ratio_after_writes']} after the writes | {pg_cell('ram_ratio')} | <= 1.3 |",
         f"| RSS growth over the load / raw vectors | {s['rss_ratio']} ({s['rss_growth_mb']} MB) | {pg_cell('rss_ratio')} | |",
         "",
         f"Search, one face against {q['faces']:,} faces ({q['per_identity']} per identity), median of {q['rounds']}: "
