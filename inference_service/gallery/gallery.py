@@ -131,6 +131,12 @@ class Gallery:
         return True
 
     # -- changes already committed to the store (here or by another replica) ------------------
+    @property
+    def write_lock(self) -> threading.RLock:
+        """Held across every change to memory: replica sync holds it to apply a change log in
+        order, and this process's own writes take it too (re-entrant)."""
+        return self._write_lock
+
     def apply_added(self, records: Sequence[FaceRecord]) -> int:
         """Put committed faces into memory; faces already there are skipped. Returns how many."""
         with self._write_lock:
