@@ -208,6 +208,8 @@ class FaceIndex:
         identities found and repeats. Each round is one partial sort of the row.
         """
         found: dict[int, float] = {}
+        if k <= 0:
+            return []
         m = min(len(sims), max(8 * k, 64))
         masked = False
         while True:
@@ -359,16 +361,19 @@ def _compacted(block: _Block) -> _Block:
 
 
 def _already_there(view: _View, ids: np.ndarray, face_ids: np.ndarray) -> np.ndarray:
-    """Which of the (identity id, face id) pairs the view already holds."""
+    """Which of the faces the view already holds under a live identity among ``ids`` (face ids
+    are uuids, unique across identities). One pass over the identity column, however many
+    identities the batch names (a replica re-applying a large batch)."""
     there = np.zeros(len(ids), bool)
-    for ident in np.unique(ids):
-        if ident >= len(view.counts) or view.counts[ident] == 0:
-            continue
-        mine = ids == ident
-        for block in view.blocks:
-            rows = np.flatnonzero(block.identity[: block.rows] == ident)
-            if len(rows):
-                there |= mine & np.isin(face_ids, block.face_ids[rows])
+    live = np.unique(ids)
+    live = live[live < len(view.counts)]
+    live = live[view.counts[live] > 0]
+    if len(live) == 0:
+        return there
+    for block in view.blocks:
+        rows = np.flatnonzero(np.isin(block.identity[: block.rows], live))
+        if len(rows):
+            there |= np.isin(face_ids, block.face_ids[rows])
     return there
 
 
