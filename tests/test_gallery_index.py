@@ -20,7 +20,7 @@ DIM = 16
 
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch):
-    monkeypatch.setattr(index_module, "BLOCK_ROWS", 64)
+    monkeypatch.setattr(index_module, "BLOCK_BYTES", 64 * DIM * 4)  # 64 faces per block
     monkeypatch.setattr(index_module, "MIN_BLOCK_ROWS", 8)
 
 
@@ -71,6 +71,7 @@ def test_search_matches_brute_force_through_enrolls_and_deletes():
         assert_same(gallery, faces, queries, top_k=int(rng.integers(1, 8)))
     for name, records in enrolled.items():
         assert [r.face_id for r in gallery.faces_of(name)] == [r.face_id for r in records]
+    assert gallery._index.block_rows == 64 and len(gallery._index._view.blocks) > 3  # the paths across blocks ran
 
 
 def test_one_identity_filling_the_top_is_listed_once_and_the_others_follow():
