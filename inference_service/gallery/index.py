@@ -21,7 +21,7 @@ and the similarity reported is that identity's maximum, exactly as a per-identit
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
@@ -82,6 +82,17 @@ class _View:
     counts: np.ndarray  # live faces per identity id (ids are never reused)
     faces: int
     identities: int
+    # Derived once per view by the first search that needs it (two racing readers compute the
+    # same value): the identity column of all blocks end to end, and which rows are deleted.
+    derived: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def identity_column(self) -> tuple[np.ndarray, np.ndarray | None]:
+        found = self.derived.get("identity")
+        if found is None:
+            live = [b for b in self.blocks if b.rows]
+            identity = np.concatenate([b.identity[: b.rows] for b in live]) if live else np.zeros(0, np.int32)
+            found = self.derived["identity"] = (identity, identity < 0 if any(b.dead for b in live) else None)
+        return found
 
 
 class FaceIndex:
@@ -180,24 +191,20 @@ class FaceIndex:
         """For each query row, up to ``top_k`` (identity, best similarity), best first."""
         view = self._view
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
-        blocks = [b for b in view.blocks if b.rows > b.dead]
-        if not blocks or view.identities == 0:
+        if view.identities == 0:
             return [[] for _ in queries]
-        identity = (
-            blocks[0].identity[: blocks[0].rows]
-            if len(blocks) == 1
-            else np.concatenate([b.identity[: b.rows] for b in blocks])
-        )
-        dead = identity < 0 if any(b.dead for b in blocks) else None
+        blocks = [b for b in view.blocks if b.rows]
+        identity, dead = view.identity_column()
         k = min(top_k, view.identities)
         step = max(1, MAX_SIMILARITIES // len(identity))
         out: list[list[tuple[str, float]]] = []
         for start in range(0, len(queries), step):
             chunk = queries[start : start + step]
-            if len(blocks) == 1:
-                sims = chunk @ blocks[0].vectors[: blocks[0].rows].T
-            else:
-                sims = np.concatenate([chunk @ b.vectors[: b.rows].T for b in blocks], axis=1)
+            sims = np.empty((len(chunk), len(identity)), np.float32)
+            offset = 0
+            for block in blocks:  # each block's products straight into its columns
+                np.matmul(chunk, block.vectors[: block.rows].T, out=sims[:, offset : offset + block.rows])
+                offset += block.rows
             if dead is not None:
                 sims[:, dead] = -np.inf
             out.extend(self._best_identities(row, identity, k) for row in sims)
