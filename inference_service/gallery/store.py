@@ -215,16 +215,21 @@ class SQLiteStore(GalleryStore):
                     "IFNULL(box_x1, 9e999), IFNULL(box_y1, 9e999), IFNULL(box_x2, 9e999), IFNULL(box_y2, 9e999) "
                     "FROM faces ORDER BY rowid"
                 )
+                # numpy converts a slice of rows into these fields in one pass (each vector's bytes
+                # as one ``dim``-float field), then each field is copied into its column
+                corners = ("x1", "y1", "x2", "y2")
+                row = np.dtype([("face_id", "S32"), ("identity", "O"), ("vector", f"S{4 * width}"),
+                                ("created_at", "S40"), *((c, "<f4") for c in corners)])
                 done = 0
                 while rows := cursor.fetchmany(65536):
-                    ids, names, vectors, created, *corners = zip(*rows)
                     part = slice(done, done + len(rows))
-                    face_ids[part] = ids
-                    # each row's bytes copied straight into its row (``dim`` floats of "<f4")
-                    embeddings[part].view(f"S{4 * width}")[:, 0] = vectors
-                    stamps[part] = created
-                    boxes[part] = np.array(corners, dtype=np.float32).T
-                    identities.extend(names)
+                    chunk = np.array(rows, dtype=row)
+                    face_ids[part] = chunk["face_id"]
+                    embeddings[part].view(f"S{4 * width}")[:, 0] = chunk["vector"]
+                    stamps[part] = chunk["created_at"]
+                    for i, corner in enumerate(corners):
+                        boxes[part, i] = chunk[corner]
+                    identities.extend(chunk["identity"].tolist())
                     done += len(rows)
             finally:
                 self._db.execute("COMMIT")
