@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from face_client import ApiError
 from inference_service.registry import EMBEDDER_CHOICES, describe_choices
 
 from .errors import PipelineError
@@ -260,6 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ApiError as exc:  # --api: the API refused, failed or could not be reached
+        from .api import explain
+
+        print(f"error: {explain(exc)}", file=sys.stderr)
+        return PipelineError.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -15,7 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .apiclient import ApiClient, ApiError
+from face_client import ApiError, Upload
+
+from .api import api_client
 from .errors import PipelineError
 from .quality import crop_with_margin
 from .rundir import RunDir
@@ -123,11 +125,11 @@ def _crop_jpeg(run: RunDir, face: dict) -> tuple[bytes, tuple[float, float]]:
 def _enroll_api(run: RunDir, url: str, name: str, faces: list[dict]) -> dict:
     """One all-or-nothing request; if the API finds no face in some crop, those crops are
     left out one by one (each then goes alone) so one bad crop does not stop the rest."""
-    client = ApiClient(url)
+    client = api_client(url)
     client.health()  # a clear "cannot reach" before any work
     crops = [(f"face_{f['id']}.jpg", _crop_jpeg(run, f)[0]) for f in faces]
     try:
-        answer = client.enroll(name, crops)
+        answer = client.enroll(name, [Upload(filename, data, "image/jpeg") for filename, data in crops])
         return {"added": len(answer["added"]), "total": answer.get("faces"), "via": url}
     except ApiError as exc:
         if exc.status != 422:
@@ -136,7 +138,7 @@ def _enroll_api(run: RunDir, url: str, name: str, faces: list[dict]) -> dict:
     added, total, skipped = 0, None, []
     for (filename, data), face in zip(crops, faces):
         try:
-            answer = client.enroll(name, [(filename, data)])
+            answer = client.enroll(name, [Upload(filename, data, "image/jpeg")])
         except ApiError as exc:
             if exc.status != 422:
                 raise

@@ -15,7 +15,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .apiclient import ApiClient
+from .api import api_client
 from .errors import PipelineError
 from .tracking import Detection
 
@@ -91,7 +91,7 @@ class ApiMatcher:
     """``POST /recognize`` per analysed frame."""
 
     def __init__(self, url: str, threshold: float | None = None) -> None:
-        self.client = ApiClient(url)
+        self.client = api_client(url)
         health = self.client.health()
         self.threshold = float(health["embedder"]["threshold"]) if threshold is None else threshold
         self.embedder = health["embedder"]["name"]

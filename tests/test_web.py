@@ -21,7 +21,7 @@ import requests
 from PIL import Image, ImageDraw
 from requests.adapters import BaseAdapter
 
-from web_frontend.api_client import ApiError, FaceApi, Upload
+from face_client import ApiError, FaceClient, Upload
 from web_frontend.app import create_app
 from web_frontend.config import WebSettings
 from web_frontend.drawing import KNOWN_COLOUR, UNKNOWN_COLOUR, annotate
@@ -110,7 +110,7 @@ def _app(fake: FakeApi, **overrides):
     settings = WebSettings(api_url=API, secret_key="test", **overrides)
     session = requests.Session()
     session.mount(API, fake)
-    app = create_app(settings, FaceApi(API, settings.api_key, timeout=5, session=session))
+    app = create_app(settings, FaceClient(API, settings.api_key, timeout=5, session=session))
     app.testing = True
     return app
 
@@ -258,7 +258,7 @@ def test_api_answer_that_is_not_json_is_an_api_error():
     session.mount(API, fake)
     fake.send = lambda request, **kw: FakeApi._reply(request, 200, None)  # empty body
     with pytest.raises(ApiError, match="not JSON"):
-        FaceApi(API, session=session).recognize(Upload("a.jpg", b"x"))
+        FaceClient(API, session=session).recognize(Upload("a.jpg", b"x"))
 
 
 # --- CSRF ---------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import requests
 
 from live_servers import start_api, start_web
 from test_web import API, FACES, FakeApi, _photo, recognize, token
-from web_frontend.api_client import FaceApi
+from face_client import FaceClient
 from web_frontend.app import create_app
 from web_frontend.config import WebSettings
 
@@ -24,7 +24,7 @@ def _site(fake: FakeApi, **keys: str):
     settings = WebSettings(api_url=API, secret_key="test", **keys)
     session = requests.Session()
     session.mount(API, fake)
-    api = FaceApi(API, settings.api_key, timeout=5, session=session, read_api_key=settings.read_api_key)
+    api = FaceClient(API, settings.api_key, timeout=5, session=session, read_api_key=settings.read_api_key)
     app = create_app(settings, api)
     app.testing = True
     return app.test_client()

@@ -1,7 +1,7 @@
 """The Flask site: recognise faces in a photo, enroll people, look at and prune the gallery.
 
 No model code here: every face operation is a call to the inference API through
-:class:`~web_frontend.api_client.FaceApi`. Uploads stay in memory (see :class:`InMemoryRequest`)
+:class:`face_client.FaceClient`. Uploads stay in memory (see :class:`InMemoryRequest`)
 and the drawn result is sent inline, so the site keeps no photo on disk.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException
 
 
-from .api_client import ApiError, FaceApi, Upload
+from face_client import ApiError, FaceClient, Upload
 from .auth import init_auth, login_required
 from .config import WebSettings
 from .csrf import init_csrf
@@ -90,7 +90,7 @@ def _face_rows(faces: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def create_app(settings: WebSettings | None = None, api: FaceApi | None = None) -> Flask:
+def create_app(settings: WebSettings | None = None, api: FaceClient | None = None) -> Flask:
     """Build the site; ``api`` may be given (tests pass a client with a fake transport)."""
     settings = settings or WebSettings()
     app = Flask(__name__)
@@ -101,7 +101,7 @@ def create_app(settings: WebSettings | None = None, api: FaceApi | None = None) 
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
-    app.extensions["face_api"] = api or FaceApi(
+    app.extensions["face_api"] = api or FaceClient(
         settings.api_url, settings.api_key, settings.api_timeout_s, read_api_key=settings.read_api_key
     )
     app.extensions["web_settings"] = settings
@@ -112,7 +112,7 @@ def create_app(settings: WebSettings | None = None, api: FaceApi | None = None) 
     init_videos(app, settings)
     init_people(app)
 
-    def face_api() -> FaceApi:
+    def face_api() -> FaceClient:
         return app.extensions["face_api"]
 
     @app.context_processor

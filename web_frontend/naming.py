@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from .api_client import ApiError, FaceApi, Upload
+from face_client import ApiError, FaceClient, Upload
 from .auth import login_required
 from .face_crops import cut_faces
 
@@ -129,7 +129,7 @@ def name_face():
             raise _FormError("Names may hold letters, digits, spaces and _ - . ' (1 to 64 characters), and may not be . or ..")
         if request.form.get("consent") != "yes":
             raise _FormError("Tick the box to confirm that this person agreed to be enrolled.")
-        api: FaceApi = current_app.extensions["face_api"]
+        api: FaceClient = current_app.extensions["face_api"]
         result = api.enroll(name, [Upload("face.jpg", crop, "image/jpeg")], boxes=[box])
     except _FormError as exc:
         return render_template("name_face.html", face=form, name=name, error=exc.message), exc.status

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from flask import Flask, abort, flash, redirect, render_template, request, url_for
 
-from . import video_api
-from .api_client import ApiError, FaceApi
+from face_client import ApiError, FaceClient
 from .auth import login_required
 
 
 def init_people(app: Flask) -> None:
-    def api() -> FaceApi:
+    def api() -> FaceClient:
         return app.extensions["face_api"]
 
     @app.get("/gallery/person")
@@ -22,7 +21,7 @@ def init_people(app: Flask) -> None:
         if not name:
             return redirect(url_for("gallery"))
         try:
-            detail = video_api.identity(api(), name)
+            detail = api().identity(name)
         except ApiError as exc:
             if exc.status == 404:
                 abort(404, description=f"{name} is not in the gallery.")
@@ -45,13 +44,13 @@ def init_people(app: Flask) -> None:
         if not name or not face_id:
             return redirect(url_for("gallery"))
         try:
-            video_api.delete_face(api(), name, face_id)
+            api().delete_face(name, face_id)
         except ApiError as exc:
             flash(exc.message if exc.status != 404 else "That face was already removed.", "error")
         else:
             flash(f"Removed one face of {name}.", "ok")
         try:
-            video_api.identity(api(), name)
+            api().identity(name)
         except ApiError:  # the last face went, and the person with it
             flash(f"{name} had no other face and is no longer in the gallery.", "ok")
             return redirect(url_for("gallery"), code=303)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import tempfile
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import video_api
-from .api_client import ApiError, FaceApi
+from face_client import ApiError, FaceClient
 from .auth import login_required
 from .config import WebSettings
 from .timeline_image import UNKNOWN_ROW, rows_of, timeline_png
@@ -96,19 +96,19 @@ def init_videos(app: Flask, settings: WebSettings) -> None:
         message = f"The video is larger than the {settings.max_video_mb:g} MB limit. Choose a shorter or smaller video."
         return render_template("error.html", code=413, title="Video too large", message=message), 413
 
-    def api() -> FaceApi:
+    def api() -> FaceClient:
         return app.extensions["face_api"]
 
     def job_or_abort(job_id: str) -> dict:
         try:
-            return video_api.video(api(), job_id)
+            return api().video(job_id)
         except ApiError as exc:
             abort(exc.status if exc.status in (404, 422) else 502, description=exc.message)
 
     @app.get("/videos")
     def videos_page():
         try:
-            jobs = video_api.videos(api())
+            jobs = api().videos()
         except ApiError as exc:
             return render_template("videos.html", jobs=None, error=exc.message, status_words=STATUS_WORDS), exc.status
         return render_template("videos.html", jobs=jobs, status_words=STATUS_WORDS)
@@ -121,7 +121,7 @@ def init_videos(app: Flask, settings: WebSettings) -> None:
             return render_template("videos.html", jobs=[], error="Choose a video to upload.", status_words=STATUS_WORDS), 400
         try:
             storage.stream.seek(0)
-            job = video_api.upload_video(api(), storage.filename, storage.mimetype, storage.stream)
+            job = api().upload_video(storage.filename, storage.mimetype, storage.stream)
         except ApiError as exc:
             message = f"The video was not accepted: {exc.detail}" if exc.detail else exc.message
             return render_template("videos.html", jobs=[], error=message, status_words=STATUS_WORDS), exc.status
@@ -157,7 +157,7 @@ def init_videos(app: Flask, settings: WebSettings) -> None:
 
     def proxy(path: str):
         try:
-            upstream = video_api.stream(api(), path, request.headers.get("Range"))
+            upstream = api().stream(path, request.headers.get("Range"))
         except ApiError as exc:
             abort(exc.status if exc.status in (404, 416) else 502, description=exc.message)
         headers = {k: upstream.headers[k] for k in PASSED_HEADERS if k in upstream.headers}
@@ -172,11 +172,11 @@ def init_videos(app: Flask, settings: WebSettings) -> None:
 
     @app.get("/videos/<job_id>/annotated.mp4")
     def video_annotated(job_id: str):
-        return proxy(f"/videos/{video_api.quote(job_id, safe='')}/annotated")
+        return proxy(f"/videos/{quote(job_id, safe='')}/annotated")
 
     @app.get("/videos/<job_id>/tracks/<int:track_id>/faces/<int:number>.jpg")
     def video_track_face(job_id: str, track_id: int, number: int):
-        return proxy(f"/videos/{video_api.quote(job_id, safe='')}/tracks/{track_id}/faces/{number}")
+        return proxy(f"/videos/{quote(job_id, safe='')}/tracks/{track_id}/faces/{number}")
 
     @app.post("/videos/<job_id>/tracks/<int:track_id>/enroll")
     @login_required
@@ -188,7 +188,7 @@ def init_videos(app: Flask, settings: WebSettings) -> None:
             flash("Tick the box to confirm that this person agreed to be enrolled.", "error")
         else:
             try:
-                result = video_api.enroll_track(api(), job_id, track_id, name)
+                result = api().enroll_track(job_id, track_id, name)
             except ApiError as exc:
                 flash(exc.message, "error")
             else:
@@ -200,7 +200,7 @@ def init_videos(app: Flask, settings: WebSettings) -> None:
     @login_required
     def video_delete(job_id: str):
         try:
-            video_api.delete_video(api(), job_id)
+            api().delete_video(job_id)
         except ApiError as exc:
             if exc.status != 404:
                 flash(exc.message, "error")
