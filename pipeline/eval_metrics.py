@@ -8,10 +8,13 @@ Nothing here loads a model or touches a file, so each function is unit-tested on
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import roc_curve
 
 # A FAR measured on n impostor pairs can only take the values 0, 1/n, 2/n, ...: below about
 # 10/n a target is met by luck of a handful of pairs. These are the two limits the notes use.
@@ -44,14 +47,17 @@ def roc(genuine: Sequence[float], impostor: Sequence[float]) -> tuple[np.ndarray
     """The ROC curve as (thresholds, FAR, TAR), thresholds falling, FAR and TAR rising.
 
     One point per distinct score plus a first point at +inf (nothing accepted, FAR = TAR = 0):
-    exactly the operating points a threshold can reach on these pairs.
+    exactly the operating points a threshold can reach on these pairs. scikit-learn's
+    ``roc_curve`` (every point kept); with no genuine or no impostor pairs, that rate is 0.
     """
-    g, i = np.sort(_scores(genuine)), np.sort(_scores(impostor))
-    thresholds = np.concatenate([[np.inf], np.unique(np.concatenate([g, i]))[::-1]])
-    # Pairs with score >= t = total - (count of scores < t).
-    tar = (g.size - np.searchsorted(g, thresholds, side="left")) / max(g.size, 1)
-    far = (i.size - np.searchsorted(i, thresholds, side="left")) / max(i.size, 1)
-    return thresholds, far, tar
+    g, i = _scores(genuine), _scores(impostor)
+    if g.size + i.size == 0:
+        return np.array([np.inf]), np.zeros(1), np.zeros(1)
+    labels = np.concatenate([np.ones(g.size), np.zeros(i.size)])
+    with warnings.catch_warnings():  # one class absent: scikit-learn warns and answers nan
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        far, tar, thresholds = roc_curve(labels, np.concatenate([g, i]), drop_intermediate=False)
+    return thresholds, np.nan_to_num(far), np.nan_to_num(tar)
 
 
 def far_note(n_impostor: int, far: float) -> str | None:

@@ -31,6 +31,25 @@ from pipeline.eval_metrics import (
 # --- the maths on synthetic scores ------------------------------------------------------------
 
 
+def _roc_by_counting(genuine, impostor):
+    """The ROC as the definition says: at each distinct score (and +inf), the share of pairs at or above it."""
+    g, i = np.asarray(genuine, float), np.asarray(impostor, float)
+    thresholds = np.concatenate([[np.inf], np.unique(np.concatenate([g, i]))[::-1]])
+    rate = lambda scores: np.array([(scores >= t).sum() / max(scores.size, 1) for t in thresholds])  # noqa: E731
+    return thresholds, rate(i), rate(g)
+
+
+@pytest.mark.unit
+def test_roc_from_scikit_learn_gives_the_same_figures_as_counting():
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # ties (rounded scores) and empty sides included
+        genuine = np.round(rng.random(rng.integers(0, 40)), rng.integers(1, 4))
+        impostor = np.round(rng.random(rng.integers(0, 40)), rng.integers(1, 4))
+        for ours, counted in zip(roc(genuine, impostor), _roc_by_counting(genuine, impostor)):
+            assert ours.shape == counted.shape and np.allclose(ours, counted)
+
+
+@pytest.mark.unit
 def test_roc_counts_pairs_at_or_above_each_threshold():
     genuine = [0.9, 0.8, 0.7]
     impostor = [0.75, 0.5]

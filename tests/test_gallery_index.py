@@ -15,6 +15,8 @@ import pytest
 from inference_service.gallery import FaceRecord, Gallery, MemoryStore, SQLiteStore, name_key
 from inference_service.gallery import index as index_module
 
+pytestmark = pytest.mark.unit  # no model weights: runs first (conftest.py)
+
 DIM = 16
 
 

@@ -12,6 +12,8 @@ from pipeline.quality import frontality
 from pipeline.tracking import Detection, Track, Tracker, TrackerConfig, aggregate, decide_identity, track_boxes
 from pipeline.video import VideoInfo, sample_indices
 
+pytestmark = pytest.mark.unit  # no model weights: runs first (conftest.py)
+
 THRESHOLD = 0.926  # dlib-resnet's
 
 

@@ -26,6 +26,8 @@ from web_frontend.app import create_app
 from web_frontend.config import WebSettings
 from web_frontend.drawing import KNOWN_COLOUR, UNKNOWN_COLOUR, annotate
 
+pytestmark = pytest.mark.unit  # no model weights: runs first (conftest.py)
+
 API = "http://face-api.test"
 
 
