@@ -1,7 +1,7 @@
 """Face detection time per image size: our MTCNN cascade against plain facenet-pytorch MTCNN.
 
 Both run the same trained P/R/O-nets; ours builds the pyramid with OpenCV, crops candidates with
-one ``roi_align`` and detects large photos on a downscaled copy (inference_service/engine/detection.py).
+OpenCV's bilinear resize into one batch and detects large photos on a downscaled copy (inference_service/engine/detection.py).
 Images: ``../shared/faces/resolution`` (240p .. 1080p) plus a 4000x3000 upscale of the 1080p
 photo (scaled to cover, centre-cropped: real pixels, no stretching). Both detectors run in
 interleaved rounds with ``torch.set_num_threads(2)``; the figure is the ratio of medians, and each

@@ -3,7 +3,7 @@
 The naive loop is what the seed notebooks did: each frame alone through facenet-pytorch's plain
 ``MTCNN(keep_all=True).detect``, then each face alone through the embedder. Ours decodes the next
 batch while the current one is analysed, detects equal-size frames together (one MTCNN pass per
-batch, our OpenCV/roi_align cascade) and embeds all faces of a batch in shared forward passes.
+batch, our OpenCV cascade) and embeds all faces of a batch in shared forward passes.
 
 * ``run``: extract + faces + cluster at the same sampling (``--every``) for both; ours also writes
   the JPEGs, crops and JSON files, the naive loop writes nothing. Plots are timed apart.

@@ -51,15 +51,11 @@ def main() -> int:
 
     from .api import create_app, open_gallery
     from .engine.loader import load_engine
-    from .engine.embedders import WeightsUnavailableError
 
     try:
         engine = load_engine(settings, gallery=settings.gallery, concurrent_callers=settings.workers)
         gallery = open_gallery(settings, engine)
-    except (GalleryError, WeightsUnavailableError) as exc:
-        log.error("cannot start: %s", exc)
-        return 2
-    except RuntimeError as exc:  # e.g. FACE_DEVICE=cuda without a GPU
+    except RuntimeError as exc:  # a GalleryError, missing weights, FACE_DEVICE=cuda without a GPU
         log.error("cannot start: %s", exc)
         return 2
 

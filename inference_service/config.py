@@ -6,7 +6,6 @@ so tests can build engines and apps with explicit settings and nothing depends o
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -138,9 +137,3 @@ class Settings(BaseSettings):
     video_nice: int = Field(
         19, ge=0, le=19, description="CPU priority (nice) of video worker threads, so photo requests go first."
     )
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()

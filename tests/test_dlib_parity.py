@@ -96,7 +96,7 @@ def test_parity_with_dlib_on_face_photos(model: DlibResNet, dlib_model, manifest
     chips = _gallery_chips(manifest)
     ours, reference = _ours(model, chips), _dlibs(dlib_model, chips)
     _assert_parity(ours, reference)
-    # dlib's descriptors are unnormalised (length ~1.3-1.5); the port must keep that scale.
+    # dlib's descriptors are unnormalized (length ~1.3-1.5); the port must keep that scale.
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), np.linalg.norm(reference, axis=1), rtol=1e-5)
 
 

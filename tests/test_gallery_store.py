@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference_service.engine.images import load_image_file
+from inference_service.engine.images import load_image
 from inference_service.gallery import (
     Gallery,
     GalleryFullError,
@@ -242,7 +242,7 @@ def test_non_names_are_refused(gallery, name):
 
 # --- migration of a first-release gallery ------------------------------------------------------
 def embed_file(engine, path: Path) -> np.ndarray:
-    image = load_image_file(str(path))
+    image = load_image(path.read_bytes())
     faces = engine.detect(image)
     largest = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
     return engine.embed_faces(image, [largest])[0]

@@ -58,7 +58,7 @@ class DetectorConfig:
     pyramid_factor: float = 0.709
 
 
-def _normalise(pixels: torch.Tensor) -> torch.Tensor:
+def _normalize(pixels: torch.Tensor) -> torch.Tensor:
     """MTCNN's input scaling, laid out channels-last for the faster CPU kernels."""
     return ((pixels - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
 
@@ -190,7 +190,7 @@ class MTCNNDetector:
             # that MTCNN scores up to 0.94) at a fraction of the cost on large images.
             previous = [cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in previous]
             level = np.stack(previous)
-            tensor = _normalise(torch.from_numpy(level).to(self.device).permute(0, 3, 1, 2).float())
+            tensor = _normalize(torch.from_numpy(level).to(self.device).permute(0, 3, 1, 2).float())
             reg, probs = self.pnet(tensor)
             prob = probs[:, 1]
             mask = prob >= cfg.stage_thresholds[0]
@@ -223,7 +223,7 @@ class MTCNNDetector:
 
         As in facenet-pytorch (whose boxes the nets were tuned with), the part of a box outside
         the image is cut off and the inside stretched to the square, not padded with black:
-        padding makes the O-net shrink boxes of faces cut by the border. OpenCV's area resize on
+        padding makes the O-net shrink boxes of faces cut by the border. OpenCV's bilinear resize on
         uint8 crops costs microseconds per box, far less than torch's resampling on CPU.
         """
         height, width = images[0].shape[:2]
@@ -235,7 +235,7 @@ class MTCNNDetector:
             x2, y2 = min(x2, width), min(y2, height)
             if x2 > x1 and y2 > y1:
                 out[i] = cv2.resize(images[owners[i]][y1:y2, x1:x2], (size, size), interpolation=cv2.INTER_LINEAR)
-        return _normalise(torch.from_numpy(out).to(self.device).permute(0, 3, 1, 2).float())
+        return _normalize(torch.from_numpy(out).to(self.device).permute(0, 3, 1, 2).float())
 
     def _refine(self, images: Sequence[np.ndarray], boxes: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Stage 2: R-net rejects most candidates and tightens the rest."""

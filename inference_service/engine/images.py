@@ -129,8 +129,3 @@ def load_image(data: bytes, max_pixels: int = 40_000_000) -> np.ndarray:
     """Decode ``data`` into a contiguous H x W x 3 uint8 RGB array (see :func:`open_image`)."""
     return np.ascontiguousarray(np.asarray(open_image(data, max_pixels), dtype=np.uint8))
 
-
-def load_image_file(path: str, max_pixels: int = 40_000_000) -> np.ndarray:
-    """Read and decode an image file from disk."""
-    with open(path, "rb") as fh:
-        return load_image(fh.read(), max_pixels)

@@ -15,7 +15,7 @@ class WeightsUnavailableError(RuntimeError):
 
 
 class Embedder(ABC):
-    """Maps faces to L2-normalised vectors whose cosine similarity says "same person".
+    """Maps faces to L2-normalized vectors whose cosine similarity says "same person".
 
     Subclasses declare ``name``, ``dim`` and ``default_threshold`` (with where that number comes
     from), say how a face is cropped for them (``crops``) and run one batch (``_forward``).
@@ -58,6 +58,3 @@ class Embedder(ABC):
         if not faces:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self.embed(self.crops(image, faces))
-
-    def describe(self) -> dict:
-        return {"name": self.name, "dim": self.dim, "default_threshold": self.default_threshold}

@@ -108,7 +108,7 @@ class DlibNet:
     input_size: tuple[int, int]  # (rows, cols) the input layer was locked to
     loss: str  # e.g. "loss_metric_2"
     margin: float
-    distance_threshold: float  # dlib's same-person threshold on unnormalised descriptors
+    distance_threshold: float  # dlib's same-person threshold on unnormalized descriptors
     layers: tuple[DlibLayer, ...]
 
     def of_kind(self, kind: str) -> list:

@@ -21,8 +21,8 @@ average pool of it.  Three dlib behaviours matter for bit-level agreement and ar
 
 Each ``affine`` (dlib's frozen batch norm) directly follows a convolution, so it is folded
 into that convolution's weights and bias at load time: one op instead of two per layer, same
-result up to float32 rounding.  The module returns dlib's unnormalised 128-d descriptor; the
-caller L2-normalises it.
+result up to float32 rounding.  The module returns dlib's unnormalized 128-d descriptor; the
+caller L2-normalizes it.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class DlibResNet(nn.Module):
     """dlib's 128-d face descriptor network.
 
     ``forward`` takes float RGB pixel values in 0..255, shape (N, 3, 150, 150), i.e. face
-    chips aligned the way ``dlib.get_face_chip`` aligns them, and returns the unnormalised
+    chips aligned the way ``dlib.get_face_chip`` aligns them, and returns the unnormalized
     (N, 128) descriptors dlib would return for the same chips.  Build it with
     :meth:`from_dat`.
     """
@@ -190,7 +190,7 @@ class DlibResNet(nn.Module):
         return cls(load_dlib_dat(path))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(N, 3, 150, 150) float RGB in 0..255 -> (N, 128) unnormalised descriptors."""
+        """(N, 3, 150, 150) float RGB in 0..255 -> (N, 128) unnormalized descriptors."""
         if pixels.dim() != 4 or pixels.shape[1:] != (3, INPUT_SIZE, INPUT_SIZE):
             expected = f"(N, 3, {INPUT_SIZE}, {INPUT_SIZE})"
             raise ValueError(f"expected {expected} RGB chips, got {tuple(pixels.shape)}")
