@@ -1,9 +1,9 @@
 """``python -m web_frontend``: serve the site on ``WEB_HOST``:``WEB_PORT`` (default 127.0.0.1:5000).
 
-Werkzeug's threaded server: the site only forwards requests to the API and draws boxes, so a few
-threads are enough, and it keeps the web image down to Flask, requests, Pillow and pydantic-settings.
-SIGTERM (``docker stop``, ``scripts/run.sh`` on Ctrl-C) shuts it down cleanly; as PID 1 in a
-container Python would otherwise ignore it.
+Served by waitress, a production WSGI server in pure Python (no compiler, nothing but itself in
+the web image), with ``WEB_THREADS`` worker threads: the site forwards requests to the API and
+draws boxes, so its threads mostly wait. SIGTERM (``docker stop``, ``scripts/run.sh`` on Ctrl-C)
+shuts it down cleanly; as PID 1 in a container Python would otherwise ignore it.
 """
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import ipaddress
 import logging
 import signal
 import sys
-import threading
 
 from pydantic import ValidationError
-from werkzeug.serving import make_server
+from waitress import create_server
 
 from .app import create_app
 from .config import WebSettings
@@ -39,19 +38,22 @@ def main() -> int:
         log.error("invalid WEB_*/FACE_* setting: %s", exc)
         return 2
     app = create_app(settings)
-    # A port in use: Werkzeug says so in one line and exits with status 1.
-    server = make_server(settings.host, settings.port, app, threaded=True)
+    try:
+        server = create_server(app, host=settings.host, port=settings.port, threads=settings.threads, ident="faces-web")
+    except OSError as exc:  # the port is taken, the address is not this machine's
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror or exc)
+        return 1
 
     def stop(signum: int, _frame: object) -> None:
         log.info("stopping (signal %d)", signum)
-        # shutdown() waits for serve_forever to return, so it must not run on the serving thread.
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        # waitress's run() ends on SystemExit from its loop: it stops its threads and closes the sockets.
+        raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info(
-        "site on http://%s:%d using the face API at %s (upload limit %g MB, API key %s, %s)",
-        settings.host, server.server_port, settings.api_url, settings.max_upload_mb,
+        "site on http://%s:%s (waitress, %d threads) using the face API at %s (upload limit %g MB, API key %s, %s)",
+        settings.host, server.effective_port, settings.threads, settings.api_url, settings.max_upload_mb,
         "set" if settings.api_key else "not set",
         "login required to enroll and delete" if settings.password else "no login: WEB_PASSWORD not set",
     )
@@ -62,10 +64,8 @@ def main() -> int:
             "and delete people with its API key",
             settings.host,
         )
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    server.run()  # returns after stop()
+    server.close()
     log.info("stopped")
     return 0
 

@@ -67,6 +67,17 @@ class WebSettings(BaseSettings):
         description="Seconds to wait for the API; CPU recognition of a large photo takes a few seconds.",
     )
 
+    threads: int = Field(
+        8,
+        ge=1,
+        le=256,
+        validation_alias=_env("WEB_THREADS", "threads"),
+        description=(
+            "waitress worker threads: requests served at once. Each mostly waits on the API (a photo's "
+            "recognition takes seconds on a CPU) or streams a video, so more threads than cores pay off."
+        ),
+    )
+
     max_video_mb: float = Field(
         500.0,
         gt=0,
