@@ -16,7 +16,8 @@ from ..engine import FaceEngine
 from ..gallery import Gallery, stored_embedder
 from ..gallery.factory import describe
 from ..gallery.replica import start_sync
-from . import health, identities, inference
+from ..gallery.retention import RetentionSweeper
+from . import audit, health, identities, inference
 from .app_state import Services
 from .errors import CatchAllMiddleware, install_error_handlers
 from .security import warn_if_open
@@ -34,6 +35,8 @@ Self-hosted face detection, embedding, recognition and verification over an enro
 * Every error is JSON `{"detail": "..."}`.
 * When `FACE_API_KEY` is set, enrollment and deletion need header `X-API-Key`; reads stay open
   unless `FACE_READ_API_KEY` is set too (then every endpoint but /health needs either key).
+* With `FACE_API_KEYS` (`label:key` pairs) several write keys exist; the audit trail
+  (`GET /audit`, write key) records which one enrolled, deleted or exported whom.
 * The service stores embeddings, boxes, names and times, never the uploaded images. It does not
   estimate age, gender, emotion or ethnicity.
 """
@@ -94,8 +97,9 @@ def create_app(
         eng = engine if engine is not None else load_engine(settings)
         gal = gallery if gallery is not None else open_gallery(settings, eng)
         pool = InferencePool(settings.workers, settings.queue_size)
-        app.state.services = Services(settings, eng, gal, pool)
-        warn_if_open(settings.api_key)
+        sweeper = RetentionSweeper(gal, settings.retention_sweep_s, settings.audit_forget_names).start()
+        app.state.services = Services(settings, eng, gal, pool, sweeper)
+        warn_if_open(settings.api_key, settings.api_keys)
         log.info(
             "ready: embedder %s, threshold %.3f, %d workers + %d queue slots, uploads <= %g MiB",
             eng.embedder.name, eng.threshold, settings.workers, settings.queue_size, settings.max_upload_mb,
@@ -103,6 +107,7 @@ def create_app(
         try:
             yield
         finally:
+            sweeper.stop()
             pool.shutdown()
             if owned_gallery:
                 gal.close()
@@ -118,6 +123,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(inference.router)
     app.include_router(identities.router)
+    app.include_router(audit.router)
     # add_middleware wraps outward: the size cap sees the raw stream before anything else.
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(
