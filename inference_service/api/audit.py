@@ -8,6 +8,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from ..gallery import validate_name
 from ..gallery.audit import CONSENT_MAX_LENGTH, Actor, AuditQuery, WriteContext, now_utc
 from .app_state import Services, get_services
 from .schemas import AuditPage, error_responses
@@ -88,7 +89,7 @@ def audit_trail(
     services: Services = Depends(get_services),
 ) -> dict:
     query = AuditQuery(
-        identity=identity,
+        identity=None if identity is None else validate_name(identity),
         action=action,
         since=None if since is None else parse_time(since, "since"),
         until=None if until is None else parse_time(until, "until"),

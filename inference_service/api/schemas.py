@@ -153,18 +153,18 @@ class AuditPage(BaseModel):
 
 
 class ExportedFace(BaseModel):
-    face_id: str
-    box: Box | None
-    created_at: str
+    face_id: str = Field(description="Id of the enrolled face.")
+    box: Box | None = Field(description="Where the face was in its (not kept) source image, or null.")
+    created_at: str = Field(description="When it was enrolled, ISO 8601 UTC.")
     embedding: list[float] = Field(description="The stored embedding, as stored.")
 
 
 class IdentityExport(BaseModel):
-    name: str
+    name: str = Field(description="Identity name, as first enrolled.")
     enrolled_at: str = Field(description="When the identity was first enrolled.")
-    consent: ConsentRecord | None
-    expires_at: str | None
-    faces: list[ExportedFace]
+    consent: ConsentRecord | None = Field(description="The last consent record given, or null.")
+    expires_at: str | None = Field(description="When the identity is erased (ISO 8601 UTC), or null.")
+    faces: list[ExportedFace] = Field(description="Every stored face, with its embedding.")
     audit: list[AuditEventModel] = Field(description="Every audit event about this person, this export included.")
 
 
