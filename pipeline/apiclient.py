@@ -71,7 +71,8 @@ class ApiClient:
         data = {} if threshold is None else {"threshold": str(threshold)}
         return self._call("POST", "/recognize", files={"image": ("frame.jpg", jpeg, "image/jpeg")}, data=data)
 
-    def enroll(self, name: str, images: Sequence[tuple[str, bytes]]) -> dict:
+    def enroll(self, name: str, images: Sequence[tuple[str, bytes]], consent: str | None = None) -> dict:
         """Enroll the largest face of each image under ``name``; all or nothing on the API's side."""
         files = [("image", (filename, data, "image/jpeg")) for filename, data in images]
-        return self._call("POST", f"/identities/{requests.utils.quote(name, safe='')}/faces", files=files)
+        data = {} if consent is None else {"consent": consent}
+        return self._call("POST", f"/identities/{requests.utils.quote(name, safe='')}/faces", files=files, data=data)

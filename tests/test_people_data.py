@@ -111,6 +111,8 @@ def test_consent_required_stored_and_shown(engine, faces_dir, gallery_url):
         assert shown["consent"]["key_label"] == "cam"
         assert shown["consent"]["given_at"] == shown["faces"][0]["created_at"]
         assert shown["expires_at"] is None
+        listed = c.get("/identities", headers={"X-API-Key": READ_KEY}).json()["identities"]
+        assert listed == [{"name": "Obama", "faces": 1, "consent": shown["consent"]}]
     stored = database_rows(gallery_url, "obama")
     assert stored["consent"] == "signed form 2026-03-14" and stored["consent_by"] == "cam"
 

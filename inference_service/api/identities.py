@@ -10,7 +10,8 @@ import re
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Request, Response, UploadFile
 
-from ..gallery import validate_name
+from ..gallery import GalleryError, validate_name
+from ..gallery.store import identity_key
 from ..gallery.audit import CONSENT_MAX_LENGTH, acting
 from ..gallery.names import MAX_NAME_LENGTH, NAME_RULE
 from . import jobs
@@ -144,12 +145,24 @@ def _acting(context, job, *args):
 @router.get(
     "",
     response_model=IdentityList,
+    response_model_exclude_none=True,  # consent and expiry appear where recorded
     responses=error_responses(401),
     dependencies=[Depends(require_read_key)],
     summary="List enrolled identities",
 )
-async def list_identities(services: Services = Depends(get_services)) -> dict:
-    return {"identities": [{"name": n, "faces": c} for n, c in services.gallery.identities()]}
+def list_identities(services: Services = Depends(get_services)) -> dict:
+    try:
+        terms = services.gallery.store.all_terms()
+    except GalleryError:  # the store unreachable: the listing goes on from memory, without them
+        terms = {}
+    listed = []
+    for name, count in services.gallery.identities():
+        found = terms.get(identity_key(name))
+        item = {"name": name, "faces": count}
+        if found is not None:
+            item.update(consent=found.consent_json(), expires_at=found.expires_at)
+        listed.append(item)
+    return {"identities": listed}
 
 
 @router.get(

@@ -109,9 +109,17 @@ class EnrollResponse(BaseModel):
     faces: int = Field(description="Faces this identity now has in total.")
 
 
+class ConsentRecord(BaseModel):
+    text: str = Field(description="The consent statement or reference given at enrollment.")
+    given_at: str | None = Field(description="When it was given (the enrollment's time), ISO 8601 UTC.")
+    key_label: str | None = Field(description="Label of the API key that gave it; null without keys.")
+
+
 class IdentitySummary(BaseModel):
     name: str = Field(description="Identity name.")
     faces: int = Field(description="Number of enrolled faces.")
+    consent: ConsentRecord | None = Field(None, description="The last consent record given; absent when none.")
+    expires_at: str | None = Field(None, description="When the identity is erased (ISO 8601 UTC); absent when never.")
 
 
 class IdentityList(BaseModel):
@@ -122,12 +130,6 @@ class StoredFace(BaseModel):
     face_id: str = Field(description="Id of the enrolled face.")
     created_at: str = Field(description="When it was enrolled, ISO 8601 UTC.")
     box: Box | None = Field(description="Where the face was in its (not kept) source image, or null.")
-
-
-class ConsentRecord(BaseModel):
-    text: str = Field(description="The consent statement or reference given at enrollment.")
-    given_at: str | None = Field(description="When it was given (the enrollment's time), ISO 8601 UTC.")
-    key_label: str | None = Field(description="Label of the API key that gave it; null without keys.")
 
 
 class IdentityDetail(BaseModel):

@@ -553,13 +553,14 @@ class PostgresStore(GalleryStore):
             (name_key(identity),),
         )
         row = cur.fetchone()
-        if row is None:
-            return None
-        ident, name, created, consent, consent_at, consent_by, expires = row
-        return ident, IdentityTerms(
-            name, utc_text(created), consent, None if consent_at is None else utc_text(consent_at), consent_by,
-            None if expires is None else utc_text(expires),
-        )
+        return None if row is None else (row[0], _terms_of(row[1:]))
+
+    def all_terms(self) -> dict[str, IdentityTerms]:
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT name_key, name, created_at, consent, consent_at, consent_by, expires_at FROM gallery_identities"
+            )
+            return {row[0]: _terms_of(row[1:]) for row in cur.fetchall()}
 
     def identity_terms(self, identity: str) -> IdentityTerms | None:
         with self._cursor() as cur:
@@ -638,6 +639,14 @@ class PostgresStore(GalleryStore):
         if observer is not None and hasattr(observer, "stop"):
             observer.stop()
         self._pool.close()
+
+
+def _terms_of(row: Sequence[Any]) -> IdentityTerms:
+    name, created, consent, consent_at, consent_by, expires = row
+    return IdentityTerms(
+        name, utc_text(created), consent, None if consent_at is None else utc_text(consent_at), consent_by,
+        None if expires is None else utc_text(expires),
+    )
 
 
 # -- helpers shared by the store's reads and the replica's catch-up --------------------------------

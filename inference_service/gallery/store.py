@@ -110,6 +110,10 @@ class GalleryStore(ABC):
         """The consent record and expiry of ``identity`` (any case), None when absent."""
         return None
 
+    def all_terms(self) -> dict[str, IdentityTerms]:
+        """Every identity's terms by name key (one read, for listings)."""
+        return {}
+
     def audit_events(self, query: AuditQuery) -> list[AuditEvent]:
         """Audit rows matching ``query``, oldest first, after ``query.after``."""
         return []
@@ -378,6 +382,13 @@ class SQLiteStore(GalleryStore):
     def identity_terms(self, identity: str) -> IdentityTerms | None:
         with self._lock:
             return self._terms_unlocked(identity)
+
+    def all_terms(self) -> dict[str, IdentityTerms]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name_key, name, created_at, consent, consent_at, consent_by, expires_at FROM identities"
+            ).fetchall()
+        return {key: IdentityTerms(*rest) for key, *rest in rows}
 
     def _events_unlocked(self, query: AuditQuery) -> list[AuditEvent]:
         where, args = ["seq > ?"], [query.after]
