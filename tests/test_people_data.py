@@ -19,6 +19,7 @@ from inference_service.api.app import create_app
 from inference_service.config import Settings
 from inference_service.gallery import Gallery, open_store
 from inference_service.gallery import sqlite_file
+from inference_service.gallery.audit import AuditQuery
 
 KEYS = {"default": "key-default", "cam": "key-cam", "ops": "key-ops"}
 READ_KEY = "key-read"
@@ -294,3 +295,53 @@ def test_expiry_erases_on_every_replica(pg_server, faces_dir, tmp_path):
     finally:
         for api in apis:
             api.stop()
+
+
+def test_site_sends_what_was_ticked_and_typed_and_shows_it(faces_dir, tmp_path):
+    """The real site (Flask test client) against a real API that requires consent."""
+    import io
+    import re
+
+    from tests.live_servers import start_api
+    from web_frontend.app import create_app as create_site
+    from web_frontend.config import WebSettings
+
+    api = start_api(tmp_path, tmp_path / "gallery.sqlite3", FACE_REQUIRE_CONSENT="true", FACE_API_KEY="site-key",
+                    FACE_RETENTION_DAYS="30")
+    try:
+        site = create_site(WebSettings(api_url=api.url, secret_key="t", api_key="site-key")).test_client()
+
+        def enroll(note: str):
+            page = site.get("/enroll").get_data(as_text=True)
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+            form = {"csrf_token": token, "name": "Obama", "consent": "yes", "consent_note": note,
+                    "photos": [(io.BytesIO((faces_dir / "gallery/obama/1.jpg").read_bytes()), "1.jpg")]}
+            return site.post("/enroll", data=form, content_type="multipart/form-data")
+
+        assert enroll("x" * 141).status_code == 400
+        assert enroll("signed\nform 12").status_code == 200
+        shown = requests.get(f"{api.url}/identities/Obama", timeout=10).json()
+        assert shown["consent"]["text"] == "agreed (ticked on the site's Enroll form): signed form 12"
+        assert shown["consent"]["key_label"] == "default"
+        gallery = site.get("/gallery").get_data(as_text=True)
+        assert "agreed (ticked on the site&#39;s Enroll form): signed form 12" in gallery
+        assert shown["expires_at"][:16].replace("T", " ") in gallery
+    finally:
+        api.stop()
+
+
+def test_pipeline_enroll_into_a_gallery_file_records_consent(tmp_path):
+    from pipeline.enroll import _enroll_gallery
+
+    path = tmp_path / "gallery.sqlite3"
+    vectors = np.eye(2, 128, dtype=np.float32)
+    faces = [{"box": [0, 0, 10, 10]}, {"box": [5, 5, 20, 20]}]
+    _enroll_gallery(path, {"name": "dlib-resnet", "dim": 128}, "Ada", faces, vectors, "signed form 7")
+    store = open_store(path, "dlib-resnet", 128)
+    try:
+        terms = store.identity_terms("ada")
+        events = store.audit_events(AuditQuery())
+    finally:
+        store.close()
+    assert (terms.consent, terms.consent_by) == ("signed form 7", "pipeline")
+    assert [(e.action, e.key_label, len(e.face_ids)) for e in events] == [("enroll", "pipeline", 2)]

@@ -93,14 +93,21 @@ class FaceApi:
         """``POST /recognize``: every face with its box, identity (or None), similarity, candidates."""
         return self._json("POST", "/recognize", files=[upload.as_field("image")])
 
-    def enroll(self, name: str, uploads: list[Upload], boxes: list[str] | None = None) -> dict:
+    def enroll(
+        self, name: str, uploads: list[Upload], boxes: list[str] | None = None, consent: str | None = None
+    ) -> dict:
         """``POST /identities/{name}/faces``: one face of each photo (the one at its ``box``, else
-        the largest), all or nothing."""
+        the largest), all or nothing; ``consent`` is recorded with the identity."""
+        data: dict = {}
+        if boxes:
+            data["box"] = boxes
+        if consent:
+            data["consent"] = consent
         return self._json(
             "POST",
             f"/identities/{self._name(name)}/faces",
             files=[u.as_field("image") for u in uploads],
-            data={"box": boxes} if boxes else None,
+            data=data or None,
             write=True,
         )
 
