@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         False, description="When true, enrollment without a consent statement is refused (422)."
     )
     retention_days: float | None = Field(
-        None, gt=0, description="Default expiry of an identity, in days from its last enrollment (unset: none)."
+        None, gt=0, le=36_500, description="Default expiry of an identity, in days from its last enrollment (unset: none)."
     )
     retention_sweep_s: float = Field(
         60.0, gt=0, description="Seconds between two sweeps that erase expired identities."
