@@ -222,8 +222,8 @@ def identify(path: Path, thorough: bool = True) -> GalleryFile | None:
             db.close()
     except sqlite3.DatabaseError as exc:
         raise GalleryOpenError(
-            f"gallery {path} is damaged or truncated ({exc}); it was left untouched: restore it from a "
-            "backup, or point FACE_GALLERY at a new file"
+            f"gallery {path} is damaged or truncated ({' '.join(str(exc).split())}); it was left untouched: "
+            "restore it from a backup, or point FACE_GALLERY at a new file"
         ) from exc
 
 
