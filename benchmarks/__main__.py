@@ -20,7 +20,7 @@ from pathlib import Path
 from benchmarks.timing import machine, machine_line
 
 RESULTS = Path(__file__).resolve().parent / "results"
-MODULES = ("detect", "embed", "memory", "peer", "pipeline", "http", "web", "replicas")
+MODULES = ("detect", "embed", "memory", "peer", "pipeline", "http", "web", "replicas", "video")
 
 # figure -> (module, what it is, target); the figures latest.json must hold.
 FIGURES: dict[str, tuple[str, str, str]] = {
@@ -39,6 +39,8 @@ FIGURES: dict[str, tuple[str, str, str]] = {
     "rss_growth": ("http", "API RSS after 1000 / after 200 requests", "<= 1.10"),
     "web_overhead_ratio": ("web", "site / API time for one photo", "<= 1.2"),
     "replica_lag_ms_p99": ("replicas", "ms from a 201 on one API replica until two others list it, p99", "<= 1000"),
+    "video_job_ratio": ("video", "video job time / `python -m pipeline annotate` wall time, stage clip", "<= 1.2"),
+    "recognize_p50_during_video_ratio": ("video", "/recognize p50 while a video job runs / idle", "<= 2.0"),
 }
 REQUIRED = (
     "detect_ratio_1080p", "detect_ratio_4000x3000", "embed_batch_speedup", "http_overhead_ratio",

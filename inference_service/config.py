@@ -166,6 +166,21 @@ class Settings(BaseSettings):
             raise ValueError("no such file or folder; point it at the weights (or their folder) or unset it")
         return None if path is None else path.expanduser()
 
+    # --- video jobs (inference_service/videos) ------------------------------------------------
+    video_dir: Path | None = Field(
+        None, description="Folder of video jobs (uploads, results, jobs.sqlite3); default: videos/ beside the gallery."
+    )
+    max_video_mb: float = Field(500.0, gt=0, description="Largest video upload, in MiB (POST /videos).")
+    max_video_seconds: float = Field(600.0, gt=0, description="Longest video accepted, in seconds.")
+    video_workers: int = Field(1, ge=1, le=8, description="Video jobs analysed at once.")
+    video_retention_hours: float = Field(
+        24.0, gt=0, description="Hours a finished job's results are kept before they are removed."
+    )
+    max_video_jobs: int = Field(100, ge=1, description="Jobs waiting or running at once; more get 503.")
+    video_nice: int = Field(
+        19, ge=0, le=19, description="CPU priority (nice) of video worker threads, so photo requests go first."
+    )
+
 
 _LABEL = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 

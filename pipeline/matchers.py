@@ -23,8 +23,45 @@ API_JPEG_QUALITY = 90
 API_CONCURRENCY = 2  # the API's default worker count
 
 
-class LocalMatcher:
-    """Engine + gallery file in this process."""
+class EngineMatcher:
+    """An engine and a gallery already open in this process (the API's video jobs use theirs).
+
+    ``workers`` frames are detected at once, one torch thread each (see
+    ``FaceEngine.detect_batch``); an empty gallery is allowed: every face is then unknown.
+    """
+
+    MAX_CANDIDATES = 20
+
+    def __init__(self, engine, gallery, threshold: float | None = None, workers: int | None = None, source: str = "engine") -> None:
+        self.engine = engine
+        self.gallery = gallery
+        self.workers = workers
+        self.threshold = engine.threshold if threshold is None else threshold
+        self.embedder = engine.embedder.name
+        self.source = source
+
+    def analyze(self, frames_rgb: Sequence[np.ndarray], indices: Sequence[int]) -> list[list[Detection]]:
+        analysed = self.engine.analyze_batch(list(frames_rgb), workers=self.workers)
+        flat = [a for faces in analysed for a in faces]
+        top_k = max(1, min(len(self.gallery.identities()), self.MAX_CANDIDATES))
+        found = self.gallery.search(np.stack([a.embedding for a in flat]), self.threshold, top_k) if flat else []
+        out: list[list[Detection]] = []
+        k = 0
+        for index, faces in zip(indices, analysed):
+            row = []
+            for a in faces:
+                candidates = {c.identity: c.similarity for c in found[k].candidates}
+                row.append(Detection(index, a.face.box, a.face.score, a.embedding, candidates))
+                k += 1
+            out.append(row)
+        return out
+
+    def close(self) -> None:
+        """The engine and gallery belong to the caller."""
+
+
+class LocalMatcher(EngineMatcher):
+    """Engine + gallery (a SQLite file or a PostgreSQL URL) loaded for this command."""
 
     def __init__(self, gallery_path: str | Path, embedder: str | None = None, threshold: float | None = None) -> None:
         import sqlite3
@@ -37,33 +74,14 @@ class LocalMatcher:
         if not is_postgres(gallery_path) and not Path(gallery_path).is_file():
             raise PipelineError(f"gallery file not found: {gallery_path}")
         try:
-            self.engine = load_engine(embedder, gallery=gallery_path)
-            self.gallery = Gallery.open(gallery_path, self.engine.embedder.name, self.engine.embedder.dim)
+            engine = load_engine(embedder, gallery=gallery_path)
+            gallery = Gallery.open(gallery_path, engine.embedder.name, engine.embedder.dim)
         except (GalleryError, ValueError, sqlite3.DatabaseError) as exc:
             raise PipelineError(f"cannot open gallery {describe(gallery_path)}: {exc}") from None
-        gallery_path = describe(gallery_path)
-        identities = self.gallery.identities()
-        if not identities:
-            raise PipelineError(f"gallery {gallery_path} has no identities: enroll someone first")
-        self.top_k = min(len(identities), 20)
-        self.threshold = self.engine.threshold if threshold is None else threshold
-        self.embedder = self.engine.embedder.name
-        self.source = f"gallery {gallery_path}"
-
-    def analyze(self, frames_rgb: Sequence[np.ndarray], indices: Sequence[int]) -> list[list[Detection]]:
-        analysed = self.engine.analyze_batch(list(frames_rgb))
-        flat = [a for faces in analysed for a in faces]
-        found = self.gallery.search(np.stack([a.embedding for a in flat]), self.threshold, self.top_k) if flat else []
-        out: list[list[Detection]] = []
-        k = 0
-        for index, faces in zip(indices, analysed):
-            row = []
-            for a in faces:
-                candidates = {c.identity: c.similarity for c in found[k].candidates}
-                row.append(Detection(index, a.face.box, a.face.score, a.embedding, candidates))
-                k += 1
-            out.append(row)
-        return out
+        shown = describe(gallery_path)
+        if not gallery.identities():
+            raise PipelineError(f"gallery {shown} has no identities: enroll someone first")
+        super().__init__(engine, gallery, threshold, source=f"gallery {shown}")
 
     def close(self) -> None:
         self.gallery.close()

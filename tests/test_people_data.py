@@ -323,9 +323,9 @@ def test_site_sends_what_was_ticked_and_typed_and_shows_it(faces_dir, tmp_path):
         shown = requests.get(f"{api.url}/identities/Obama", timeout=10).json()
         assert shown["consent"]["text"] == "agreed (ticked on the site's Enroll form): signed form 12"
         assert shown["consent"]["key_label"] == "default"
-        gallery = site.get("/gallery").get_data(as_text=True)
-        assert "agreed (ticked on the site&#39;s Enroll form): signed form 12" in gallery
-        assert shown["expires_at"][:16].replace("T", " ") in gallery
+        page = site.get("/gallery/person", query_string={"name": "obama"}).get_data(as_text=True)
+        assert "agreed (ticked on the site&#39;s Enroll form): signed form 12" in page
+        assert shown["expires_at"][:16].replace("T", " ") in page
     finally:
         api.stop()
 

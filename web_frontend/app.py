@@ -24,6 +24,8 @@ from .csrf import init_csrf
 from .drawing import annotate, face_label
 from .naming import bp as naming_blueprint, face_forms
 from .headers import init_security_headers
+from .people import init_people
+from .videos import init_videos
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +110,15 @@ def create_app(settings: WebSettings | None = None, api: FaceApi | None = None) 
     init_csrf(app)
     init_security_headers(app)
     init_auth(app, settings)
+    init_videos(app, settings)
+    init_people(app)
 
     def face_api() -> FaceApi:
         return app.extensions["face_api"]
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"max_upload_mb": f"{settings.max_upload_mb:g}"}
+        return {"max_upload_mb": f"{settings.max_upload_mb:g}", "max_video_mb": f"{settings.max_video_mb:g}"}
 
     # --- Home: recognise ------------------------------------------------------------------------
     @app.get("/")

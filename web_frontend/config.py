@@ -67,6 +67,13 @@ class WebSettings(BaseSettings):
         description="Seconds to wait for the API; CPU recognition of a large photo takes a few seconds.",
     )
 
+    max_video_mb: float = Field(
+        500.0,
+        gt=0,
+        validation_alias=_env("FACE_MAX_VIDEO_MB", "max_video_mb"),
+        description="Largest video upload in MiB, the API's limit too; a video passes through a temporary file.",
+    )
+
     @field_validator("api_key", "read_api_key", "password", mode="before")
     @classmethod
     def _blank_key_is_none(cls, value: object) -> object:

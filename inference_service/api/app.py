@@ -17,11 +17,12 @@ from ..gallery import Gallery, stored_embedder
 from ..gallery.factory import describe
 from ..gallery.replica import start_sync
 from ..gallery.retention import RetentionSweeper
-from . import audit, health, identities, inference
+from ..videos import VideoJobs
+from ..videos.upload import UploadLimitExceptVideos
+from . import audit, health, identities, inference, videos
 from .app_state import Services
 from .errors import CatchAllMiddleware, install_error_handlers
 from .security import warn_if_open
-from .uploads import UploadLimitMiddleware
 from .workers import InferencePool
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ def create_app(
         pool = InferencePool(settings.workers, settings.queue_size)
         sweeper = RetentionSweeper(gal, settings.retention_sweep_s, settings.audit_forget_names).start()
         app.state.services = Services(settings, eng, gal, pool, sweeper)
+        app.state.videos = VideoJobs(settings, eng, gal)
+        app.state.videos.start()
         warn_if_open(settings.api_key, settings.api_keys)
         log.info(
             "ready: embedder %s, threshold %.3f, %d workers + %d queue slots, uploads <= %g MiB",
@@ -108,6 +111,7 @@ def create_app(
             yield
         finally:
             sweeper.stop()
+            app.state.videos.stop()
             pool.shutdown()
             if owned_gallery:
                 gal.close()
@@ -124,9 +128,10 @@ def create_app(
     app.include_router(inference.router)
     app.include_router(identities.router)
     app.include_router(audit.router)
+    app.include_router(videos.router)
     # add_middleware wraps outward: the size cap sees the raw stream before anything else.
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(
-        UploadLimitMiddleware, limit_mb=settings.max_upload_mb, body_timeout_s=settings.body_timeout_s
+        UploadLimitExceptVideos, limit_mb=settings.max_upload_mb, body_timeout_s=settings.body_timeout_s
     )
     return app

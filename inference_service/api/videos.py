@@ -1,0 +1,253 @@
+"""Video jobs over HTTP: upload a video, follow its progress, fetch the annotated video, delete it.
+
+The routes only receive, validate and hand over: ``inference_service.videos`` stores and runs the
+jobs. A video arrives only as an upload; the API never fetches a URL on a client's behalf.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from pipeline.errors import PipelineError
+from pipeline.video import probe
+
+from ..gallery import validate_name
+from ..videos import VideoJobs
+from ..videos.files import JobFiles, new_job_id, valid_job_id
+from ..videos.store import Job
+from ..videos.summary import person_summary
+from ..videos.tracks import TrackError, crop_path, enroll_track, faces_per_track
+from ..videos.upload import receive_video
+from .schemas import ErrorResponse
+from .security import require_api_key, require_read_key
+
+# Reads need a key only with FACE_READ_API_KEY (either key then); writes need FACE_API_KEY's.
+router = APIRouter(prefix="/videos", tags=["videos"], dependencies=[Depends(require_read_key)])
+
+JobId = Path(description="The job id returned by POST /videos (32 hex digits).")
+MAX_TRACK_FACES = 5
+
+VIDEO_ERRORS = {
+    400: "The body (multipart, or JSON for enroll) or the video is empty or damaged.",
+    401: "Missing or wrong X-API-Key (writes: with FACE_API_KEY; reads: with FACE_READ_API_KEY).",
+    404: "No such job, or its results were removed after FACE_VIDEO_RETENTION_HOURS.",
+    409: "The job is not done yet, or its faces come from another embedder than the gallery's.",
+    413: "The video is over FACE_MAX_VIDEO_MB.",
+    415: "The upload is not a video that can be decoded.",
+    422: "A field is missing or invalid, a name is not allowed, or the video is over FACE_MAX_VIDEO_SECONDS.",
+    503: "FACE_MAX_VIDEO_JOBS videos are already waiting; retry after the Retry-After header's seconds.",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict]:
+    return {code: {"model": ErrorResponse, "description": VIDEO_ERRORS[code]} for code in codes}
+
+
+class TrackEnrollRequest(BaseModel):
+    name: str = Field(description="Identity to enroll the track's faces under.")
+    faces: int = Field(MAX_TRACK_FACES, ge=1, le=MAX_TRACK_FACES, description="How many of the track's best faces.")
+
+
+def get_jobs(request: Request) -> VideoJobs:
+    return request.app.state.videos
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+
+
+def _job_json(job: Job, request: Request) -> dict:
+    return {
+        "id": job.id,
+        "url": str(request.url_for("get_video", job_id=job.id)),
+        "status": job.status,
+        "filename": job.filename,
+        "size_bytes": job.size_bytes,
+        "duration_s": round(job.duration_s, 3),
+        "progress": {
+            "stage": job.stage,
+            "frames_done": job.frames_done,
+            "frames_total": job.frames_total,
+            "fraction": round(job.fraction, 4),
+        },
+        "error": job.error,
+        "attempts": job.attempts,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+    }
+
+
+def _job_or_404(jobs: VideoJobs, job_id: str) -> Job:
+    job = jobs.store.get(job_id) if valid_job_id(job_id) else None
+    if job is None:
+        raise HTTPException(404, f"no video job {job_id!r}")
+    return job
+
+
+def _probe_or_refuse(files: JobFiles, max_seconds: float) -> tuple[float, int]:
+    """(duration, frames) of the received file; 415 when it is no video, 422 when too long."""
+    try:
+        info = probe(files.partial_upload)
+    except PipelineError:
+        raise HTTPException(415, "the upload is not a video file that can be decoded (try MP4 or WebM)") from None
+    if info.frame_count < 2:
+        raise HTTPException(415, "the upload is a single picture, not a video")
+    if info.duration > max_seconds:
+        raise HTTPException(
+            422, f"the video lasts {info.duration:.0f} s; the limit is {max_seconds:g} s (FACE_MAX_VIDEO_SECONDS)"
+        )
+    return info.duration, info.frame_count
+
+
+@router.post(
+    "",
+    status_code=202,
+    responses=error_responses(400, 401, 413, 415, 422, 503),
+    dependencies=[Depends(require_api_key)],
+    summary="Upload a video (multipart field 'video') to be analysed: 202 with the job's id and URL",
+    # The body is parsed as a stream (see videos/upload.py), so FastAPI cannot infer it: declared here.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["video"],
+                        "properties": {
+                            "video": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "The video file (MP4, WebM, MOV...), at most FACE_MAX_VIDEO_MB MiB.",
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def create_video(request: Request, jobs: VideoJobs = Depends(get_jobs)) -> dict:
+    settings = jobs.settings
+    if jobs.store.count_unfinished() >= settings.max_video_jobs:
+        raise HTTPException(
+            503, f"{settings.max_video_jobs} videos are already waiting; try again later", headers={"Retry-After": "60"}
+        )
+    files = JobFiles(jobs.root, new_job_id())
+    files.folder.mkdir(parents=True)
+    try:
+        filename, size = await receive_video(request, files.partial_upload, settings.max_video_mb)
+        duration, frames = await run_in_threadpool(_probe_or_refuse, files, settings.max_video_seconds)
+        files.partial_upload.replace(files.upload)
+        job = Job(
+            id=files.job_id, status="queued", filename=filename, size_bytes=size, duration_s=duration,
+            frames_total=frames, created_at=time.time(),
+        )
+        jobs.store.create(job)
+    except BaseException:
+        files.remove_all()
+        raise
+    jobs.wake()
+    return _job_json(job, request)
+
+
+@router.get("", responses=error_responses(401), summary="The video jobs, newest first")
+async def list_videos(request: Request, jobs: VideoJobs = Depends(get_jobs)) -> dict:
+    return {"videos": [_job_json(job, request) for job in jobs.store.list()]}
+
+
+@router.get(
+    "/{job_id}",
+    name="get_video",
+    responses=error_responses(401, 404, 422),
+    summary="A job's status and progress; when done its timeline and per-person screen time",
+)
+def get_video(request: Request, job_id: str = JobId, jobs: VideoJobs = Depends(get_jobs)) -> dict:
+    job = _job_or_404(jobs, job_id)
+    body = _job_json(job, request)
+    if job.status == "done":
+        files = jobs.files(job.id)
+        try:
+            timeline = json.loads(files.timeline.read_text())
+        except FileNotFoundError:
+            raise HTTPException(404, "this job's results were removed") from None
+        body["annotated_url"] = str(request.url_for("get_annotated", job_id=job.id))
+        body["timeline"] = timeline
+        body["summary"] = person_summary(timeline)
+        body["track_faces"] = {str(k): v for k, v in faces_per_track(files).items()}
+    return body
+
+
+@router.get(
+    "/{job_id}/annotated",
+    name="get_annotated",
+    response_class=FileResponse,
+    responses={**error_responses(401, 404, 422), 200: {"content": {"video/mp4": {}}}},
+    summary="The annotated video (H.264 MP4; Range requests supported)",
+)
+def get_annotated(job_id: str = JobId, jobs: VideoJobs = Depends(get_jobs)) -> FileResponse:
+    job = _job_or_404(jobs, job_id)
+    path = jobs.files(job.id).annotated
+    if job.status != "done" or not path.is_file():
+        raise HTTPException(404, f"the annotated video is not ready (job {job.status})")
+    return FileResponse(path, media_type="video/mp4", filename=f"annotated-{job.id}.mp4", content_disposition_type="inline")
+
+
+@router.get(
+    "/{job_id}/tracks/{track_id}/faces/{number}",
+    response_class=FileResponse,
+    responses={**error_responses(401, 404, 422), 200: {"content": {"image/jpeg": {}}}},
+    summary="One of the faces kept for a track (JPEG), as enrolling it would store",
+)
+def get_track_face(
+    job_id: str = JobId, track_id: int = Path(ge=1), number: int = Path(ge=0, lt=MAX_TRACK_FACES),
+    jobs: VideoJobs = Depends(get_jobs),
+) -> FileResponse:
+    job = _job_or_404(jobs, job_id)
+    path = crop_path(jobs.files(job.id), track_id, number) if job.status == "done" else None
+    if path is None or not path.is_file():
+        raise HTTPException(404, f"no face {number} kept for track {track_id}")
+    return FileResponse(path, media_type="image/jpeg")
+
+
+@router.post(
+    "/{job_id}/tracks/{track_id}/enroll",
+    status_code=201,
+    responses=error_responses(400, 401, 404, 409, 422),
+    dependencies=[Depends(require_api_key)],
+    summary="Enroll a track's best faces (kept by the analysis) under a name",
+)
+def enroll_from_track(
+    body: TrackEnrollRequest, job_id: str = JobId, track_id: int = Path(ge=1), jobs: VideoJobs = Depends(get_jobs),
+) -> dict:
+    name = validate_name(body.name)
+    job = _job_or_404(jobs, job_id)
+    if job.status != "done":
+        raise HTTPException(409, f"the job is {job.status}; tracks can be enrolled once it is done")
+    try:
+        return enroll_track(jobs.files(job.id), track_id, name, jobs.gallery, body.faces)
+    except TrackError as exc:
+        raise HTTPException(exc.status_code, exc.detail) from None
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(401, 404, 422),
+    dependencies=[Depends(require_api_key)],
+    summary="Cancel the job if it runs and delete every file of it",
+)
+def delete_video(job_id: str = JobId, jobs: VideoJobs = Depends(get_jobs)) -> Response:
+    if not valid_job_id(job_id) or not jobs.cancel_and_delete(job_id):
+        raise HTTPException(404, f"no video job {job_id!r}")
+    return Response(status_code=204)
+
+

@@ -1,0 +1,9 @@
+"""Video jobs: uploaded videos analysed by the pipeline's annotation in the API's own process.
+
+``store`` records the jobs (SQLite now; the seam for PostgreSQL is documented there), ``runner``
+runs them on bounded low-priority workers and removes them after retention, ``upload`` receives
+a video onto disk, ``summary`` and ``tracks`` read a finished job's results.
+"""
+from .runner import VideoJobs
+
+__all__ = ["VideoJobs"]

@@ -1,0 +1,62 @@
+"""Enrolling a person from a finished job's track: the faces the analysis kept for it.
+
+The job kept each track's best faces (``pipeline.annotate.Hooks.best_faces``): their embeddings,
+boxes and crops stay in the result folder until retention removes it, so naming someone seen in
+a video needs neither the video nor a second analysis.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from pipeline.annotate import FACES_EMBEDDINGS, FACES_INDEX
+
+from .files import JobFiles
+
+
+class TrackError(Exception):
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+def kept_faces(files: JobFiles) -> dict:
+    path = files.results / FACES_INDEX
+    if not path.is_file():
+        return {"embedder": None, "faces": []}
+    return json.loads(path.read_text())
+
+
+def faces_per_track(files: JobFiles) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for row in kept_faces(files)["faces"]:
+        counts[row["track_id"]] = counts.get(row["track_id"], 0) + 1
+    return counts
+
+
+def crop_path(files: JobFiles, track_id: int, number: int):
+    for row in kept_faces(files)["faces"]:
+        if row["track_id"] == track_id and row.get("crop") == f"faces/{track_id}_{number}.jpg":
+            return files.results / row["crop"]
+    return None
+
+
+def enroll_track(files: JobFiles, track_id: int, name: str, gallery, max_faces: int) -> dict:
+    """Enroll up to ``max_faces`` kept faces of the track under ``name``; the enroll answer."""
+    index = kept_faces(files)
+    rows = [r for r in index["faces"] if r["track_id"] == track_id][:max_faces]
+    if not rows:
+        raise TrackError(404, f"track {track_id} of this video has no kept faces")
+    if index.get("embedder") != gallery.embedder_name:
+        raise TrackError(409, f"this job's faces were embedded with {index.get('embedder')}, the gallery uses {gallery.embedder_name}")
+    vectors = np.load(files.results / FACES_EMBEDDINGS, mmap_mode="r")
+    chosen = np.stack([np.asarray(vectors[r["row"]], dtype=np.float32) for r in rows])
+    records = gallery.enroll(name, chosen, [r["box"] for r in rows])
+    stored = gallery.faces_of(records[0].identity) or []
+    return {
+        "identity": records[0].identity,
+        "added": [{"face_id": rec.face_id, "box": row["box"]} for rec, row in zip(records, rows)],
+        "faces": len(stored),
+    }

@@ -1,0 +1,61 @@
+"""A page per enrolled person: their faces (when, from what box), removing one face or the person.
+
+Linked from the Gallery. Removing needs the login when ``WEB_PASSWORD`` is set, like every other
+change of the gallery, and every form carries the CSRF token.
+"""
+from __future__ import annotations
+
+from flask import Flask, abort, flash, redirect, render_template, request, url_for
+
+from . import video_api
+from .api_client import ApiError, FaceApi
+from .auth import login_required
+
+
+def init_people(app: Flask) -> None:
+    def api() -> FaceApi:
+        return app.extensions["face_api"]
+
+    @app.get("/gallery/person")
+    def person():
+        name = request.args.get("name", "")
+        if not name:
+            return redirect(url_for("gallery"))
+        try:
+            detail = video_api.identity(api(), name)
+        except ApiError as exc:
+            if exc.status == 404:
+                abort(404, description=f"{name} is not in the gallery.")
+            return render_template("person.html", name=name, faces=None, error=exc.message), exc.status
+        faces = [
+            {
+                "face_id": f.get("face_id", ""),
+                "created_at": (f.get("created_at") or "").replace("T", " ")[:19],
+                "box": ", ".join(f"{v:.0f}" for v in f.get("box") or []) or "–",
+            }
+            for f in detail.get("faces") or []
+        ]
+        return render_template(
+            "person.html", name=detail.get("name", name), faces=faces,
+            consent=detail.get("consent"), expires_at=(detail.get("expires_at") or "").replace("T", " ")[:16],
+        )
+
+    @app.post("/gallery/person/face/delete")
+    @login_required
+    def delete_person_face():
+        name = request.form.get("name", "")
+        face_id = request.form.get("face_id", "")
+        if not name or not face_id:
+            return redirect(url_for("gallery"))
+        try:
+            video_api.delete_face(api(), name, face_id)
+        except ApiError as exc:
+            flash(exc.message if exc.status != 404 else "That face was already removed.", "error")
+        else:
+            flash(f"Removed one face of {name}.", "ok")
+        try:
+            video_api.identity(api(), name)
+        except ApiError:  # the last face went, and the person with it
+            flash(f"{name} had no other face and is no longer in the gallery.", "ok")
+            return redirect(url_for("gallery"), code=303)
+        return redirect(url_for("person", name=name), code=303)

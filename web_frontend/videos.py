@@ -1,0 +1,209 @@
+"""The site's Video pages: upload a video, watch its progress, see and name who is in it.
+
+A video is too large to hold in memory like a photo: for ``POST /videos`` only, the request
+class spools the upload to a temporary file (deleted as soon as the request ends) and allows
+``FACE_MAX_VIDEO_MB``; the view then streams that file to the API. Progress works without any
+script: the job's page refreshes itself (``<meta http-equiv="refresh">``) until the job ends.
+The annotated video and the face crops are streamed from the API through the site (Range
+requests passed on), so the browser only ever talks to the site.
+"""
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+from flask import Flask, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from . import video_api
+from .api_client import ApiError, FaceApi
+from .auth import login_required
+from .config import WebSettings
+from .timeline_image import UNKNOWN_ROW, rows_of, timeline_png
+
+UPLOAD_PATH = "/videos"
+FORM_OVERHEAD_BYTES = 64 * 1024
+REFRESH_S = 2
+PASSED_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "Last-Modified", "ETag")
+STATUS_WORDS = {"queued": "Waiting", "running": "Analysing", "done": "Done", "failed": "Failed", "cancelled": "Cancelled"}
+
+
+class VideoTooLarge(RequestEntityTooLarge):
+    """A video over FACE_MAX_VIDEO_MB (a photo over its limit stays the site's usual 413)."""
+
+
+def _video_request_class(base: type, settings: WebSettings) -> type:
+    video_limit = int(settings.max_video_mb * 1024 * 1024) + FORM_OVERHEAD_BYTES
+
+    class VideoUploadRequest(base):  # type: ignore[misc, valid-type]
+        """Photos stay in memory (the base class); a video upload goes to a temporary file."""
+
+        def _is_video_upload(self) -> bool:
+            return self.method == "POST" and self.path == UPLOAD_PATH
+
+        def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+            if self._is_video_upload():
+                return tempfile.TemporaryFile(prefix="web-video-")
+            return super()._get_file_stream(total_content_length, content_type, filename, content_length)
+
+        def _load_form_data(self) -> None:
+            try:
+                super()._load_form_data()
+            except RequestEntityTooLarge:
+                if self._is_video_upload():
+                    raise VideoTooLarge() from None
+                raise
+
+        @property
+        def max_content_length(self) -> int | None:  # type: ignore[override]
+            if self._is_video_upload():
+                return video_limit
+            return super().max_content_length
+
+        @max_content_length.setter
+        def max_content_length(self, value: int | None) -> None:
+            base.max_content_length.fset(self, value)  # type: ignore[attr-defined]
+
+    return VideoUploadRequest
+
+
+def _progress_text(job: dict) -> str:
+    p = job.get("progress") or {}
+    if job.get("status") == "queued":
+        return "Waiting for a free video worker…"
+    stage = {"analysing": "Finding and following faces", "rendering": "Drawing the annotated video"}.get(
+        p.get("stage"), "Starting"
+    )
+    return f"{stage}: frame {p.get('frames_done', 0)} of {p.get('frames_total', '?')} ({100 * float(p.get('fraction') or 0):.0f}%)"
+
+
+def _unknown_tracks(job: dict) -> list[dict[str, Any]]:
+    """Unknown tracks with kept faces, longest first: the ones worth naming."""
+    kept = job.get("track_faces") or {}
+    tracks = [t for t in (job.get("timeline") or {}).get("tracks", []) if t.get("identity") is None and kept.get(str(t["track_id"]))]
+    tracks.sort(key=lambda t: (-(t["end"] - t["start"]), t["track_id"]))
+    return [
+        {"track_id": t["track_id"], "start": t["start"], "end": t["end"], "faces": kept[str(t["track_id"])]} for t in tracks
+    ]
+
+
+def init_videos(app: Flask, settings: WebSettings) -> None:
+    """Register the Video pages on ``app``."""
+    app.request_class = _video_request_class(app.request_class, settings)
+
+    @app.errorhandler(VideoTooLarge)
+    def video_too_large(exc: VideoTooLarge):
+        message = f"The video is larger than the {settings.max_video_mb:g} MB limit. Choose a shorter or smaller video."
+        return render_template("error.html", code=413, title="Video too large", message=message), 413
+
+    def api() -> FaceApi:
+        return app.extensions["face_api"]
+
+    def job_or_abort(job_id: str) -> dict:
+        try:
+            return video_api.video(api(), job_id)
+        except ApiError as exc:
+            abort(exc.status if exc.status in (404, 422) else 502, description=exc.message)
+
+    @app.get("/videos")
+    def videos_page():
+        try:
+            jobs = video_api.videos(api())
+        except ApiError as exc:
+            return render_template("videos.html", jobs=None, error=exc.message, status_words=STATUS_WORDS), exc.status
+        return render_template("videos.html", jobs=jobs, status_words=STATUS_WORDS)
+
+    @app.post(UPLOAD_PATH)
+    @login_required
+    def upload_video():
+        storage = request.files.get("video")
+        if storage is None or not storage.filename:
+            return render_template("videos.html", jobs=[], error="Choose a video to upload.", status_words=STATUS_WORDS), 400
+        try:
+            storage.stream.seek(0)
+            job = video_api.upload_video(api(), storage.filename, storage.mimetype, storage.stream)
+        except ApiError as exc:
+            message = f"The video was not accepted: {exc.detail}" if exc.detail else exc.message
+            return render_template("videos.html", jobs=[], error=message, status_words=STATUS_WORDS), exc.status
+        finally:
+            storage.close()
+        return redirect(url_for("video_page", job_id=job["id"]), code=303)
+
+    @app.get("/videos/<job_id>")
+    def video_page(job_id: str):
+        job = job_or_abort(job_id)
+        running = job.get("status") in ("queued", "running")
+        people = (job.get("summary") or {}).get("people", [])
+        return render_template(
+            "video.html",
+            job=job,
+            refresh=REFRESH_S if running else None,
+            progress_text=_progress_text(job) if running else None,
+            status_words=STATUS_WORDS,
+            people=people,
+            unknown=(job.get("summary") or {}).get("unknown"),
+            unknown_tracks=_unknown_tracks(job) if job.get("status") == "done" else [],
+            timeline_rows=len(rows_of(job["timeline"], [p["identity"] for p in people])) if job.get("timeline") else 0,
+            unknown_row=UNKNOWN_ROW,
+        )
+
+    @app.get("/videos/<job_id>/timeline.png")
+    def video_timeline(job_id: str):
+        job = job_or_abort(job_id)
+        if job.get("status") != "done":
+            abort(404, description="The video is not analysed yet.")
+        order = [p["identity"] for p in (job.get("summary") or {}).get("people", [])]
+        return Response(timeline_png(job["timeline"], order), mimetype="image/png", headers={"Cache-Control": "private, max-age=60"})
+
+    def proxy(path: str):
+        try:
+            upstream = video_api.stream(api(), path, request.headers.get("Range"))
+        except ApiError as exc:
+            abort(exc.status if exc.status in (404, 416) else 502, description=exc.message)
+        headers = {k: upstream.headers[k] for k in PASSED_HEADERS if k in upstream.headers}
+
+        def body():
+            try:
+                yield from upstream.iter_content(chunk_size=256 * 1024)
+            finally:
+                upstream.close()
+
+        return Response(stream_with_context(body()), status=upstream.status_code, headers=headers, direct_passthrough=True)
+
+    @app.get("/videos/<job_id>/annotated.mp4")
+    def video_annotated(job_id: str):
+        return proxy(f"/videos/{video_api.quote(job_id, safe='')}/annotated")
+
+    @app.get("/videos/<job_id>/tracks/<int:track_id>/faces/<int:number>.jpg")
+    def video_track_face(job_id: str, track_id: int, number: int):
+        return proxy(f"/videos/{video_api.quote(job_id, safe='')}/tracks/{track_id}/faces/{number}")
+
+    @app.post("/videos/<job_id>/tracks/<int:track_id>/enroll")
+    @login_required
+    def video_enroll_track(job_id: str, track_id: int):
+        name = request.form.get("name", "").strip()
+        if not name:
+            flash("Enter the person's name.", "error")
+        elif request.form.get("consent") != "yes":
+            flash("Tick the box to confirm that this person agreed to be enrolled.", "error")
+        else:
+            try:
+                result = video_api.enroll_track(api(), job_id, track_id, name)
+            except ApiError as exc:
+                flash(exc.message, "error")
+            else:
+                added = len(result.get("added") or [])
+                flash(f"Added {added} face{'' if added == 1 else 's'} of track {track_id} to {result.get('identity', name)}.", "ok")
+        return redirect(url_for("video_page", job_id=job_id) + f"#track-{track_id}", code=303)
+
+    @app.post("/videos/<job_id>/delete")
+    @login_required
+    def video_delete(job_id: str):
+        try:
+            video_api.delete_video(api(), job_id)
+        except ApiError as exc:
+            if exc.status != 404:
+                flash(exc.message, "error")
+                return redirect(url_for("video_page", job_id=job_id), code=303)
+        flash("Deleted the video and everything made from it.", "ok")
+        return redirect(url_for("videos_page"), code=303)
