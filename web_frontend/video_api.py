@@ -59,9 +59,10 @@ def delete_video(api: FaceApi, job_id: str) -> None:
     _send(api, "DELETE", f"/videos/{quote(job_id, safe='')}", write=True)
 
 
-def enroll_track(api: FaceApi, job_id: str, track_id: int, name: str) -> dict:
+def enroll_track(api: FaceApi, job_id: str, track_id: int, name: str, consent: str | None = None) -> dict:
+    body = {"name": name} if consent is None else {"name": name, "consent": consent}
     return _json(_send(
-        api, "POST", f"/videos/{quote(job_id, safe='')}/tracks/{int(track_id)}/enroll", write=True, json={"name": name}
+        api, "POST", f"/videos/{quote(job_id, safe='')}/tracks/{int(track_id)}/enroll", write=True, json=body
     ))
 
 

@@ -1,5 +1,9 @@
-"""API-key checks: the write key for the endpoints that change the gallery (enroll, delete), and
-an optional read key for the ones that answer from it or run the models.
+"""API-key checks: the write key for the endpoints that change the gallery (enroll, delete) or
+reveal what it holds about people (export, the audit trail), and an optional read key for the
+ones that answer from it or run the models.
+
+There may be several write keys, one per client, each with a label (``FACE_API_KEYS``;
+``FACE_API_KEY`` is labelled ``default``): the audit trail records which label acted.
 
 Reads stay open by default: recognising a face reveals less than being able to plant or erase
 one. Where even the enrolled names are private, ``FACE_READ_API_KEY`` closes recognition,
@@ -22,7 +26,8 @@ api_key_header = APIKeyHeader(
     name="X-API-Key",
     auto_error=False,
     description=(
-        "Needed for enrollment and deletion when the service runs with FACE_API_KEY, and for the "
+        "Needed for enrollment, deletion, export and the audit trail when the service runs with "
+        "FACE_API_KEY or FACE_API_KEYS, and for the "
         "other endpoints but /health when it runs with FACE_READ_API_KEY (either key opens those)."
     ),
 )
