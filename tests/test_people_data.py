@@ -345,3 +345,22 @@ def test_pipeline_enroll_into_a_gallery_file_records_consent(tmp_path):
         store.close()
     assert (terms.consent, terms.consent_by) == ("signed form 7", "pipeline")
     assert [(e.action, e.key_label, len(e.face_ids)) for e in events] == [("enroll", "pipeline", 2)]
+
+
+def test_malformed_labelled_keys_stop_the_start_without_showing_them(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.live_servers import REPO, clean_env
+
+    for keys, extra, words in (
+        ("cam=secret-one", {}, "not label:key"),
+        ("cam:secret-one,cam:secret-two", {}, "appears twice"),
+        ("default:secret-one", {"FACE_API_KEY": "secret-two"}, "'default'"),
+    ):
+        env = clean_env(FACE_API_KEYS=keys, FACE_GALLERY=str(tmp_path / "g.sqlite3"), **extra)
+        done = subprocess.run([sys.executable, "-m", "inference_service"], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert "cannot start" in done.stderr and words in done.stderr
+        assert "secret" not in done.stderr + done.stdout
