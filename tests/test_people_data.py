@@ -364,3 +364,24 @@ def test_malformed_labelled_keys_stop_the_start_without_showing_them(tmp_path):
         assert done.returncode == 2, done.stderr
         assert "cannot start" in done.stderr and words in done.stderr
         assert "secret" not in done.stderr + done.stdout
+
+
+def test_copy_carries_consent_and_expiry_both_ways(engine, faces_dir, tmp_path, pg_url):
+    from inference_service.gallery.__main__ import copy_gallery
+
+    src = str(tmp_path / "src.sqlite3")
+    until = soon(86_400)
+    with make_client(engine, src) as c:
+        r = c.post("/identities/Obama/faces", headers=headers("cam"), data={"consent": "form 3", "expires_at": until},
+                   files=photo(faces_dir, "gallery/obama/1.jpg"))
+        assert r.status_code == 201, r.text
+    back = str(tmp_path / "back.sqlite3")
+    for a, b in ((src, pg_url), (pg_url, back)):
+        copy_gallery(a, b)
+        store = open_store(b)
+        try:
+            terms = store.identity_terms("obama")
+        finally:
+            store.close()
+        assert (terms.consent, terms.consent_by) == ("form 3", "cam")
+        assert datetime.fromisoformat(terms.expires_at) == datetime.fromisoformat(until)

@@ -30,6 +30,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from .audit import AuditEvent, AuditQuery, IdentityTerms, WriteContext, current, utc_text
 from .errors import GalleryError, GalleryFullError, GalleryMismatchError, GalleryOpenError, GalleryUnavailableError
 from .names import name_key
+from .sqlite_file import identity_key
 from .store import FaceRecord, FaceTable, GalleryStore, export_document
 
 log = logging.getLogger(__name__)
@@ -554,6 +555,23 @@ class PostgresStore(GalleryStore):
         )
         row = cur.fetchone()
         return None if row is None else (row[0], _terms_of(row[1:]))
+
+    def restore_terms(self, terms: Sequence[IdentityTerms]) -> None:
+        """Not a change replicas need to apply (terms are read from the database), so no log entry."""
+        with self._cursor() as cur:
+            for t in terms:
+                key = identity_key(t.name)  # names an older rule let in are folded, not refused
+                if t.consent is not None:
+                    cur.execute(
+                        "UPDATE gallery_identities SET consent = %s, consent_at = %s, consent_by = %s "
+                        "WHERE name_key = %s AND consent IS NULL",
+                        (t.consent, t.consent_at, t.consent_by, key),
+                    )
+                if t.expires_at is not None:
+                    cur.execute(
+                        "UPDATE gallery_identities SET expires_at = %s WHERE name_key = %s AND expires_at IS NULL",
+                        (t.expires_at, key),
+                    )
 
     def all_terms(self) -> dict[str, IdentityTerms]:
         with self._cursor() as cur:

@@ -114,6 +114,10 @@ class GalleryStore(ABC):
         """Every identity's terms by name key (one read, for listings)."""
         return {}
 
+    def restore_terms(self, terms: Sequence[IdentityTerms]) -> None:
+        """Set consent records and expiries copied from another store where this one has none
+        (``copy``); identities this store lacks are skipped."""
+
     def audit_events(self, query: AuditQuery) -> list[AuditEvent]:
         """Audit rows matching ``query``, oldest first, after ``query.after``."""
         return []
@@ -382,6 +386,22 @@ class SQLiteStore(GalleryStore):
     def identity_terms(self, identity: str) -> IdentityTerms | None:
         with self._lock:
             return self._terms_unlocked(identity)
+
+    def restore_terms(self, terms: Sequence[IdentityTerms]) -> None:
+        with self._transaction():
+            for t in terms:
+                key = identity_key(t.name)
+                if t.consent is not None:
+                    self._db.execute(
+                        "UPDATE identities SET consent = ?, consent_at = ?, consent_by = ? "
+                        "WHERE name_key = ? AND consent IS NULL",
+                        (t.consent, t.consent_at, t.consent_by, key),
+                    )
+                if t.expires_at is not None:
+                    self._db.execute(
+                        "UPDATE identities SET expires_at = ? WHERE name_key = ? AND expires_at IS NULL",
+                        (utc_text(datetime.fromisoformat(t.expires_at)), key),
+                    )
 
     def all_terms(self) -> dict[str, IdentityTerms]:
         with self._lock:
