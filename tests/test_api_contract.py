@@ -65,8 +65,10 @@ def upload_schemas(spec: dict) -> dict[str, dict]:
             content = op.get("requestBody", {}).get("content", {}).get("multipart/form-data")
             if not content:
                 continue
-            ref = content["schema"]["$ref"].rsplit("/", 1)[-1]
-            for field, schema in spec["components"]["schemas"][ref]["properties"].items():
+            body = content["schema"]
+            if "$ref" in body:
+                body = spec["components"]["schemas"][body["$ref"].rsplit("/", 1)[-1]]
+            for field, schema in body["properties"].items():
                 if field.startswith("image"):
                     out[f"{method.upper()} {path} {field}"] = schema.get("items", schema)
     return out

@@ -29,6 +29,7 @@ from inference_service.gallery import (
     stored_embedder,
 )
 from inference_service.gallery.sqlite_file import APPLICATION_ID, SCHEMA_VERSION
+from tests.conftest import OPTIONAL_SKIP
 
 # The schema of the first release, copied verbatim: galleries written by it must keep working.
 OLD_SCHEMA = """
@@ -286,7 +287,7 @@ def small_disk(tmp_path):
         ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True, text=True
     )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill ({done.stderr.strip() or done.returncode}); needs root")
+        pytest.skip(f"{OPTIONAL_SKIP} cannot mount a small tmpfs to fill ({done.stderr.strip() or done.returncode}); needs root")
     yield mount
     if subprocess.run(["umount", str(mount)]).returncode != 0:
         subprocess.run(["umount", "--lazy", str(mount)], check=True)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from inference_service.gallery import Gallery, SQLiteStore
+from tests.conftest import OPTIONAL_SKIP
 from live_servers import REPO, clean_env, free_port
 
 
@@ -64,7 +65,7 @@ def immutable(path: Path):
     """``chattr +i``: not writable even by root (nor can entries be added to a folder)."""
     done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"chattr +i is not available here ({done.stderr.strip()}): root ignores file modes")
+        pytest.skip(f"{OPTIONAL_SKIP} chattr +i is not available here ({done.stderr.strip()}): root ignores file modes")
     try:
         yield path
     finally:

@@ -11,6 +11,7 @@ import io
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -100,12 +101,18 @@ def test_the_site_needs_no_model_code():
 
 # --- the services as compose starts them ------------------------------------------------------
 def interpolate(value: object, shell: dict[str, str]) -> str | None:
-    """Compose's ``${VAR}`` / ``${VAR:-default}``; a null value means 'take it from the shell'."""
+    """Compose's ``${VAR}`` / ``${VAR:-default}`` / ``${VAR:?error}`` (required: an error when
+    unset, as compose refuses to start); a null value means 'take it from the shell'."""
     if value is None:
         return None
-    return re.sub(
-        r"\$\{(\w+)(?::-([^}]*))?\}", lambda m: shell.get(m.group(1)) or (m.group(2) or ""), str(value)
-    )
+
+    def substitute(m: re.Match) -> str:
+        name, kind, rest = m.groups()
+        if kind == "?" and not shell.get(name):
+            raise ValueError(f"compose would refuse to start: {name} unset ({rest})")
+        return shell.get(name) or (rest if kind == "-" else "") or ""
+
+    return re.sub(r"\$\{(\w+)(?::([-?])([^}]*))?\}", substitute, str(value))
 
 
 def as_compose_would(spec: dict, name: str, shell: dict[str, str], ports: dict[str, int], volumes: Path):
@@ -241,3 +248,183 @@ def test_run_sh_starts_both_and_stops_both_on_ctrl_c(tmp_path, faces_dir):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+# --- docker-compose.scale.yml: PostgreSQL, API replicas, nginx in front -------------------------
+SCALED = REPO / "docker-compose.scale.yml"
+NGINX_CONF = REPO / "docker" / "nginx.conf"
+
+
+def scaled() -> dict:
+    return YAML(typ="safe").load(SCALED.read_text())
+
+
+def test_scaled_compose_file_matches_the_compose_specification():
+    result = subprocess.run(
+        [str(CHECK_JSONSCHEMA), "--builtin-schema", "vendor.compose-spec", str(SCALED)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_scaled_compose_file_says_what_the_issue_asks():
+    spec = scaled()
+    services = spec["services"]
+    pg, api, lb, web = services["postgres"], services["api"], services["lb"], services["web"]
+    # official PostgreSQL image, its data on a named volume, ready when pg_isready says so
+    assert re.fullmatch(r"postgres:1[56](\.\d+)?", pg["image"])
+    (mount,) = pg["volumes"]
+    volume, path = mount.split(":", 1)
+    assert volume in spec["volumes"] and path == "/var/lib/postgresql/data"
+    assert pg["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    shell = {"POSTGRES_PASSWORD": "secret"}
+    # several API replicas on that PostgreSQL, started once it is healthy, not published themselves
+    assert int(interpolate(api["deploy"]["replicas"], {})) >= 2
+    gallery = urlsplit(interpolate(api["environment"]["FACE_GALLERY"], shell))
+    with pytest.raises(ValueError):  # no password, no start
+        interpolate(api["environment"]["FACE_GALLERY"], {})
+    assert gallery.scheme == "postgresql" and gallery.hostname == "postgres" and gallery.password == "secret"
+    assert gallery.username == pg["environment"]["POSTGRES_USER"] and gallery.path == "/" + pg["environment"]["POSTGRES_DB"]
+    assert api["depends_on"] == {"postgres": {"condition": "service_healthy"}} and "ports" not in api
+    assert api["environment"]["FACE_EMBEDDER"] != "auto"  # replicas must agree on the embedder
+    # nginx in front, configured from docker/, published on loopback; the site talks to it
+    assert lb["image"].startswith("nginx:")
+    (conf,) = lb["volumes"]
+    source, target = conf.split(":")[:2]
+    assert (REPO / source).resolve() == NGINX_CONF and target in lb["command"]
+    (published,) = lb["ports"]
+    assert interpolate(published, {}).startswith("127.0.0.1:")
+    assert web["environment"]["FACE_API_URL"] == "http://lb:8000" and "lb" in web["depends_on"]
+    # the default file stays the two services on SQLite
+    default = compose()
+    assert set(default["services"]) == {"api", "web"}
+    assert default["services"]["api"]["environment"]["FACE_GALLERY"].endswith(".sqlite3")
+
+
+def nginx_on_loopback(tmp_path: Path, listen: int, upstreams: list[int]) -> list[str]:
+    """The lb service's command with docker/nginx.conf pointed at loopback: the replicas' ports
+    instead of Docker's DNS name, a free listening port, pid and temp files under ``tmp_path``."""
+    text = NGINX_CONF.read_text()
+    assert "server api:8000 resolve;" in text and "listen 8000;" in text
+    text = text.replace(
+        "server api:8000 resolve;", "\n        ".join(f"server 127.0.0.1:{port};" for port in upstreams)
+    )
+    text = text.replace("listen 8000;", f"listen 127.0.0.1:{listen};").replace("pid /tmp/nginx.pid;", f"pid {tmp_path}/nginx.pid;")
+    # which replica answered each request, for the test to see the load spread
+    text = text.replace("access_log off;", f"log_format upstream '$upstream_addr';\n    access_log {tmp_path}/upstream.log upstream;")
+    for temp in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        text = text.replace("http {", f"http {{\n    {temp}_temp_path {tmp_path}/{temp};", 1)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text)
+    argv = list(scaled()["services"]["lb"]["command"])
+    argv[argv.index("-c") + 1] = str(conf)
+    return [shutil.which("nginx") or "nginx", *argv[1:], "-p", str(tmp_path)]
+
+
+@pytest.fixture()
+def nginx_binary():
+    if shutil.which("nginx") is None:
+        pytest.skip("nginx not installed: apt-get install nginx-light (.ci/run should)")
+
+
+def test_nginx_config_is_valid(tmp_path, nginx_binary):
+    argv = nginx_on_loopback(tmp_path, free_port(), [free_port(), free_port()])
+    result = subprocess.run([*argv, "-t"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture()
+def scaled_services(tmp_path, nginx_binary):
+    """PostgreSQL (throwaway server), the api replicas, nginx and web, each started from its
+    compose command and environment on loopback, in compose's dependency order."""
+    try:
+        from inference_service.gallery import factory  # noqa: F401  the PostgreSQL store
+        from tests.pg_server import start_postgres
+    except ImportError as exc:
+        pytest.skip(f"no PostgreSQL store in this checkout ({exc})")
+    import psycopg
+
+    spec = scaled()
+    shell = {"POSTGRES_PASSWORD": "wiring-pass", "FACE_API_KEY": "wiring-test-key", "FACE_EMBEDDER": "dlib-resnet",
+             "FACE_THREADS": "1"}
+    pg_env = spec["services"]["postgres"]["environment"]
+    server = start_postgres()
+    servers = []
+    try:
+        with psycopg.connect(server.url, autocommit=True) as conn:  # what the image does with POSTGRES_*
+            conn.execute(f"CREATE ROLE {pg_env['POSTGRES_USER']} LOGIN PASSWORD '{shell['POSTGRES_PASSWORD']}'")
+            conn.execute(f"CREATE DATABASE {pg_env['POSTGRES_DB']} OWNER {pg_env['POSTGRES_USER']}")
+        pg_isready = next(p for p in ((server.bin_dir / "pg_ctl").resolve().with_name("pg_isready"),
+                                      Path(shutil.which("pg_isready") or "pg_isready")) if p.exists())
+        ready = [str(pg_isready) if a == "pg_isready" else a for a in spec["services"]["postgres"]["healthcheck"]["test"][1:]]
+        assert subprocess.run([*ready, "-h", "127.0.0.1", "-p", str(server.port)], timeout=30).returncode == 0
+        api = spec["services"]["api"]
+        replicas = []
+        for i in range(int(interpolate(api["deploy"]["replicas"], {}))):
+            port = free_port()
+            env = {key: interpolate(raw, shell) if raw is not None else shell.get(key) for key, raw in api["environment"].items()}
+            env = {k: v for k, v in env.items() if v is not None}
+            env.update(FACE_HOST="127.0.0.1", FACE_PORT=str(port), TORCH_HOME=str(tmp_path / "models" / "torch"))
+            env["FACE_GALLERY"] = env["FACE_GALLERY"].replace("@postgres:5432/", f"@127.0.0.1:{server.port}/")
+            argv = [sys.executable if a == "python" else a for a in api["command"]]
+            replicas.append(live_servers.start(f"api{i}", argv, live_servers.clean_env(**env),
+                                               f"http://127.0.0.1:{port}", tmp_path, timeout=300))
+            servers.append(replicas[-1])
+        lb_port = free_port()
+        lb = live_servers.start("lb", nginx_on_loopback(tmp_path, lb_port, [int(urlsplit(r.url).port) for r in replicas]),
+                                os.environ.copy(), f"http://127.0.0.1:{lb_port}", tmp_path, timeout=30)
+        servers.append(lb)
+        web_spec, web_port = spec["services"]["web"], free_port()
+        env = {key: interpolate(raw, shell) if raw is not None else shell.get(key) for key, raw in web_spec["environment"].items()}
+        env = {k: v for k, v in env.items() if v is not None}
+        env.update(WEB_HOST="127.0.0.1", WEB_PORT=str(web_port), FACE_API_URL=lb.url)
+        argv = [sys.executable if a == "python" else a for a in web_spec["command"]]
+        web = live_servers.start("web", argv, live_servers.clean_env(**env), f"http://127.0.0.1:{web_port}", tmp_path)
+        servers.append(web)
+        yield {"replicas": replicas, "lb": lb, "web": web, "key": shell["FACE_API_KEY"]}
+    finally:
+        for running in reversed(servers):
+            running.stop()
+        server.remove()
+
+
+def _listed_everywhere(replicas, expected: list[dict], within: float = 2.0) -> bool:
+    deadline = time.monotonic() + within
+    while True:
+        lists = [requests.get(r.url + "/identities", timeout=10).json()["identities"] for r in replicas]
+        if all(found == expected for found in lists) or time.monotonic() > deadline:
+            return all(found == expected for found in lists)
+        time.sleep(0.1)
+
+
+def test_scaled_services_share_one_gallery_through_nginx(scaled_services, faces_dir):
+    replicas, lb, web = scaled_services["replicas"], scaled_services["lb"], scaled_services["web"]
+    site = requests.Session()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', site.get(web.url + "/enroll", timeout=30).text).group(1)
+    photo = (faces_dir / "gallery/obama/1.jpg").read_bytes()
+    enrolled = site.post(
+        web.url + "/enroll", data={"csrf_token": token, "name": "obama", "consent": "yes"},
+        files={"photos": ("1.jpg", photo, "image/jpeg")}, timeout=120,
+    )
+    assert enrolled.status_code == 200 and "Added 1 face to <strong>obama</strong>" in enrolled.text, enrolled.text[-1500:]
+    # whichever replica nginx sent the write to, every replica lists and recognises the person
+    assert _listed_everywhere(replicas, [{"name": "obama", "faces": 1}])
+    probe = (faces_dir / "gallery/obama/2.jpg").read_bytes()
+    for replica in replicas:
+        faces = requests.post(replica.url + "/recognize", files={"image": ("2.jpg", probe)}, timeout=120).json()["faces"]
+        assert [f["identity"] for f in faces] == ["obama"]
+    # nginx spreads requests over the replicas ...
+    log = Path(lb.log).parent / "upstream.log"
+    for _ in range(12):
+        assert requests.get(lb.url + "/identities", timeout=10).json()["identities"] == [{"name": "obama", "faces": 1}]
+    time.sleep(0.5)  # nginx writes its access log line after the response
+    answered = set(log.read_text().split())
+    assert answered == {f"127.0.0.1:{urlsplit(r.url).port}" for r in replicas}, answered
+    # ... and keeps serving reads when one of them stops
+    replicas[0].stop()
+    for _ in range(6):
+        assert requests.get(lb.url + "/identities", timeout=10).status_code == 200
+    # a delete through nginx is gone everywhere
+    gone = requests.delete(lb.url + "/identities/obama", headers={"X-API-Key": scaled_services["key"]}, timeout=30)
+    assert gone.status_code == 204
+    assert _listed_everywhere(replicas[1:], [])

@@ -11,7 +11,7 @@ import re
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Request, Response, UploadFile
 
 from ..gallery import GalleryError, validate_name
-from ..gallery.store import identity_key
+from ..gallery.names import identity_key
 from ..gallery.audit import CONSENT_MAX_LENGTH, acting
 from ..gallery.names import MAX_NAME_LENGTH, NAME_RULE
 from . import jobs

@@ -1,9 +1,11 @@
 """The gallery: enrolled identities searched in memory, persisted through a ``GalleryStore``.
 
-Search reads an immutable snapshot (one float32 matrix with rows grouped by identity), so it
-needs no lock and never sees half an update: writers commit to the store first, then build a new
-snapshot and swap it in under the write lock. Per-identity best similarity is a ``reduceat``
-over each identity's rows, so no identity can appear twice among the candidates.
+Search reads the incremental ``FaceIndex`` (see index.py) without a lock and never sees half an
+update. Writers commit to the store first, then apply the same change to the index under the
+write lock, so memory never holds what the store refused. Changes made elsewhere (another
+replica's writes on a shared store) reach memory through the ``apply_*`` methods.
+Identities are compared by ``name_key``: ``Obama`` and ``obama`` are one person, shown in the
+spelling first enrolled.
 """
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ from typing import Sequence
 
 import numpy as np
 
+from .index import FaceIndex
+from .names import validate_name
 from .factory import open_store
-from .names import name_key, validate_name
-from .store import FaceRecord, GalleryStore, identity_key
+from .store import FaceRecord, GalleryStore
 
 
 @dataclass(frozen=True)
@@ -36,29 +39,6 @@ class Recognition:
     candidates: list[Candidate]
 
 
-@dataclass(frozen=True)
-class _Snapshot:
-    matrix: np.ndarray  # faces x dim, unit rows, grouped by identity
-    names: list[str]  # identity of each group
-    starts: np.ndarray  # first row of each group
-    records: tuple[FaceRecord, ...]
-
-    @classmethod
-    def build(cls, records: Sequence[FaceRecord], dim: int) -> "_Snapshot":
-        # Stable sort: within an identity, faces keep the order they were added in.
-        records = tuple(sorted(records, key=lambda r: r.identity))
-        if not records:
-            return cls(np.zeros((0, dim), np.float32), [], np.zeros(0, np.int64), ())
-        matrix = np.ascontiguousarray(np.stack([r.embedding for r in records]).astype(np.float32))
-        names: list[str] = []
-        starts: list[int] = []
-        for row, rec in enumerate(records):
-            if not names or names[-1] != rec.identity:
-                names.append(rec.identity)
-                starts.append(row)
-        return cls(matrix, names, np.asarray(starts, np.int64), records)
-
-
 class Gallery:
     """Thread-safe enrolled-face gallery for one embedder."""
 
@@ -66,17 +46,12 @@ class Gallery:
         self.store = store
         self.embedder_name = embedder_name
         self.dim = dim
-        self._write_lock = threading.RLock()  # reentrant: see write_lock
-        records = store.load_all()
-        bad = [r for r in records if len(r.embedding) != dim]
-        if bad:
-            raise ValueError(f"gallery holds {len(bad[0].embedding)}-d vectors; {embedder_name} makes {dim}-d")
-        self._snapshot = _Snapshot.build(records, dim)
-        # name key -> the identity's first spelling, the one stored and shown; changed only
-        # under the write lock, after the store succeeded.
-        self._spelling: dict[str, str] = {}
-        for name in dict.fromkeys(r.identity for r in records):  # each name once, in order
-            self._spelling.setdefault(identity_key(name), name)
+        # Re-entrant: enroll/delete hold it across the store write and the apply_* that follows.
+        self._write_lock = threading.RLock()
+        table = store.load_table(dim)
+        if len(table.face_ids) and table.embeddings.shape[1] != dim:
+            raise ValueError(f"gallery holds {table.embeddings.shape[1]}-d vectors; {embedder_name} makes {dim}-d")
+        self._index = FaceIndex.from_table(table, dim, embedder_name)
 
     @classmethod
     def open(cls, path: str | Path, embedder_name: str, dim: int) -> "Gallery":
@@ -85,40 +60,25 @@ class Gallery:
 
     # -- reads --------------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
-        snap = self._snapshot
-        return {"identities": len(snap.names), "faces": len(snap.records)}
+        return self._index.stats()
 
     def identities(self) -> list[tuple[str, int]]:
-        snap = self._snapshot
-        ends = list(snap.starts[1:]) + [len(snap.records)]
-        return [(name, int(end - start)) for name, start, end in zip(snap.names, snap.starts, ends)]
-
-    def _stored_spelling(self, identity: str) -> str | None:
-        """The enrolled spelling of ``identity`` in any case (``obama`` finds ``Obama``)."""
-        return self._spelling.get(identity_key(identity))
+        """(display name, faces) of every identity, sorted by name."""
+        return self._index.identities()
 
     def faces_of(self, identity: str) -> list[FaceRecord] | None:
-        """The faces of ``identity`` in any case; their ``identity`` is the stored spelling."""
-        identity = self._stored_spelling(identity)
-        found = [r for r in self._snapshot.records if r.identity == identity]
-        return found or None
+        """An identity's faces in the order they were added (any case of its name), or None."""
+        return self._index.faces_of(identity)
 
     def search(self, embeddings: np.ndarray, threshold: float, top_k: int = 5) -> list[Recognition]:
         """Best identities for each query vector (rows of ``embeddings``), best first."""
         queries = np.asarray(embeddings, dtype=np.float32).reshape(-1, self.dim)
-        snap = self._snapshot
-        if len(queries) == 0:
-            return []
-        if not snap.names:
-            return [Recognition(None, 0.0, []) for _ in queries]
-        sims = np.clip(queries @ snap.matrix.T, -1.0, 1.0)  # queries x faces
-        per_identity = np.maximum.reduceat(sims, snap.starts, axis=1)  # queries x identities
-        k = min(top_k, per_identity.shape[1])
-        top = np.argpartition(-per_identity, k - 1, axis=1)[:, :k]
         out = []
-        for row, cols in zip(per_identity, top):
-            cols = cols[np.argsort(-row[cols])]
-            candidates = [Candidate(snap.names[c], float(row[c])) for c in cols]
+        for found in self._index.search(queries, top_k):
+            if not found:
+                out.append(Recognition(None, 0.0, []))
+                continue
+            candidates = [Candidate(name, similarity) for name, similarity in found]
             best = candidates[0]
             out.append(Recognition(best.identity if best.similarity >= threshold else None, best.similarity, candidates))
         return out
@@ -130,8 +90,8 @@ class Gallery:
         embeddings: np.ndarray,
         boxes: Sequence[Sequence[float] | None] | None = None,
     ) -> list[FaceRecord]:
-        """Add faces to ``identity`` (created if new); all or nothing. An identity enrolled
-        before under another case keeps its first spelling: the records carry that one."""
+        """Add faces to ``identity`` (created if new; an existing one keeps its first spelling);
+        all or nothing."""
         identity = validate_name(identity)
         vectors = np.asarray(embeddings, dtype=np.float32).reshape(-1, self.dim)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -139,11 +99,11 @@ class Gallery:
         now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         boxes = list(boxes) if boxes is not None else [None] * len(vectors)
         with self._write_lock:
-            identity = self._stored_spelling(identity) or identity
+            name = self._index.display_name(identity) or identity
             records = [
                 FaceRecord(
                     face_id=uuid.uuid4().hex,
-                    identity=identity,
+                    identity=name,
                     embedding=vector,
                     embedder=self.embedder_name,
                     created_at=now,
@@ -152,59 +112,46 @@ class Gallery:
                 for vector, box in zip(vectors, boxes)
             ]
             self.store.add_faces(records)
-            self._snapshot = _Snapshot.build(self._snapshot.records + tuple(records), self.dim)
-            self._spelling[identity_key(identity)] = identity
+            self.apply_added(records)
         return records
 
     def delete_identity(self, identity: str) -> bool:
-        """``identity`` in any case."""
         with self._write_lock:
-            identity = self._stored_spelling(identity)
-            if identity is None or self.store.delete_identity(identity) < 0:
+            name = self._index.display_name(identity) or identity
+            if self.store.delete_identity(name) < 0:
                 return False
-            self._snapshot = _Snapshot.build([r for r in self._snapshot.records if r.identity != identity], self.dim)
-            del self._spelling[identity_key(identity)]
+            self.apply_removed_identity(name)
         return True
 
     def delete_face(self, identity: str, face_id: str) -> bool:
-        """``identity`` in any case; the identity goes with its last face."""
         with self._write_lock:
-            identity = self._stored_spelling(identity)
-            if identity is None or not self.store.delete_face(identity, face_id):
+            name = self._index.display_name(identity) or identity
+            if not self.store.delete_face(name, face_id):
                 return False
-            self._snapshot = _Snapshot.build(
-                [r for r in self._snapshot.records if r.face_id != face_id], self.dim
-            )
-            if not any(r.identity == identity for r in self._snapshot.records):
-                del self._spelling[identity_key(identity)]
+            self.apply_removed_faces(name, [face_id])
         return True
 
-    # -- changes made elsewhere (replica sync): memory only, no store write --------------------
+    # -- changes already committed to the store (here or by another replica) ------------------
     @property
     def write_lock(self) -> threading.RLock:
-        """Held across every change to memory. Replica sync holds it to apply the change log in
-        order; a write of this process applies earlier log entries while holding it (reentrant)."""
+        """Held across every change to memory: replica sync holds it to apply a change log in
+        order, and this process's own writes take it too (re-entrant)."""
         return self._write_lock
 
-    def apply_added(self, records: Sequence[FaceRecord]) -> None:
-        """Faces another replica stored; ids already in memory are skipped (idempotent)."""
+    def apply_added(self, records: Sequence[FaceRecord]) -> int:
+        """Put committed faces into memory; faces already there are skipped. Returns how many."""
         with self._write_lock:
-            have = {r.face_id for r in self._snapshot.records}
-            new = tuple(r for r in records if r.face_id not in have)
-            if new:
-                self._snapshot = _Snapshot.build(self._snapshot.records + new, self.dim)
+            return self._index.add(records)
 
-    def apply_removed_identity(self, identity: str) -> None:
-        key = name_key(identity)
+    def apply_removed_identity(self, identity: str) -> int:
+        """Drop a deleted identity (any case of its name) from memory; returns how many faces."""
         with self._write_lock:
-            self._snapshot = _Snapshot.build(
-                [r for r in self._snapshot.records if name_key(r.identity) != key], self.dim
-            )
+            return self._index.remove_identity(identity)
 
-    def apply_removed_faces(self, identity: str, face_ids: Sequence[str]) -> None:
-        gone = set(face_ids)
+    def apply_removed_faces(self, identity: str, face_ids: Sequence[str]) -> int:
+        """Drop deleted faces of an identity from memory; returns how many were there."""
         with self._write_lock:
-            self._snapshot = _Snapshot.build([r for r in self._snapshot.records if r.face_id not in gone], self.dim)
+            return self._index.remove_faces(identity, face_ids)
 
     def close(self) -> None:
         self.store.close()

@@ -50,3 +50,13 @@ def name_key(name: str) -> str:
     as people expect; NFC again afterwards because case folding can decompose characters.
     """
     return unicodedata.normalize("NFC", validate_name(name).casefold())
+
+
+def identity_key(name: str) -> str:
+    """The key a stored name is compared by: ``names.name_key`` for every name the current rule
+    accepts; names an older rule let in (``-``, ``A×B``) get the same folding, so they stay
+    reachable and deletable instead of breaking the migration."""
+    try:
+        return name_key(name)
+    except InvalidNameError:
+        return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())

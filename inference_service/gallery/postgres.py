@@ -29,8 +29,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .audit import AuditEvent, AuditQuery, IdentityTerms, WriteContext, current, utc_text
 from .errors import GalleryError, GalleryFullError, GalleryMismatchError, GalleryOpenError, GalleryUnavailableError
-from .names import name_key
-from .sqlite_file import identity_key
+from .names import identity_key, name_key
 from .store import FaceRecord, FaceTable, GalleryStore, export_document
 
 log = logging.getLogger(__name__)

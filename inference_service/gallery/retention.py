@@ -59,21 +59,10 @@ class RetentionSweeper:
         context = WriteContext(actor=Actor(SWEEPER_LABEL), expired_before=now, forget_names=self.forget_names)
         for name in self.gallery.store.expired_identities(now):
             with acting(context):
-                if self._erase(name):
+                if self.gallery.delete_identity(name):
                     erased.append(name)
                     log.info("retention: erased %r (its expiry passed)", name)
         return erased
-
-    def _erase(self, name: str) -> bool:
-        if self.gallery.faces_of(name) is not None:
-            return self.gallery.delete_identity(name)
-        # Enrolled through another replica and not (yet) in this one's spellings: the same store
-        # erase, then memory, as Gallery.delete_identity does.
-        with self.gallery.write_lock:
-            if self.gallery.store.delete_identity(name) < 0:
-                return False
-            self.gallery.apply_removed_identity(name)
-        return True
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import GalleryMismatchError, GalleryOpenError
-from .names import InvalidNameError, name_key
+from .names import identity_key
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +85,6 @@ def _run(db: sqlite3.Connection, script: str) -> None:
     for statement in script.split(";"):
         if statement.strip():
             db.execute(statement)
-
-
-def identity_key(name: str) -> str:
-    """The key a stored name is compared by: ``names.name_key`` for every name the current rule
-    accepts; names an older rule let in (``-``, ``A×B``) get the same folding, so they stay
-    reachable and deletable instead of breaking the migration."""
-    try:
-        return name_key(name)
-    except InvalidNameError:
-        return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
 
 
 @dataclass(frozen=True)
