@@ -181,7 +181,7 @@ async def show_identity(name: str = NamePath, services: Services = Depends(get_s
     return {
         "consent": None if terms is None else terms.consent_json(),
         "expires_at": None if terms is None else terms.expires_at,
-        "name": name,
+        "name": records[0].identity,  # the first spelling enrolled, whatever case was asked for
         "faces": [
             {
                 "face_id": r.face_id,
