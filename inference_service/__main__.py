@@ -74,13 +74,17 @@ def main() -> int:
     return 0
 
 
+SECRET_SETTINGS = {"API_KEY", "API_KEYS", "READ_API_KEY"}
+
+
 def describe_invalid_settings(exc) -> str:
     """pydantic's multi-line report as one line: each bad setting by its variable name."""
     parts = []
     for error in exc.errors():
         field = "_".join(str(part) for part in error["loc"]).upper()
         message = error["msg"].removeprefix("Value error, ")
-        parts.append(f"FACE_{field}={error.get('input')!s}: {message}" if field else message)
+        shown = "***" if field in SECRET_SETTINGS else error.get("input")  # keys stay out of logs
+        parts.append(f"FACE_{field}={shown!s}: {message}" if field else message)
     return "; ".join(parts)
 
 

@@ -6,10 +6,11 @@ so tests can build engines and apps with explicit settings and nothing depends o
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .registry import EmbedderName, describe_choices
@@ -36,6 +37,13 @@ class Settings(BaseSettings):
             "need header X-API-Key with this value or FACE_API_KEY's."
         ),
     )
+    api_keys: str | None = Field(
+        None,
+        description=(
+            "More write keys, each with a label the audit trail records: comma-separated label:key "
+            "pairs (labels of letters, digits, _ . -). FACE_API_KEY is the key labelled 'default'."
+        ),
+    )
     max_upload_mb: float = Field(10.0, gt=0, description="Largest accepted upload, in MiB.")
     body_timeout_s: float = Field(
         60.0,
@@ -57,6 +65,20 @@ class Settings(BaseSettings):
     )
     sync_poll_s: float = Field(
         2.0, gt=0, description="PostgreSQL gallery: replicas also poll the change log this often (seconds)."
+    )
+
+    # --- people's data ------------------------------------------------------------------------
+    require_consent: bool = Field(
+        False, description="When true, enrollment without a consent statement is refused (422)."
+    )
+    retention_days: float | None = Field(
+        None, gt=0, le=36_500, description="Default expiry of an identity, in days from its last enrollment (unset: none)."
+    )
+    retention_sweep_s: float = Field(
+        60.0, gt=0, description="Seconds between two sweeps that erase expired identities."
+    )
+    audit_forget_names: bool = Field(
+        False, description="When true, erasing a person also removes their name from earlier audit rows."
     )
 
     # --- images ------------------------------------------------------------------------------
@@ -115,6 +137,27 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(32, ge=1, description="Faces per embedder forward pass.")
 
+    @field_validator("api_keys")
+    @classmethod
+    def _labelled_keys(cls, value: str | None) -> str | None:
+        """Refuse a malformed list at start-up rather than locking a client out at its first call."""
+        if value is not None:
+            parse_labelled_keys(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_default_key(self) -> "Settings":
+        if self.api_key and self.api_keys and "default" in parse_labelled_keys(self.api_keys):
+            raise ValueError("FACE_API_KEYS may not use the label 'default' while FACE_API_KEY is set")
+        return self
+
+    def write_keys(self) -> dict[str, str]:
+        """Every write key by its label (``default`` for FACE_API_KEY)."""
+        keys = parse_labelled_keys(self.api_keys) if self.api_keys else {}
+        if self.api_key:
+            keys = {"default": self.api_key, **keys}
+        return keys
+
     @field_validator("weights_dir", "dlib_model_path")
     @classmethod
     def _must_exist(cls, path: Path | None) -> Path | None:
@@ -137,3 +180,19 @@ class Settings(BaseSettings):
     video_nice: int = Field(
         19, ge=0, le=19, description="CPU priority (nice) of video worker threads, so photo requests go first."
     )
+
+
+_LABEL = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+def parse_labelled_keys(text: str) -> dict[str, str]:
+    """``label:key,label:key`` as a dict; ValueError naming the first bad pair."""
+    keys: dict[str, str] = {}
+    for number, pair in enumerate(filter(None, (p.strip() for p in text.split(","))), start=1):
+        label, sep, key = pair.partition(":")
+        if not sep or not _LABEL.match(label) or not key:
+            raise ValueError(f"pair {number} is not label:key (labels: 1-32 of letters, digits, _ . -)")
+        if label in keys:
+            raise ValueError(f"label {label!r} appears twice")
+        keys[label] = key
+    return keys

@@ -138,7 +138,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_enroll(args: argparse.Namespace) -> int:
     from .enroll import enroll_cluster
 
-    summary = enroll_cluster(args.run, args.cluster, args.name, api=args.api, gallery=args.gallery, count=args.count)
+    summary = enroll_cluster(args.run, args.cluster, args.name, api=args.api, gallery=args.gallery, count=args.count,
+                             consent=args.consent)
     print(
         f"enrolled {summary['added']} face(s) of cluster {args.cluster} as {summary['name']!r} "
         f"via {summary['via']} (the identity now has {summary['total']} face(s))"
@@ -221,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", type=int, required=True, help="cluster id from clusters.json")
     p.add_argument("--name", required=True, help="identity name")
     p.add_argument("--count", type=int, default=5, help="how many faces to enroll (default 5)")
+    p.add_argument("--consent", metavar="TEXT", help="the person's consent, stored with the identity "
+                   "(e.g. 'signed form 2026-03-14', at most 200 characters; required by FACE_REQUIRE_CONSENT)")
     _target_arguments(p)
     p.set_defaults(handler=cmd_enroll)
 

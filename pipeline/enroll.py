@@ -86,8 +86,11 @@ def enroll_cluster(
     api: str | None = None,
     gallery: str | Path | None = None,
     count: int = DEFAULT_COUNT,
+    consent: str | None = None,
 ) -> dict:
-    """Enroll the best ``count`` faces of cluster ``cluster_id`` as ``name``; returns a summary."""
+    """Enroll the best ``count`` faces of cluster ``cluster_id`` as ``name``; returns a summary.
+    ``consent`` is stored with the identity (the API records it with its key's label; a gallery
+    file with the label ``pipeline``)."""
     from inference_service.gallery import InvalidNameError, validate_name
 
     try:
@@ -96,14 +99,16 @@ def enroll_cluster(
         raise PipelineError(f"invalid name {name!r}: {exc}") from None
     if (api is None) == (gallery is None):
         raise PipelineError("give exactly one of --api URL or --gallery FILE")
+    if consent is not None and not 0 < len(consent.strip()) <= 200:
+        raise PipelineError("--consent must be 1-200 characters")
     run = RunDir(run_dir)
     faces, vectors, meta = _cluster_faces(run, cluster_id)
     picks = select_best(faces, vectors, count)
     chosen = [faces[i] for i in picks]
     if api is not None:
-        added = _enroll_api(run, api, name, chosen)
+        added = _enroll_api(run, api, name, chosen, consent)
     else:
-        added = _enroll_gallery(gallery, meta["embedder"], name, chosen, vectors[picks])
+        added = _enroll_gallery(gallery, meta["embedder"], name, chosen, vectors[picks], consent)
     return {"name": name, "cluster": cluster_id, "faces": [f["id"] for f in chosen], **added}
 
 
@@ -122,14 +127,14 @@ def _crop_jpeg(run: RunDir, face: dict) -> tuple[bytes, tuple[float, float]]:
     return data.tobytes(), (left, top)
 
 
-def _enroll_api(run: RunDir, url: str, name: str, faces: list[dict]) -> dict:
+def _enroll_api(run: RunDir, url: str, name: str, faces: list[dict], consent: str | None = None) -> dict:
     """One all-or-nothing request; if the API finds no face in some crop, those crops are
     left out one by one (each then goes alone) so one bad crop does not stop the rest."""
     client = api_client(url)
     client.health()  # a clear "cannot reach" before any work
     crops = [(f"face_{f['id']}.jpg", _crop_jpeg(run, f)[0]) for f in faces]
     try:
-        answer = client.enroll(name, [Upload(filename, data, "image/jpeg") for filename, data in crops])
+        answer = client.enroll(name, [Upload(filename, data, "image/jpeg") for filename, data in crops], consent=consent)
         return {"added": len(answer["added"]), "total": answer.get("faces"), "via": url}
     except ApiError as exc:
         if exc.status != 422:
@@ -138,7 +143,7 @@ def _enroll_api(run: RunDir, url: str, name: str, faces: list[dict]) -> dict:
     added, total, skipped = 0, None, []
     for (filename, data), face in zip(crops, faces):
         try:
-            answer = client.enroll(name, [Upload(filename, data, "image/jpeg")])
+            answer = client.enroll(name, [Upload(filename, data, "image/jpeg")], consent=consent)
         except ApiError as exc:
             if exc.status != 422:
                 raise
@@ -151,10 +156,12 @@ def _enroll_api(run: RunDir, url: str, name: str, faces: list[dict]) -> dict:
     return {"added": added, "total": total, "via": url, "skipped": skipped}
 
 
-def _enroll_gallery(path: str | Path, embedder: dict, name: str, faces: list[dict], vectors: np.ndarray) -> dict:
+def _enroll_gallery(path: str | Path, embedder: dict, name: str, faces: list[dict], vectors: np.ndarray,
+                    consent: str | None = None) -> dict:
     import sqlite3
 
     from inference_service.gallery import Gallery, GalleryError
+    from inference_service.gallery.audit import Actor, WriteContext, acting
     from inference_service.gallery.factory import describe
 
     try:
@@ -162,7 +169,9 @@ def _enroll_gallery(path: str | Path, embedder: dict, name: str, faces: list[dic
     except (GalleryError, ValueError, sqlite3.DatabaseError) as exc:
         raise PipelineError(f"cannot enroll into {describe(path)}: {exc}") from None
     try:
-        records = gallery.enroll(name, vectors, boxes=[f["box"] for f in faces])
+        # Written straight into the file, the enrollment is audited as the pipeline's.
+        with acting(WriteContext(actor=Actor("pipeline"), consent=consent.strip() if consent else None)):
+            records = gallery.enroll(name, vectors, boxes=[f["box"] for f in faces])
         total = dict(gallery.identities()).get(name, len(records))
     except GalleryError as exc:
         raise PipelineError(f"cannot enroll into {describe(path)}: {exc}") from None

@@ -223,3 +223,15 @@ def test_unreachable_gallery_is_503_with_retry_after(engine, faces_dir):
         assert r.headers["Retry-After"] == "7"
         assert "unavailable" in r.json()["detail"]
         assert "db.internal" not in r.text  # the client learns that, not where the database is
+
+
+def test_any_case_reaches_one_person_shown_in_the_first_spelling(engine, faces_dir):
+    with TestClient(memory_app(engine)) as c:
+        first = c.post("/identities/Biden/faces", files=upload(faces_dir / "gallery/biden/1.jpg"))
+        assert first.status_code == 201 and first.json()["identity"] == "Biden"
+        again = c.post("/identities/BIDEN/faces", files=upload(faces_dir / "gallery/biden/1.jpg"))
+        assert again.status_code == 201, again.text
+        assert again.json()["identity"] == "Biden" and again.json()["faces"] == 2
+        shown = c.get("/identities/biden")
+        assert shown.status_code == 200 and shown.json()["name"] == "Biden"
+        assert [i["name"] for i in c.get("/identities").json()["identities"]] == ["Biden"]

@@ -129,12 +129,19 @@ def test_name_an_unknown_track_enrolls_its_faces(api, done_job):
     url = f"{server.url}/videos/{job['id']}/tracks/{track['track_id']}/enroll"
     assert requests.post(url, json={"name": "Stage Person"}, timeout=30).status_code == 401
     assert requests.post(url, json={"name": "a/b"}, headers=AUTH, timeout=30).status_code == 422
-    r = requests.post(url, json={"name": "Stage Person", "faces": 3}, headers=AUTH, timeout=30)
+    r = requests.post(url, json={"name": "Stage Person", "faces": 3, "consent": "stage release 4"}, headers=AUTH,
+                      timeout=30)
     assert r.status_code == 201, r.text
     body = r.json()
+    audit = requests.get(f"{server.url}/audit", params={"identity": "Stage Person"}, headers=AUTH, timeout=30).json()
+    assert [(e["action"], sorted(e["face_ids"])) for e in audit["events"]] == [
+        ("enroll", sorted(a["face_id"] for a in body["added"]))
+    ]
     expected = min(3, job["track_faces"][str(track["track_id"])])
     assert body["identity"] == "Stage Person" and len(body["added"]) == expected == body["faces"]
-    faces = requests.get(f"{server.url}/identities/Stage%20Person", timeout=30).json()["faces"]
+    shown = requests.get(f"{server.url}/identities/Stage%20Person", timeout=30).json()
+    assert shown["consent"]["text"] == "stage release 4"
+    faces = shown["faces"]
     assert sorted(f["face_id"] for f in faces) == sorted(a["face_id"] for a in body["added"])
     assert requests.delete(f"{server.url}/identities/Stage%20Person", headers=AUTH, timeout=30).status_code == 204
 

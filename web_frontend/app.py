@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 from face_client import ApiError, FaceClient, Upload
 from .auth import init_auth, login_required
 from .config import WebSettings
+from .consent import ConsentNoteError, consent_record
 from .csrf import init_csrf
 from .drawing import annotate, face_label
 from .naming import bp as naming_blueprint, face_forms
@@ -183,15 +184,16 @@ def create_app(settings: WebSettings | None = None, api: FaceClient | None = Non
                 raise FormError(NAME_RULE)
             if request.form.get("consent") != "yes":
                 raise FormError("Tick the box to confirm that this person agreed to be enrolled.")
+            consent = consent_record(request.form.get("consent_note", ""), "Enroll")
             uploads = _uploads(request.files.getlist("photos"), settings)
             if not uploads:
                 raise FormError("Choose at least one photo of the person.")
             if len(uploads) > MAX_ENROLL_PHOTOS:
                 raise FormError(f"Choose at most {MAX_ENROLL_PHOTOS} photos at a time.")
-        except FormError as exc:
+        except (FormError, ConsentNoteError) as exc:
             return render_template("enroll.html", name=name, error=str(exc)), 400
         try:
-            result = face_api().enroll(name, uploads)
+            result = face_api().enroll(name, uploads, consent=consent)
         except ApiError as exc:
             return render_template("enroll.html", name=name, error=exc.message), exc.status
         added = len(result.get("added") or [])

@@ -34,7 +34,10 @@ def init_people(app: Flask) -> None:
             }
             for f in detail.get("faces") or []
         ]
-        return render_template("person.html", name=detail.get("name", name), faces=faces)
+        return render_template(
+            "person.html", name=detail.get("name", name), faces=faces,
+            consent=detail.get("consent"), expires_at=(detail.get("expires_at") or "").replace("T", " ")[:16],
+        )
 
     @app.post("/gallery/person/face/delete")
     @login_required

@@ -19,6 +19,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from face_client import ApiError, FaceClient
 from .auth import login_required
 from .config import WebSettings
+from .consent import consent_record
 from .timeline_image import UNKNOWN_ROW, rows_of, timeline_png
 
 UPLOAD_PATH = "/videos"
@@ -188,7 +189,7 @@ def init_videos(app: Flask, settings: WebSettings) -> None:
             flash("Tick the box to confirm that this person agreed to be enrolled.", "error")
         else:
             try:
-                result = api().enroll_track(job_id, track_id, name)
+                result = api().enroll_track(job_id, track_id, name, consent_record("", "Video"))
             except ApiError as exc:
                 flash(exc.message, "error")
             else:

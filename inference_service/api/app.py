@@ -17,9 +17,10 @@ from ..engine.loader import load_engine
 from ..gallery import Gallery
 from ..gallery.factory import describe
 from ..gallery.replica import start_sync
+from ..gallery.retention import RetentionSweeper
 from ..videos import VideoJobs
 from ..videos.upload import UploadLimitExceptVideos
-from . import health, identities, inference, videos
+from . import audit, health, identities, inference, videos
 from .app_state import Services
 from .errors import CatchAllMiddleware, install_error_handlers
 from .security import warn_if_open
@@ -36,6 +37,8 @@ Self-hosted face detection, embedding, recognition and verification over an enro
 * Every error is JSON `{"detail": "..."}`.
 * When `FACE_API_KEY` is set, enrollment and deletion need header `X-API-Key`; reads stay open
   unless `FACE_READ_API_KEY` is set too (then every endpoint but /health needs either key).
+* With `FACE_API_KEYS` (`label:key` pairs) several write keys exist; the audit trail
+  (`GET /audit`, write key) records which one enrolled, deleted or exported whom.
 * The service stores embeddings, boxes, names and times, never the uploaded images. It does not
   estimate age, gender, emotion or ethnicity.
 """
@@ -89,10 +92,11 @@ def create_app(
         eng = engine if engine is not None else load_engine(settings, gallery=settings.gallery, concurrent_callers=settings.workers)
         gal = gallery if gallery is not None else open_gallery(settings, eng)
         pool = InferencePool(settings.workers, settings.queue_size)
-        app.state.services = Services(settings, eng, gal, pool)
+        sweeper = RetentionSweeper(gal, settings.retention_sweep_s, settings.audit_forget_names).start()
+        app.state.services = Services(settings, eng, gal, pool, sweeper)
         app.state.videos = VideoJobs(settings, eng, gal)
         app.state.videos.start()
-        warn_if_open(settings.api_key)
+        warn_if_open(settings.api_key, settings.api_keys)
         log.info(
             "ready: embedder %s, threshold %.3f, %d workers + %d queue slots, uploads <= %g MiB",
             eng.embedder.name, eng.threshold, settings.workers, settings.queue_size, settings.max_upload_mb,
@@ -100,6 +104,7 @@ def create_app(
         try:
             yield
         finally:
+            sweeper.stop()
             app.state.videos.stop()
             pool.shutdown()
             if owned_gallery:
@@ -116,6 +121,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(inference.router)
     app.include_router(identities.router)
+    app.include_router(audit.router)
     app.include_router(videos.router)
     # add_middleware wraps outward: the size cap sees the raw stream before anything else.
     app.add_middleware(CatchAllMiddleware)

@@ -8,6 +8,7 @@ from fastapi import Request
 from ..config import Settings
 from ..engine import FaceEngine
 from ..gallery import Gallery
+from ..gallery.retention import RetentionSweeper
 from .jobs import PixelLimits
 from .workers import InferencePool
 
@@ -20,6 +21,7 @@ class Services:
     engine: FaceEngine
     gallery: Gallery
     pool: InferencePool
+    sweeper: RetentionSweeper | None = None  # erases expired identities (see gallery/retention.py)
 
     @property
     def pixel_limits(self) -> PixelLimits:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
 
 from ..gallery.replica import replica_status
 from .app_state import Services, get_services
@@ -18,11 +19,17 @@ router = APIRouter(tags=["health"])
 )
 async def health(services: Services = Depends(get_services)) -> dict:
     engine = services.engine
+    # A database read: off the event loop (the last value read while the store is unreachable).
+    next_expiry = await run_in_threadpool(services.sweeper.next_expiry) if services.sweeper else None
     return {
         "status": "ok",
         "embedder": engine.describe(),
         "detector": engine.detector.name,
-        "gallery": {**services.gallery.stats(), **(replica_status(services.gallery) or {})},
+        "gallery": {
+            **services.gallery.stats(),
+            **(replica_status(services.gallery) or {}),
+            "next_expiry": next_expiry,
+        },
         "pool": {
             "workers": services.pool.workers,
             "queue_size": services.pool.queue_size,

@@ -8,13 +8,16 @@ from __future__ import annotations
 import math
 import re
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Request, Response, UploadFile
 
-from ..gallery import validate_name
+from ..gallery import GalleryError, validate_name
+from ..gallery.names import identity_key
+from ..gallery.audit import CONSENT_MAX_LENGTH, acting
 from ..gallery.names import MAX_NAME_LENGTH, NAME_RULE
 from . import jobs
 from .app_state import Services, get_services
-from .schemas import EnrollResponse, IdentityDetail, IdentityList, error_responses
+from .audit import enrollment_context, write_context
+from .schemas import EnrollResponse, IdentityDetail, IdentityExport, IdentityList, error_responses
 from .security import require_api_key, require_read_key
 from .uploads import read_upload, upload_label
 
@@ -99,30 +102,67 @@ def _not_found(name: str) -> HTTPException:
     summary="Enroll one face of each uploaded photo (the boxed one, else the largest) under a name",
 )
 async def enroll(
+    request: Request,
     name: str = NamePath,
     image: list[UploadFile] = File(
         description="One or more photos of this person; every one must show a face, or nothing is stored."
     ),
     box: list[str] = BoxForm,
+    consent: str | None = Form(
+        None,
+        max_length=4 * CONSENT_MAX_LENGTH,
+        description=(
+            f"The person's consent: a statement or reference (e.g. 'signed form 2026-03-14'), at most "
+            f"{CONSENT_MAX_LENGTH} characters, stored with the identity with the time and the key's label. "
+            "Required when the service runs with FACE_REQUIRE_CONSENT=true."
+        ),
+    ),
+    expires_at: str | None = Form(
+        None,
+        max_length=64,
+        description=(
+            "When to erase this identity, ISO 8601 with a UTC offset; default FACE_RETENTION_DAYS from "
+            "this enrollment (none when unset)."
+        ),
+    ),
     services: Services = Depends(get_services),
 ) -> dict:
     name = validate_name(name)
     boxes = parse_boxes(box, len(image))
+    context = enrollment_context(request, services, consent, expires_at)
     uploads = [(upload_label(f, "image", i, len(image)), await read_upload(f)) for i, f in enumerate(image)]
     return await services.pool.run(
-        jobs.enroll, services.engine, services.gallery, name, uploads, services.pixel_limits, boxes
+        _acting, context, jobs.enroll, services.engine, services.gallery, name, uploads, services.pixel_limits, boxes
     )
+
+
+def _acting(context, job, *args):
+    """``job(*args)`` on a worker thread under ``context`` (context variables do not cross threads)."""
+    with acting(context):
+        return job(*args)
 
 
 @router.get(
     "",
     response_model=IdentityList,
+    response_model_exclude_none=True,  # consent and expiry appear where recorded
     responses=error_responses(401),
     dependencies=[Depends(require_read_key)],
     summary="List enrolled identities",
 )
-async def list_identities(services: Services = Depends(get_services)) -> dict:
-    return {"identities": [{"name": n, "faces": c} for n, c in services.gallery.identities()]}
+def list_identities(services: Services = Depends(get_services)) -> dict:
+    try:
+        terms = services.gallery.store.all_terms()
+    except GalleryError:  # the store unreachable: the listing goes on from memory, without them
+        terms = {}
+    listed = []
+    for name, count in services.gallery.identities():
+        found = terms.get(identity_key(name))
+        item = {"name": name, "faces": count}
+        if found is not None:
+            item.update(consent=found.consent_json(), expires_at=found.expires_at)
+        listed.append(item)
+    return {"identities": listed}
 
 
 @router.get(
@@ -137,8 +177,11 @@ async def show_identity(name: str = NamePath, services: Services = Depends(get_s
     records = services.gallery.faces_of(name)
     if records is None:
         raise _not_found(name)
+    terms = services.gallery.store.identity_terms(name)
     return {
-        "name": name,
+        "consent": None if terms is None else terms.consent_json(),
+        "expires_at": None if terms is None else terms.expires_at,
+        "name": records[0].identity,  # the first spelling enrolled, whatever case was asked for
         "faces": [
             {
                 "face_id": r.face_id,
@@ -160,11 +203,29 @@ async def show_identity(name: str = NamePath, services: Services = Depends(get_s
     dependencies=[Depends(require_api_key)],
     summary="Erase an identity and all its faces for good",
 )
-def delete_identity(name: str = NamePath, services: Services = Depends(get_services)) -> Response:
+def delete_identity(request: Request, name: str = NamePath, services: Services = Depends(get_services)) -> Response:
     name = validate_name(name)
-    if not services.gallery.delete_identity(name):
-        raise _not_found(name)
+    with acting(write_context(request, services)):
+        if not services.gallery.delete_identity(name):
+            raise _not_found(name)
     return Response(status_code=204)
+
+
+@router.get(
+    "/{name}/export",
+    response_model=IdentityExport,
+    responses=error_responses(401, 404, 422, 503),
+    dependencies=[Depends(require_api_key)],
+    summary="Everything stored about one person, as one JSON document (an access request)",
+)
+def export_identity(request: Request, name: str = NamePath, services: Services = Depends(get_services)) -> dict:
+    """Read from the database itself (not this process's memory) in one transaction that also
+    records the export in the audit trail, so the document is what the database holds."""
+    name = validate_name(name)
+    document = services.gallery.store.export_identity(name, write_context(request, services))
+    if document is None:
+        raise _not_found(name)
+    return document
 
 
 @router.delete(
@@ -176,11 +237,13 @@ def delete_identity(name: str = NamePath, services: Services = Depends(get_servi
     summary="Erase one enrolled face (the identity goes with its last face)",
 )
 def delete_face(
+    request: Request,
     name: str = NamePath,
     face_id: str = Path(description="The face_id returned at enrollment or by GET /identities/{name}."),
     services: Services = Depends(get_services),
 ) -> Response:
     name = validate_name(name)
-    if not services.gallery.delete_face(name, face_id):
-        raise HTTPException(404, f"identity {name!r} has no face {face_id!r}")
+    with acting(write_context(request, services)):
+        if not services.gallery.delete_face(name, face_id):
+            raise HTTPException(404, f"identity {name!r} has no face {face_id!r}")
     return Response(status_code=204)

@@ -198,7 +198,7 @@ def enroll(
     records = gallery.enroll(identity, vectors, [f.box for f in faces])
     stored = gallery.faces_of(identity) or []
     return {
-        "identity": identity,
+        "identity": records[0].identity if records else identity,  # an earlier spelling wins
         "added": [{"face_id": r.face_id, "box": _face_json(f)["box"]} for r, f in zip(records, faces)],
         "faces": len(stored),
     }

@@ -25,6 +25,9 @@ class GalleryStats(BaseModel):
     behind: int | None = Field(None, description="Entries committed (as last seen) but not yet applied here.")
     synced_s_ago: float | None = Field(None, description="Seconds since memory was last confirmed up to date.")
     connected: bool | None = Field(None, description="Whether the change listener is connected to PostgreSQL.")
+    next_expiry: str | None = Field(
+        None, description="When the next identity's retention ends (ISO 8601 UTC); absent when none expires."
+    )
 
 
 class PoolStats(BaseModel):
@@ -106,9 +109,17 @@ class EnrollResponse(BaseModel):
     faces: int = Field(description="Faces this identity now has in total.")
 
 
+class ConsentRecord(BaseModel):
+    text: str = Field(description="The consent statement or reference given at enrollment.")
+    given_at: str | None = Field(description="When it was given (the enrollment's time), ISO 8601 UTC.")
+    key_label: str | None = Field(description="Label of the API key that gave it; null without keys.")
+
+
 class IdentitySummary(BaseModel):
     name: str = Field(description="Identity name.")
     faces: int = Field(description="Number of enrolled faces.")
+    consent: ConsentRecord | None = Field(None, description="The last consent record given; absent when none.")
+    expires_at: str | None = Field(None, description="When the identity is erased (ISO 8601 UTC); absent when never.")
 
 
 class IdentityList(BaseModel):
@@ -124,6 +135,39 @@ class StoredFace(BaseModel):
 class IdentityDetail(BaseModel):
     name: str = Field(description="Identity name.")
     faces: list[StoredFace] = Field(description="Its enrolled faces, oldest first.")
+    consent: ConsentRecord | None = Field(None, description="The last consent record given, or null.")
+    expires_at: str | None = Field(None, description="When the identity is erased (ISO 8601 UTC), or null.")
+
+
+class AuditEventModel(BaseModel):
+    seq: int = Field(description="Position in the trail; pass the last one as `after` for the next page.")
+    at: str = Field(description="When, ISO 8601 UTC.")
+    action: str = Field(description="enroll, delete_face, delete_identity, expire or export.")
+    identity: str | None = Field(description="The person's name (null once forgotten, see FACE_AUDIT_FORGET_NAMES).")
+    face_ids: list[str] = Field(description="The faces the action concerned.")
+    key_label: str | None = Field(description="Label of the key used ('retention' for expiry erases).")
+    client: str | None = Field(description="The client's address.")
+
+
+class AuditPage(BaseModel):
+    events: list[AuditEventModel] = Field(description="Matching events, oldest first.")
+    next_after: int | None = Field(description="`after` for the next page; null when this is the last.")
+
+
+class ExportedFace(BaseModel):
+    face_id: str = Field(description="Id of the enrolled face.")
+    box: Box | None = Field(description="Where the face was in its (not kept) source image, or null.")
+    created_at: str = Field(description="When it was enrolled, ISO 8601 UTC.")
+    embedding: list[float] = Field(description="The stored embedding, as stored.")
+
+
+class IdentityExport(BaseModel):
+    name: str = Field(description="Identity name, as first enrolled.")
+    enrolled_at: str = Field(description="When the identity was first enrolled.")
+    consent: ConsentRecord | None = Field(description="The last consent record given, or null.")
+    expires_at: str | None = Field(description="When the identity is erased (ISO 8601 UTC), or null.")
+    faces: list[ExportedFace] = Field(description="Every stored face, with its embedding.")
+    audit: list[AuditEventModel] = Field(description="Every audit event about this person, this export included.")
 
 
 ERROR_DESCRIPTIONS = {

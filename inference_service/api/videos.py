@@ -18,12 +18,15 @@ from pipeline.errors import PipelineError
 from pipeline.video import probe
 
 from ..gallery import validate_name
+from ..gallery.audit import acting
 from ..videos import VideoJobs
 from ..videos.files import JobFiles, new_job_id, valid_job_id
 from ..videos.store import Job
 from ..videos.summary import person_summary
 from ..videos.tracks import TrackError, crop_path, enroll_track, faces_per_track
 from ..videos.upload import receive_video
+from .app_state import Services, get_services
+from .audit import enrollment_context
 from .schemas import ErrorResponse
 from .security import require_api_key, require_read_key
 
@@ -52,6 +55,12 @@ def error_responses(*codes: int) -> dict[int | str, dict]:
 class TrackEnrollRequest(BaseModel):
     name: str = Field(description="Identity to enroll the track's faces under.")
     faces: int = Field(MAX_TRACK_FACES, ge=1, le=MAX_TRACK_FACES, description="How many of the track's best faces.")
+    consent: str | None = Field(
+        None, max_length=800, description="The person's consent, as for POST /identities/{name}/faces."
+    )
+    expires_at: str | None = Field(
+        None, max_length=64, description="When to erase the person, as for POST /identities/{name}/faces."
+    )
 
 
 def get_jobs(request: Request) -> VideoJobs:
@@ -225,14 +234,17 @@ def get_track_face(
     summary="Enroll a track's best faces (kept by the analysis) under a name",
 )
 def enroll_from_track(
-    body: TrackEnrollRequest, job_id: str = JobId, track_id: int = Path(ge=1), jobs: VideoJobs = Depends(get_jobs),
+    request: Request, body: TrackEnrollRequest, job_id: str = JobId, track_id: int = Path(ge=1),
+    jobs: VideoJobs = Depends(get_jobs), services: Services = Depends(get_services),
 ) -> dict:
     name = validate_name(body.name)
+    context = enrollment_context(request, services, body.consent, body.expires_at)  # audited, consent checked
     job = _job_or_404(jobs, job_id)
     if job.status != "done":
         raise HTTPException(409, f"the job is {job.status}; tracks can be enrolled once it is done")
     try:
-        return enroll_track(jobs.files(job.id), track_id, name, jobs.gallery, body.faces)
+        with acting(context):
+            return enroll_track(jobs.files(job.id), track_id, name, jobs.gallery, body.faces)
     except TrackError as exc:
         raise HTTPException(exc.status_code, exc.detail) from None
 

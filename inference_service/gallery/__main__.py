@@ -25,6 +25,7 @@ def copy_gallery(src: str, dst: str, batch: int = BATCH) -> dict[str, int]:
     try:
         embedder = source.embedder()
         records = source.load_all()
+        terms = source.all_terms()  # consent records and expiries travel with the faces
     finally:
         source.close()
     if embedder is None or not records:
@@ -42,6 +43,7 @@ def copy_gallery(src: str, dst: str, batch: int = BATCH) -> dict[str, int]:
         missing = [r for r in records if r.face_id not in present]
         for start in range(0, len(missing), batch):
             target.add_faces(missing[start : start + batch])
+        target.restore_terms(list(terms.values()))
     finally:
         target.close()
     return {

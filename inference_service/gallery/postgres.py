@@ -27,13 +27,14 @@ import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from .audit import AuditEvent, AuditQuery, IdentityTerms, WriteContext, current, utc_text
 from .errors import GalleryError, GalleryFullError, GalleryMismatchError, GalleryOpenError, GalleryUnavailableError
-from .names import name_key
-from .store import FaceRecord, FaceTable, GalleryStore
+from .names import identity_key, name_key
+from .store import FaceRecord, FaceTable, GalleryStore, export_document
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CHANNEL = "face_gallery"
 # pg_advisory_xact_lock keys: one serialises every gallery write, one the schema creation.
 WRITE_LOCK = 0x66616365_7301
@@ -73,6 +74,27 @@ CREATE TABLE IF NOT EXISTS gallery_changes (
     face_ids uuid[] NOT NULL,
     at timestamptz NOT NULL DEFAULT now()
 );
+"""
+
+# Version 2: a consent record and an expiry per identity, and the audit trail (no images, no
+# embeddings). Every statement is idempotent, so a version-1 database is upgraded by running it.
+_SCHEMA_V2 = """
+ALTER TABLE gallery_identities ADD COLUMN IF NOT EXISTS consent text;
+ALTER TABLE gallery_identities ADD COLUMN IF NOT EXISTS consent_at timestamptz;
+ALTER TABLE gallery_identities ADD COLUMN IF NOT EXISTS consent_by text;
+ALTER TABLE gallery_identities ADD COLUMN IF NOT EXISTS expires_at timestamptz;
+CREATE INDEX IF NOT EXISTS gallery_identities_by_expiry ON gallery_identities(expires_at);
+CREATE TABLE IF NOT EXISTS gallery_audit (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    action text NOT NULL,
+    name text,
+    name_key text,
+    face_ids text[] NOT NULL,
+    key_label text,
+    client text
+);
+CREATE INDEX IF NOT EXISTS gallery_audit_by_key ON gallery_audit(name_key, seq);
 """
 
 # One row of ``COPY ... TO STDOUT (FORMAT binary)`` of _COPY_FACES is fixed-width (no NULLs: a
@@ -235,13 +257,16 @@ class PostgresStore(GalleryStore):
             cur.execute(_SCHEMA)
             cur.execute("SELECT value FROM gallery_meta WHERE key = 'schema_version'")
             row = cur.fetchone()
-            if row is None:
-                cur.execute("INSERT INTO gallery_meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
+            if row is not None and int(row[0]) > SCHEMA_VERSION:
                 raise GalleryOpenError(
                     f"gallery database {self.where} has schema version {row[0]}, newer than this "
                     f"service's {SCHEMA_VERSION}: upgrade the service"
                 )
+            cur.execute(_SCHEMA_V2)
+            if row is None or int(row[0]) < SCHEMA_VERSION:
+                if row is not None:
+                    log.info("gallery %s: upgraded from schema version %s to %d", self.where, row[0], SCHEMA_VERSION)
+                self._set_meta(cur, "schema_version", str(SCHEMA_VERSION))
 
     def _meta(self, cur: psycopg.Cursor, key: str) -> str | None:
         cur.execute("SELECT value FROM gallery_meta WHERE key = %s", (key,))
@@ -384,6 +409,8 @@ class PostgresStore(GalleryStore):
         for rec in records:
             by_key.setdefault(name_key(rec.identity), []).append(rec)
 
+        context = current()
+
         def work(cur: psycopg.Cursor) -> tuple[None, tuple | None]:
             if self._meta(cur, "embedder") is None:
                 self._embedder_name = records[0].embedder
@@ -416,6 +443,8 @@ class PostgresStore(GalleryStore):
                 ids = [row[0] for row in cur.fetchall()]
                 if ids:
                     added.append((key, name, ids))
+                    if context is not None:
+                        self._record_enrollment(cur, identity_id, name, group, ids, context)
             if not added:
                 return None, None
             if len(added) == 1:
@@ -429,16 +458,27 @@ class PostgresStore(GalleryStore):
 
     def delete_identity(self, identity: str) -> int:
         key = name_key(identity)
+        context = current()
+        expired_before = None if context is None else context.expired_before
 
-        # Faces first (to count and log them), then the identity, in one transaction.
+        # Faces first (to count and log them), then the identity, in one transaction. An expiry
+        # erase only takes an identity still expired now, under the write lock: of several
+        # replicas' sweepers, one erases it and the others find nothing.
         def work_counted(cur: psycopg.Cursor) -> tuple[int, tuple | None]:
-            cur.execute("SELECT id, name FROM gallery_identities WHERE name_key = %s FOR UPDATE", (key,))
+            cur.execute(
+                "SELECT id, name FROM gallery_identities WHERE name_key = %s "
+                "AND (%s::timestamptz IS NULL OR expires_at <= %s::timestamptz) FOR UPDATE",
+                (key, expired_before, expired_before),
+            )
             row = cur.fetchone()
             if row is None:
                 return -1, None
             cur.execute("DELETE FROM gallery_faces WHERE identity_id = %s RETURNING face_id", (row[0],))
             face_ids = [r[0] for r in cur.fetchall()]
             cur.execute("DELETE FROM gallery_identities WHERE id = %s", (row[0],))
+            if context is not None:
+                action = "expire" if expired_before is not None else "delete_identity"
+                self._erased(cur, row[1], [_hex(f) for f in face_ids], action, context)
             return len(face_ids), ("delete_identity", key, row[1], face_ids)
 
         return self._write(work_counted)
@@ -447,6 +487,7 @@ class PostgresStore(GalleryStore):
         if not _HEX_ID.match(face_id):
             return False
         key = name_key(identity)
+        context = current()
 
         def work(cur: psycopg.Cursor) -> tuple[bool, tuple | None]:
             cur.execute(
@@ -462,15 +503,167 @@ class PostgresStore(GalleryStore):
                 "AND NOT EXISTS (SELECT 1 FROM gallery_faces f WHERE f.identity_id = i.id)",
                 (row[0],),
             )
+            if context is not None:
+                if cur.rowcount:
+                    self._erased(cur, row[1], [face_id], "delete_face", context)
+                else:
+                    self._append_audit(cur, "delete_face", row[1], [face_id], context)
             return True, ("delete_face", key, row[1], [uuid.UUID(face_id)])
 
         return self._write(work)
+
+    # -- people's data: consent, expiry, audit ---------------------------------------------------
+    @staticmethod
+    def _append_audit(cur: psycopg.Cursor, action: str, name: str | None, face_ids: Sequence[str],
+                      context: WriteContext) -> int:
+        cur.execute(
+            "INSERT INTO gallery_audit (action, name, name_key, face_ids, key_label, client) "
+            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING seq",
+            (action, name, None if name is None else name_key(name), list(face_ids),
+             context.actor.key_label, context.actor.client),
+        )
+        return int(cur.fetchone()[0])
+
+    def _erased(self, cur: psycopg.Cursor, name: str, face_ids: Sequence[str], action: str,
+                context: WriteContext) -> None:
+        seq = self._append_audit(cur, action, name, face_ids, context)
+        if context.forget_names:
+            cur.execute(
+                "UPDATE gallery_audit SET name = NULL, name_key = NULL WHERE name_key = %s AND seq < %s",
+                (name_key(name), seq),
+            )
+
+    def _record_enrollment(self, cur: psycopg.Cursor, identity_id: int, name: str, group: Sequence[FaceRecord],
+                           ids: Sequence[Any], context: WriteContext) -> None:
+        at = datetime.fromisoformat(group[0].created_at)
+        if context.consent is not None:
+            cur.execute(
+                "UPDATE gallery_identities SET consent = %s, consent_at = %s, consent_by = %s WHERE id = %s",
+                (context.consent, at, context.actor.key_label, identity_id),
+            )
+        if context.expires_at is not None:
+            cur.execute("UPDATE gallery_identities SET expires_at = %s WHERE id = %s", (context.expires_at, identity_id))
+        self._append_audit(cur, "enroll", name, [_hex(i) for i in ids], context)
+
+    @staticmethod
+    def _terms(cur: psycopg.Cursor, identity: str) -> tuple[int, IdentityTerms] | None:
+        cur.execute(
+            "SELECT id, name, created_at, consent, consent_at, consent_by, expires_at FROM gallery_identities "
+            "WHERE name_key = %s",
+            (name_key(identity),),
+        )
+        row = cur.fetchone()
+        return None if row is None else (row[0], _terms_of(row[1:]))
+
+    def restore_terms(self, terms: Sequence[IdentityTerms]) -> None:
+        """Not a change replicas need to apply (terms are read from the database), so no log entry."""
+        with self._cursor() as cur:
+            for t in terms:
+                key = identity_key(t.name)  # names an older rule let in are folded, not refused
+                if t.consent is not None:
+                    cur.execute(
+                        "UPDATE gallery_identities SET consent = %s, consent_at = %s, consent_by = %s "
+                        "WHERE name_key = %s AND consent IS NULL",
+                        (t.consent, t.consent_at, t.consent_by, key),
+                    )
+                if t.expires_at is not None:
+                    cur.execute(
+                        "UPDATE gallery_identities SET expires_at = %s WHERE name_key = %s AND expires_at IS NULL",
+                        (t.expires_at, key),
+                    )
+
+    def all_terms(self) -> dict[str, IdentityTerms]:
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT name_key, name, created_at, consent, consent_at, consent_by, expires_at FROM gallery_identities"
+            )
+            return {row[0]: _terms_of(row[1:]) for row in cur.fetchall()}
+
+    def identity_terms(self, identity: str) -> IdentityTerms | None:
+        with self._cursor() as cur:
+            found = self._terms(cur, identity)
+        return None if found is None else found[1]
+
+    @staticmethod
+    def _events(cur: psycopg.Cursor, query: AuditQuery) -> list[AuditEvent]:
+        where, args = ["seq > %s"], [query.after]
+        if query.identity is not None:
+            where.append("name_key = %s")
+            args.append(name_key(query.identity))
+        if query.action is not None:
+            where.append("action = %s")
+            args.append(query.action)
+        if query.since is not None:
+            where.append("at >= %s")
+            args.append(query.since)
+        if query.until is not None:
+            where.append("at < %s")
+            args.append(query.until)
+        cur.execute(
+            "SELECT seq, at, action, name, face_ids, key_label, client FROM gallery_audit WHERE "
+            + " AND ".join(where) + " ORDER BY seq LIMIT %s",
+            (*args, query.limit),
+        )
+        return [
+            AuditEvent(int(seq), utc_text(at), action, name, tuple(ids), label, client)
+            for seq, at, action, name, ids, label, client in cur.fetchall()
+        ]
+
+    def audit_events(self, query: AuditQuery) -> list[AuditEvent]:
+        with self._cursor() as cur:
+            return self._events(cur, query)
+
+    def expired_identities(self, now: datetime) -> list[str]:
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT name FROM gallery_identities WHERE expires_at <= %s ORDER BY expires_at", (now,)
+            )
+            return [r[0] for r in cur.fetchall()]
+
+    def next_expiry(self) -> str | None:
+        with self._cursor() as cur:
+            cur.execute("SELECT min(expires_at) FROM gallery_identities")
+            found = cur.fetchone()[0]
+        return None if found is None else utc_text(found)
+
+    def export_identity(self, identity: str, context: WriteContext) -> dict | None:
+        with self._cursor() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            found = self._terms(cur, identity)
+            if found is None:
+                return None
+            ident, terms = found
+            cur.execute(
+                "SELECT face_id, embedding, created_at, box_x1, box_y1, box_x2, box_y2 FROM gallery_faces "
+                "WHERE identity_id = %s ORDER BY row_id",
+                (ident,),
+            )
+            faces = [
+                {
+                    "face_id": _hex(face_id),
+                    "box": None if box[0] is None else [float(v) for v in box],
+                    "created_at": utc_text(created),
+                    "embedding": np.frombuffer(blob, dtype="<f4").astype(float).tolist(),
+                }
+                for face_id, blob, created, *box in cur.fetchall()
+            ]
+            self._append_audit(cur, "export", terms.name, [f["face_id"] for f in faces], context)
+            events = self._events(cur, AuditQuery(identity=terms.name, limit=1_000_000))
+        return export_document(terms, faces, events)
 
     def close(self) -> None:
         observer, self.observer = self.observer, None
         if observer is not None and hasattr(observer, "stop"):
             observer.stop()
         self._pool.close()
+
+
+def _terms_of(row: Sequence[Any]) -> IdentityTerms:
+    name, created, consent, consent_at, consent_by, expires = row
+    return IdentityTerms(
+        name, utc_text(created), consent, None if consent_at is None else utc_text(consent_at), consent_by,
+        None if expires is None else utc_text(expires),
+    )
 
 
 # -- helpers shared by the store's reads and the replica's catch-up --------------------------------

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # b"FACE" read as a big-endian 32-bit integer: the marker SQLite stores at offset 68 of the header.
 APPLICATION_ID = 0x46414345
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Version 1 exactly as the first release created it (application_id 0, no schema_version).
@@ -56,6 +56,27 @@ _V1_TO_V2 = """
 ALTER TABLE identities ADD COLUMN name_key TEXT NOT NULL DEFAULT '';
 """
 _V2_INDEX = "CREATE UNIQUE INDEX identities_by_key ON identities(name_key)"
+
+# Version 3: a consent record and an expiry per identity, and the audit trail (never an image or
+# an embedding: see ``audit.py``). Times are UTC ISO 8601 text in one form, so they sort as text.
+_V2_TO_V3 = """
+ALTER TABLE identities ADD COLUMN consent TEXT;
+ALTER TABLE identities ADD COLUMN consent_at TEXT;
+ALTER TABLE identities ADD COLUMN consent_by TEXT;
+ALTER TABLE identities ADD COLUMN expires_at TEXT;
+CREATE INDEX identities_by_expiry ON identities(expires_at);
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    action TEXT NOT NULL,
+    name TEXT,
+    name_key TEXT,
+    face_ids TEXT NOT NULL,
+    key_label TEXT,
+    client TEXT
+);
+CREATE INDEX audit_by_key ON audit(name_key, seq);
+"""
 
 
 def _run(db: sqlite3.Connection, script: str) -> None:
@@ -148,12 +169,14 @@ def _reference_shape(version: int) -> dict[str, tuple]:
         if version >= 2:
             _run(db, _V1_TO_V2)
             db.execute(_V2_INDEX)
+        if version >= 3:
+            _run(db, _V2_TO_V3)
         return _shape(db)
     finally:
         db.close()
 
 
-_SHAPES = {1: _reference_shape(1), 2: _reference_shape(2)}
+_SHAPES = {version: _reference_shape(version) for version in range(1, SCHEMA_VERSION + 1)}
 
 
 def identify(path: Path, thorough: bool = True) -> GalleryFile | None:
@@ -189,8 +212,8 @@ def identify(path: Path, thorough: bool = True) -> GalleryFile | None:
             db.close()
     except sqlite3.DatabaseError as exc:
         raise GalleryOpenError(
-            f"gallery {path} is damaged or truncated ({exc}); it was left untouched: restore it from a "
-            "backup, or point FACE_GALLERY at a new file"
+            f"gallery {path} is damaged or truncated ({' '.join(str(exc).split())}); it was left untouched: "
+            "restore it from a backup, or point FACE_GALLERY at a new file"
         ) from exc
 
 
@@ -206,7 +229,7 @@ def _inspect(db: sqlite3.Connection, path: Path, thorough: bool) -> GalleryFile:
                 f"gallery {path} has schema version {version}, newer than this service's "
                 f"{SCHEMA_VERSION}; run a newer version of the service on it"
             )
-        if version != SCHEMA_VERSION or shape != _SHAPES[SCHEMA_VERSION]:
+        if version < 2 or shape != _SHAPES[version]:  # 2 onwards are upgraded in place
             raise GalleryOpenError(
                 f"gallery {path} carries the gallery marker but not the gallery's tables; it was left "
                 "untouched: restore it from a backup, or point FACE_GALLERY at a new file"
@@ -254,14 +277,24 @@ def open_checks(path: Path, embedder: str | None = None, thorough: bool = True) 
 
 # -- building and upgrading -------------------------------------------------------------------
 def upgrade(db: sqlite3.Connection, path: Path | str, from_version: int) -> None:
-    """Bring a version-1 schema to the current one; the caller holds a write transaction.
+    """Bring an older schema to the current one; the caller holds a write transaction.
 
     Version 1 compared names exactly, so ``Obama`` and ``obama`` may both exist: the later
     spelling's faces join the first enrolled one (the spelling kept for display), and a log line
-    says so.
+    says so. Version 2 gains the consent, expiry and audit columns and table (all empty).
     """
     if from_version >= SCHEMA_VERSION:
         return
+    if from_version < 2:
+        _v1_to_v2(db, path)
+    _run(db, _V2_TO_V3)
+    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    if from_version > 0:
+        log.info("gallery %s: upgraded from schema version %d to %d", path, from_version, SCHEMA_VERSION)
+
+
+def _v1_to_v2(db: sqlite3.Connection, path: Path | str) -> None:
     _run(db, _V1_TO_V2)
     first: dict[str, str] = {}
     for name, in db.execute("SELECT name FROM identities ORDER BY created_at, rowid").fetchall():
@@ -275,10 +308,6 @@ def upgrade(db: sqlite3.Connection, path: Path | str, from_version: int) -> None
             first[key] = name
             db.execute("UPDATE identities SET name_key = ? WHERE name = ?", (key, name))
     db.execute(_V2_INDEX)
-    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    if from_version > 0:
-        log.info("gallery %s: upgraded from schema version %d to %d", path, from_version, SCHEMA_VERSION)
 
 
 def build(db: sqlite3.Connection, path: Path | str) -> None:

@@ -19,6 +19,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from . import sqlite_file
+from .audit import AuditEvent, AuditQuery, IdentityTerms, WriteContext, current, now_utc, utc_text
 from .errors import GalleryFullError, GalleryOpenError
 from .names import identity_key
 
@@ -103,6 +104,35 @@ class GalleryStore(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    # -- people's data: consent, expiry, audit (stores that keep nothing answer empty) ---------
+    def identity_terms(self, identity: str) -> IdentityTerms | None:
+        """The consent record and expiry of ``identity`` (any case), None when absent."""
+        return None
+
+    def all_terms(self) -> dict[str, IdentityTerms]:
+        """Every identity's terms by name key (one read, for listings)."""
+        return {}
+
+    def restore_terms(self, terms: Sequence[IdentityTerms]) -> None:
+        """Set consent records and expiries copied from another store where this one has none
+        (``copy``); identities this store lacks are skipped."""
+
+    def audit_events(self, query: AuditQuery) -> list[AuditEvent]:
+        """Audit rows matching ``query``, oldest first, after ``query.after``."""
+        return []
+
+    def expired_identities(self, now: datetime) -> list[str]:
+        """Names whose ``expires_at`` is at or before ``now``."""
+        return []
+
+    def next_expiry(self) -> str | None:
+        """The earliest ``expires_at`` of any identity."""
+        return None
+
+    def export_identity(self, identity: str, context: WriteContext) -> dict | None:
+        """Everything stored about ``identity`` read in one transaction that also records the export."""
+        return None
 
 
 # SQLite's primary result code for "database or disk is full" (the low byte of extended codes).
@@ -305,15 +335,27 @@ class SQLiteStore(GalleryStore):
                         *box,
                     ),
                 )
+            context = current()
+            if context is not None:
+                self._record_enrollment(records, context)
 
     def delete_identity(self, identity: str) -> int:
         """``identity`` in any case; -1 when no such identity."""
+        context = current()
         with self._transaction():
             name = self._stored_name(identity)
             if name is None:
                 return -1
+            if context is not None and context.expired_before is not None:
+                expires = self._db.execute("SELECT expires_at FROM identities WHERE name = ?", (name,)).fetchone()[0]
+                if expires is None or expires > utc_text(context.expired_before):
+                    return -1  # re-enrolled (a later expiry) since the sweeper looked
+            face_ids = [r[0] for r in self._db.execute("SELECT face_id FROM faces WHERE identity = ?", (name,))]
             count = self._db.execute("DELETE FROM faces WHERE identity = ?", (name,)).rowcount
             self._db.execute("DELETE FROM identities WHERE name = ?", (name,))
+            if context is not None:
+                action = "expire" if context.expired_before is not None else "delete_identity"
+                self._erased(name, face_ids, action, context)
         self._checkpoint()
         return count
 
@@ -329,6 +371,12 @@ class SQLiteStore(GalleryStore):
                 left = self._db.execute("SELECT COUNT(*) FROM faces WHERE identity = ?", (name,)).fetchone()[0]
                 if left == 0:
                     self._db.execute("DELETE FROM identities WHERE name = ?", (name,))
+                context = current()
+                if context is not None:
+                    if left == 0:
+                        self._erased(name, [face_id], "delete_face", context)
+                    else:
+                        self._append_audit("delete_face", name, [face_id], context)
         if gone:
             self._checkpoint()
         return bool(gone)
@@ -348,6 +396,149 @@ class SQLiteStore(GalleryStore):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    # -- people's data (inside the write transactions above, or their own) ----------------------
+    def _append_audit(self, action: str, name: str | None, face_ids: Sequence[str], context: WriteContext) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO audit(at, action, name, name_key, face_ids, key_label, client) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                utc_text(now_utc()), action, name, None if name is None else identity_key(name),
+                ",".join(face_ids), context.actor.key_label, context.actor.client,
+            ),
+        )
+        return int(cursor.lastrowid)
+
+    def _erased(self, name: str, face_ids: Sequence[str], action: str, context: WriteContext) -> None:
+        """Audit an erase; with ``forget_names`` the earlier rows lose the person's name."""
+        seq = self._append_audit(action, name, face_ids, context)
+        if context.forget_names:
+            self._db.execute(
+                "UPDATE audit SET name = NULL, name_key = NULL WHERE name_key = ? AND seq < ?",
+                (identity_key(name), seq),
+            )
+
+    def _record_enrollment(self, records: Sequence[FaceRecord], context: WriteContext) -> None:
+        name = self._stored_name(records[0].identity)
+        at = records[0].created_at
+        if context.consent is not None:
+            self._db.execute(
+                "UPDATE identities SET consent = ?, consent_at = ?, consent_by = ? WHERE name = ?",
+                (context.consent, at, context.actor.key_label, name),
+            )
+        if context.expires_at is not None:
+            self._db.execute(
+                "UPDATE identities SET expires_at = ? WHERE name = ?", (utc_text(context.expires_at), name)
+            )
+        self._append_audit("enroll", name, [r.face_id for r in records], context)
+
+    def _terms_unlocked(self, identity: str) -> IdentityTerms | None:
+        row = self._db.execute(
+            "SELECT name, created_at, consent, consent_at, consent_by, expires_at FROM identities WHERE name_key = ?",
+            (identity_key(identity),),
+        ).fetchone()
+        return IdentityTerms(*row) if row else None
+
+    def identity_terms(self, identity: str) -> IdentityTerms | None:
+        with self._lock:
+            return self._terms_unlocked(identity)
+
+    def restore_terms(self, terms: Sequence[IdentityTerms]) -> None:
+        with self._transaction():
+            for t in terms:
+                key = identity_key(t.name)
+                if t.consent is not None:
+                    self._db.execute(
+                        "UPDATE identities SET consent = ?, consent_at = ?, consent_by = ? "
+                        "WHERE name_key = ? AND consent IS NULL",
+                        (t.consent, t.consent_at, t.consent_by, key),
+                    )
+                if t.expires_at is not None:
+                    self._db.execute(
+                        "UPDATE identities SET expires_at = ? WHERE name_key = ? AND expires_at IS NULL",
+                        (utc_text(datetime.fromisoformat(t.expires_at)), key),
+                    )
+
+    def all_terms(self) -> dict[str, IdentityTerms]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name_key, name, created_at, consent, consent_at, consent_by, expires_at FROM identities"
+            ).fetchall()
+        return {key: IdentityTerms(*rest) for key, *rest in rows}
+
+    def _events_unlocked(self, query: AuditQuery) -> list[AuditEvent]:
+        where, args = ["seq > ?"], [query.after]
+        if query.identity is not None:
+            where.append("name_key = ?")
+            args.append(identity_key(query.identity))
+        if query.action is not None:
+            where.append("action = ?")
+            args.append(query.action)
+        if query.since is not None:
+            where.append("at >= ?")
+            args.append(utc_text(query.since))
+        if query.until is not None:
+            where.append("at < ?")
+            args.append(utc_text(query.until))
+        rows = self._db.execute(
+            "SELECT seq, at, action, name, face_ids, key_label, client FROM audit WHERE "
+            + " AND ".join(where) + " ORDER BY seq LIMIT ?",
+            (*args, query.limit),
+        ).fetchall()
+        return [
+            AuditEvent(seq, at, action, name, tuple(filter(None, ids.split(","))), label, client)
+            for seq, at, action, name, ids, label, client in rows
+        ]
+
+    def audit_events(self, query: AuditQuery) -> list[AuditEvent]:
+        with self._lock:
+            return self._events_unlocked(query)
+
+    def expired_identities(self, now: datetime) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name FROM identities WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at",
+                (utc_text(now),),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def next_expiry(self) -> str | None:
+        with self._lock:
+            return self._db.execute("SELECT min(expires_at) FROM identities").fetchone()[0]
+
+    def export_identity(self, identity: str, context: WriteContext) -> dict | None:
+        with self._transaction():
+            terms = self._terms_unlocked(identity)
+            if terms is None:
+                return None
+            rows = self._db.execute(
+                "SELECT face_id, embedding, dim, created_at, box_x1, box_y1, box_x2, box_y2 FROM faces "
+                "WHERE identity = ? ORDER BY rowid",
+                (terms.name,),
+            ).fetchall()
+            faces = [
+                {
+                    "face_id": face_id,
+                    "box": None if box[0] is None else list(box),
+                    "created_at": created_at,
+                    "embedding": np.frombuffer(blob, dtype="<f4", count=dim).astype(float).tolist(),
+                }
+                for face_id, blob, dim, created_at, *box in rows
+            ]
+            self._append_audit("export", terms.name, [f["face_id"] for f in faces], context)
+            events = self._events_unlocked(AuditQuery(identity=terms.name, limit=1_000_000))
+        return export_document(terms, faces, events)
+
+
+def export_document(terms: IdentityTerms, faces: list[dict], events: Sequence[AuditEvent]) -> dict:
+    """The export's one JSON shape, whichever store it came from."""
+    return {
+        "name": terms.name,
+        "enrolled_at": terms.created_at,
+        "consent": terms.consent_json(),
+        "expires_at": terms.expires_at,
+        "faces": faces,
+        "audit": [event.as_json() for event in events],
+    }
 
 
 def _utc_micros(stamps: np.ndarray) -> np.ndarray:

@@ -1,0 +1,123 @@
+"""Who acts on the gallery, what they attach to a write, and the audit trail's records.
+
+A write (enroll, delete, expiry erase) carries a :class:`WriteContext` through a context
+variable rather than through ``Gallery``'s methods: the store reads it inside the write's own
+transaction, so the faces, the consent record, the expiry and the audit row are committed
+together or not at all, and the gallery's write API stays as it is. Code that writes without a
+context (``copy``, tests of the stores) leaves no audit row.
+
+The trail never holds an image or an embedding: the time, the action, the identity, the face
+ids, the key label and the client address.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterator
+
+ACTIONS = ("enroll", "delete_face", "delete_identity", "expire", "export")
+CONSENT_MAX_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Which client acted: the label of its API key (None where no key is configured) and its
+    address."""
+
+    key_label: str | None = None
+    client: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteContext:
+    """What a write carries besides its faces.
+
+    ``expired_before`` turns a delete into an expiry erase that only happens while the identity's
+    ``expires_at`` is at or before that time, checked inside the store's write transaction: of
+    several replicas sweeping at once, exactly one erases and audits.
+    """
+
+    actor: Actor = field(default_factory=Actor)
+    consent: str | None = None
+    expires_at: datetime | None = None
+    expired_before: datetime | None = None
+    forget_names: bool = False
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    seq: int
+    at: str
+    action: str
+    identity: str | None
+    face_ids: tuple[str, ...]
+    key_label: str | None
+    client: str | None
+
+    def as_json(self) -> dict:
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "action": self.action,
+            "identity": self.identity,
+            "face_ids": list(self.face_ids),
+            "key_label": self.key_label,
+            "client": self.client,
+        }
+
+
+@dataclass(frozen=True)
+class IdentityTerms:
+    """What is recorded about a person besides their faces."""
+
+    name: str
+    created_at: str
+    consent: str | None
+    consent_at: str | None
+    consent_by: str | None
+    expires_at: str | None
+
+    def consent_json(self) -> dict | None:
+        if self.consent is None:
+            return None
+        return {"text": self.consent, "given_at": self.consent_at, "key_label": self.consent_by}
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    identity: str | None = None  # compared by name key
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after: int = 0  # the last seq of the previous page
+    limit: int = 100
+
+
+_current: ContextVar[WriteContext | None] = ContextVar("gallery_write_context", default=None)
+
+
+@contextmanager
+def acting(context: WriteContext) -> Iterator[WriteContext]:
+    """Run the writes of the ``with`` body under ``context`` (in this thread/task only)."""
+    token = _current.set(context)
+    try:
+        yield context
+    finally:
+        _current.reset(token)
+
+
+def current() -> WriteContext | None:
+    return _current.get()
+
+
+def utc_text(moment: datetime) -> str:
+    """One textual form for every stored time, so SQLite compares them as strings correctly."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
