@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from PIL import Image
+
+# Pixels of margin around an MTCNN box in FaceNet's 160x160 crop: what facenet-pytorch's own LFW
+# evaluation (examples/lfw_evaluate.ipynb: MTCNN(image_size=160, margin=14)) crops with, i.e.
+# the crops its published VGGFace2/CASIA-WebFace weights were evaluated on.
+FACENET_MARGIN = 14
 
 # Where dlib's face chips put MTCNN's five landmarks (left eye, right eye, nose, left and right
 # mouth corner), in a 150x150 chip; from the face engine issue, matching dlib's
@@ -70,11 +76,14 @@ def aligned_chips(
     return out
 
 
-def box_crops(image: np.ndarray, boxes: np.ndarray, size: int = 160, margin: float = 0.0) -> np.ndarray:
-    """Square-resized box crops as facenet-pytorch's ``extract_face`` makes them.
+def box_crops(image: np.ndarray, boxes: np.ndarray, size: int = 160, margin: float = FACENET_MARGIN) -> np.ndarray:
+    """Square-resized box crops exactly as facenet-pytorch's documented path makes them.
 
-    ``margin`` is in pixels of the output crop, as facenet-pytorch defines it; parts of the box
-    outside the image are clipped, exactly like its MTCNN does.
+    That path is ``MTCNN(image_size=160, margin=...)(PIL image)``: ``extract_face`` widens the
+    box by ``margin`` pixels of the output crop, clips it to the image, truncates it to whole
+    pixels and resizes with PIL's bilinear filter. PIL, not OpenCV: for a numpy array
+    facenet-pytorch resizes with OpenCV's area filter instead, up to 115 grey levels apart from
+    the documented path on ../shared/faces (tests/test_facenet_parity.py).
     """
     height, width = image.shape[:2]
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -89,6 +98,6 @@ def box_crops(image: np.ndarray, boxes: np.ndarray, size: int = 160, margin: flo
         if right <= left or bottom <= top:
             out[i] = 0
             continue
-        crop = image[top:bottom, left:right]
-        out[i] = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+        crop = Image.fromarray(np.ascontiguousarray(image[top:bottom, left:right]))
+        out[i] = np.asarray(crop.resize((size, size), Image.BILINEAR))
     return out
