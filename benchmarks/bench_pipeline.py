@@ -42,7 +42,7 @@ PLAN_FULL = {"every": 0.1, "rounds": 3, "naive_annotate_frames": {"stage": 90, "
 
 def _sampled_frames(path: Path, every: float):
     """Decoded RGB frames at the same times the pipeline's extract takes (the naive reader)."""
-    from pipeline.video import probe, read_frames, sample_indices
+    from pipeline.video.source import probe, read_frames, sample_indices
 
     info = probe(path)
     wanted = sample_indices(info, 0.0, None, every)
@@ -67,7 +67,7 @@ def _naive_faces(mtcnn, engine, image: np.ndarray) -> list[tuple]:
 
 
 def naive_run(path: Path, every: float, mtcnn, engine) -> dict:
-    from pipeline.clustering import cluster_labels
+    from pipeline.video.clustering import cluster_labels
 
     torch.set_num_threads(THREADS)  # the seed loop's setting: intra-op threads, one image at a time
     start = time.perf_counter()
@@ -81,10 +81,10 @@ def naive_run(path: Path, every: float, mtcnn, engine) -> dict:
 
 
 def ours_run(path: Path, every: float, engine, folder: Path, plots: bool = True) -> dict:
-    from pipeline.clustering import cluster_run
-    from pipeline.faces import detect_faces
-    from pipeline.frames import extract
-    from pipeline.plots import make_plots
+    from pipeline.video.clustering import cluster_run
+    from pipeline.video.faces import detect_faces
+    from pipeline.video.frames import extract
+    from pipeline.video.plots import make_plots
 
     engine.parallelize_images(THREADS)  # as `python -m pipeline` does: THREADS frames at once
     start = time.perf_counter()
@@ -105,7 +105,7 @@ def ours_run(path: Path, every: float, engine, folder: Path, plots: bool = True)
 
 
 def naive_annotate(path: Path, frames: int, mtcnn, engine, gallery, out: Path) -> dict:
-    from pipeline.video import probe, read_frames
+    from pipeline.video.source import probe, read_frames
 
     info = probe(path)
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height))
@@ -126,7 +126,7 @@ def naive_annotate(path: Path, frames: int, mtcnn, engine, gallery, out: Path) -
 
 
 def ours_annotate(path: Path, gallery_path: Path, folder: Path, every_frame: bool) -> dict:
-    from pipeline.annotate import annotate
+    from pipeline.video.annotate import annotate
 
     start = time.perf_counter()
     timeline = annotate(str(path), folder, gallery=gallery_path, stride=1 if every_frame else None)

@@ -27,7 +27,7 @@ from face_client import ApiError
 from inference_service.registry import EMBEDDER_CHOICES, describe_choices
 
 from .errors import PipelineError
-from .faces import DEFAULT_BATCH
+from .video.faces import DEFAULT_BATCH
 
 
 def _positive(value: str) -> float:
@@ -76,7 +76,7 @@ def _target_arguments(parser: argparse.ArgumentParser) -> None:
 
 # -- command handlers ------------------------------------------------------------------------------
 def cmd_extract(args: argparse.Namespace) -> int:
-    from .frames import extract
+    from .video.frames import extract
 
     meta = extract(args.video, args.out, args.start, args.duration, args.every)
     print(f"{len(meta['frames'])} frames of {args.video} -> {args.out / 'frames.json'}")
@@ -84,8 +84,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _faces(run: Path, embedder: str | None, batch: int) -> dict:
-    from .faces import detect_faces
-    from .models import load_engine
+    from .video.faces import detect_faces
+    from .video.models import load_engine
 
     return detect_faces(run, load_engine(embedder), batch)
 
@@ -104,7 +104,7 @@ def _print_clusters(payload: dict, run: Path) -> None:
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    from .clustering import cluster_run
+    from .video.clustering import cluster_run
 
     payload = cluster_run(args.run, args.threshold, args.min_size)
     _print_clusters(payload, args.run)
@@ -112,7 +112,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def cmd_plots(args: argparse.Namespace) -> int:
-    from .plots import make_plots
+    from .video.plots import make_plots
 
     for path in make_plots(args.run, tsne=args.tsne):
         print(path)
@@ -120,9 +120,9 @@ def cmd_plots(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .clustering import cluster_run
-    from .frames import extract
-    from .plots import make_plots
+    from .video.clustering import cluster_run
+    from .video.frames import extract
+    from .video.plots import make_plots
 
     meta = extract(args.video, args.out, args.start, args.duration, args.every)
     print(f"{len(meta['frames'])} frames extracted")
@@ -136,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from .enroll import enroll_cluster
+    from .video.enroll import enroll_cluster
 
     summary = enroll_cluster(args.run, args.cluster, args.name, api=args.api, gallery=args.gallery, count=args.count,
                              consent=args.consent)
@@ -148,7 +148,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
-    from .annotate import annotate
+    from .video.annotate import annotate
 
     timeline = annotate(
         args.video, args.out, api=args.api, gallery=args.gallery, stride=1 if args.every_frame else args.stride,
@@ -162,7 +162,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
 
 def _evaluation(name: str) -> Callable:
-    return getattr(importlib.import_module("pipeline.evaluation"), name)
+    return getattr(importlib.import_module("pipeline.evaluation.cli"), name)
 
 
 # -- parser ----------------------------------------------------------------------------------------
@@ -243,8 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     _embedder_argument(p)
     p.set_defaults(handler=cmd_annotate)
 
-    if importlib.util.find_spec("pipeline.evaluation") is not None:
-        evaluation = importlib.import_module("pipeline.evaluation")
+    if importlib.util.find_spec("pipeline.evaluation.cli") is not None:
+        evaluation = importlib.import_module("pipeline.evaluation.cli")
         p = sub.add_parser("evaluate", help="accuracy of the embedder on a labelled face set",
                            description="Verification and identification accuracy of the embedder.")
         evaluation.add_evaluate_arguments(p)
@@ -265,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except ApiError as exc:  # --api: the API refused, failed or could not be reached
-        from .api import explain
+        from .video.api import explain
 
         print(f"error: {explain(exc)}", file=sys.stderr)
         return PipelineError.exit_code

@@ -12,9 +12,9 @@ import math
 import numpy as np
 import pytest
 
-from pipeline import evaluation
-from pipeline.eval_data import manifest_specs, parse_pairs
-from pipeline.eval_metrics import (
+from pipeline.evaluation import cli as evaluation
+from pipeline.evaluation.data import manifest_specs, parse_pairs
+from pipeline.evaluation.metrics import (
     accuracy_at,
     best_threshold,
     calibrate,

@@ -331,7 +331,7 @@ def test_site_sends_what_was_ticked_and_typed_and_shows_it(faces_dir, tmp_path):
 
 
 def test_pipeline_enroll_into_a_gallery_file_records_consent(tmp_path):
-    from pipeline.enroll import _enroll_gallery
+    from pipeline.video.enroll import _enroll_gallery
 
     path = tmp_path / "gallery.sqlite3"
     vectors = np.eye(2, 128, dtype=np.float32)

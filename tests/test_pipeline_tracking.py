@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.enroll import select_best
-from pipeline.quality import frontality
-from pipeline.tracking import Detection, Track, Tracker, TrackerConfig, aggregate, decide_identity, track_boxes
-from pipeline.video import VideoInfo, sample_indices
+from pipeline.video.enroll import select_best
+from pipeline.video.quality import frontality
+from pipeline.video.tracking import Detection, Track, Tracker, TrackerConfig, aggregate, decide_identity, track_boxes
+from pipeline.video.source import VideoInfo, sample_indices
 
 pytestmark = pytest.mark.unit  # no model weights: runs first (conftest.py)
 

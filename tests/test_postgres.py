@@ -236,7 +236,7 @@ def test_database_of_another_embedder_is_refused_at_open(pg_url):
 def test_pipeline_matcher_searches_a_postgresql_gallery(pg_url, engine, faces_dir):
     """``--gallery postgresql://...``: the pipeline opens the shared gallery like a file."""
     from inference_service.engine import load_image
-    from pipeline.matchers import LocalMatcher
+    from pipeline.video.matchers import LocalMatcher
 
     photo = load_image((faces_dir / "gallery/obama/1.jpg").read_bytes())
     embedding = max(engine.analyze(photo), key=lambda a: (a.face.box[2] - a.face.box[0])).embedding

@@ -44,7 +44,8 @@ def assert_security_headers(response, what: str) -> None:
     assert response.headers.get("Referrer-Policy") == "same-origin", what
 
 
-ENDPOINTS = {"home", "recognize", "enroll_form", "enroll", "gallery", "confirm_delete", "delete", "health", "static",
+ENDPOINTS = {"recognize.home", "recognize.recognize", "gallery.enroll_form", "gallery.enroll", "gallery.index",
+             "gallery.confirm_delete", "gallery.delete", "health", "static",
              "login", "login_submit", "logout"}
 
 
@@ -66,7 +67,7 @@ def test_every_response_has_the_security_headers(fake, password):
                 response = client.get(path)
             else:
                 form = {"csrf_token": csrf, "name": "obama", "password": "wrong"}
-                if rule.endpoint == "recognize":
+                if rule.endpoint == "recognize.recognize":
                     form["image"] = (io.BytesIO(_photo()), "a.jpg")
                 response = client.post(path, data=form, content_type="multipart/form-data")
             assert_security_headers(response, f"{method} {path} -> {response.status_code}")

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from pipeline.errors import PipelineError
-from pipeline.video import probe
+from pipeline.video.source import probe
 
 from ..gallery import validate_name
 from ..gallery.audit import acting

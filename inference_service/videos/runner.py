@@ -22,10 +22,10 @@ import threading
 import time
 from pathlib import Path
 
-from pipeline.annotate import Hooks, annotate_video
+from pipeline.video.annotate import Hooks, annotate_video
 from pipeline.errors import PipelineError
-from pipeline.matchers import EngineMatcher
-from pipeline.video import probe
+from pipeline.video.matchers import EngineMatcher
+from pipeline.video.source import probe
 
 from ..config import Settings
 from .files import JOBS_DB, JobFiles, valid_job_id

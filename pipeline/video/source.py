@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 import cv2
 import numpy as np
 
-from .errors import PipelineError
+from ..errors import PipelineError
 
 YOUTUBE_HOSTS = ("youtube.com", "www.youtube.com", "m.youtube.com", "youtu.be", "music.youtube.com")
 DOWNLOAD_TIMEOUT_S = 30.0  # per network read, not for the whole file

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from inference_service.atomic import write_json
 
-from .errors import PipelineError
+from ..errors import PipelineError
 from .rundir import RunDir
 from .sheets import contact_sheet
 

@@ -14,9 +14,9 @@ from tqdm import tqdm
 
 from inference_service.atomic import write_json
 
-from .errors import PipelineError
+from ..errors import PipelineError
 from .rundir import RunDir
-from .video import open_source, probe, read_frames, sample_indices
+from .source import open_source, probe, read_frames, sample_indices
 
 JPEG_QUALITY = 95  # frames are re-read for detection: keep compression artefacts out of the way
 

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from .api import api_client
-from .errors import PipelineError
+from ..errors import PipelineError
 from .tracking import Detection
 
 API_JPEG_QUALITY = 90

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from inference_service.atomic import write_json, write_npy
 
-from .errors import PipelineError
+from ..errors import PipelineError
 from .quality import crop_with_margin, frontality, sharpness
 from .rundir import RunDir
 

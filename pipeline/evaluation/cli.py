@@ -5,7 +5,7 @@ you can live with? ``evaluate`` compares every pair of faces of a labelled datas
 pairs, an ROC curve, histograms and metrics, and prints a Markdown summary; ``calibrate``
 proposes a threshold (``FACE_THRESHOLD``) for a target FAR. Run as ``python -m pipeline evaluate``
 or standalone, ``python -m pipeline.evaluation evaluate DATASET``. The maths lives in
-:mod:`pipeline.eval_metrics`, the datasets in :mod:`pipeline.eval_data`; models load only when a
+:mod:`pipeline.evaluation.metrics`, the datasets in :mod:`pipeline.evaluation.data`; models load only when a
 command runs.
 """
 from __future__ import annotations
@@ -24,9 +24,9 @@ import numpy as np
 from inference_service.atomic import write_json
 from inference_service.registry import EMBEDDER_CHOICES
 
-from .eval_data import EmbeddedFaces, FaceSpec, Pair, all_pairs, embed_specs, folder_specs, listed_pairs
-from .eval_data import MANIFEST_SKIP_ROLES, manifest_specs, pairs_specs, parse_pairs
-from .eval_metrics import (
+from .data import EmbeddedFaces, FaceSpec, Pair, all_pairs, embed_specs, folder_specs, listed_pairs
+from .data import MANIFEST_SKIP_ROLES, manifest_specs, pairs_specs, parse_pairs
+from .metrics import (
     Calibration,
     accuracy_at,
     best_threshold,

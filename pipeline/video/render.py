@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from inference_service.atomic import atomic_path
 
-from .errors import PipelineError
-from .video import VideoInfo, read_frames
+from ..errors import PipelineError
+from .source import VideoInfo, read_frames
 
 NAMED = (60, 200, 60)  # BGR
 UNKNOWN = (160, 160, 160)

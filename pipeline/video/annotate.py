@@ -23,12 +23,12 @@ from tqdm import tqdm
 
 from inference_service.atomic import write_json, write_npy
 
-from .errors import PipelineError
+from ..errors import PipelineError
 from .quality import crop_with_margin
 from .render import label_colour, write_video
 from .shots import ShotDetector
 from .tracking import Detection, Tracker, TrackerConfig, decide_identity, track_boxes
-from .video import VideoInfo, open_source, probe, read_frames
+from .source import VideoInfo, open_source, probe, read_frames
 
 ANALYSED_PER_SECOND = 10.0  # default analysis rate: faces move little in a tenth of a second
 BATCH = 16

@@ -5,7 +5,7 @@ import os
 
 from face_client import ApiError, FaceClient
 
-from .errors import PipelineError
+from ..errors import PipelineError
 
 TIMEOUT_S = 120.0  # an enrollment of several photos on a busy CPU can take a while
 

@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from .errors import PipelineError
+from ..errors import PipelineError
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PipelineError
+from ..errors import PipelineError
 from .rundir import RunDir
 
 MAX_FRAMES = 12
