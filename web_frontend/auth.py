@@ -163,14 +163,14 @@ def init_auth(app: Flask, settings: WebSettings) -> None:
     def login():
         next_path = safe_next(request.args.get("next"))
         if not login_enabled() or logged_in():
-            return redirect(next_path or url_for("home"))
+            return redirect(next_path or url_for("recognize.home"))
         return _login_page(next_path)
 
     @app.post("/login")
     def login_submit():
         next_path = safe_next(request.form.get("next"))
         if not login_enabled():
-            return redirect(next_path or url_for("home"), 303)
+            return redirect(next_path or url_for("recognize.home"), 303)
         client = request.remote_addr or "unknown"
         wait = throttle.attempt(client)
         if wait > 0:
@@ -189,9 +189,9 @@ def init_auth(app: Flask, settings: WebSettings) -> None:
         session.clear()
         session.permanent = True
         session[_SESSION_KEY] = _fingerprint(settings)
-        return redirect(next_path or url_for("home"), 303)
+        return redirect(next_path or url_for("recognize.home"), 303)
 
     @app.post("/logout")
     def logout():
         session.clear()
-        return redirect(url_for("home"), 303)
+        return redirect(url_for("recognize.home"), 303)

@@ -112,7 +112,7 @@ def _signed_face() -> tuple[bytes, str, FaceForm]:
 @bp.get("/faces/name")
 def name_face_form():
     """Reached only after a login interrupted a POST: the form went with it, so start over."""
-    return redirect(url_for("home"))
+    return redirect(url_for("recognize.home"))
 
 
 @bp.post("/faces/name")

@@ -19,7 +19,7 @@ def init_people(app: Flask) -> None:
     def person():
         name = request.args.get("name", "")
         if not name:
-            return redirect(url_for("gallery"))
+            return redirect(url_for("gallery.index"))
         try:
             detail = api().identity(name)
         except ApiError as exc:
@@ -45,7 +45,7 @@ def init_people(app: Flask) -> None:
         name = request.form.get("name", "")
         face_id = request.form.get("face_id", "")
         if not name or not face_id:
-            return redirect(url_for("gallery"))
+            return redirect(url_for("gallery.index"))
         try:
             api().delete_face(name, face_id)
         except ApiError as exc:
@@ -56,5 +56,5 @@ def init_people(app: Flask) -> None:
             api().identity(name)
         except ApiError:  # the last face went, and the person with it
             flash(f"{name} had no other face and is no longer in the gallery.", "ok")
-            return redirect(url_for("gallery"), code=303)
+            return redirect(url_for("gallery.index"), code=303)
         return redirect(url_for("person", name=name), code=303)

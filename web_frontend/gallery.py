@@ -1,0 +1,88 @@
+"""Enroll (a name, photos, the consent box) and the Gallery (identities, delete with a confirmation)."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from face_client import ApiError
+
+from .auth import login_required
+from .consent import ConsentNoteError, consent_record
+from .forms import FormError, face_api, read_uploads, web_settings
+
+bp = Blueprint("gallery", __name__)
+
+MAX_ENROLL_PHOTOS = 20
+NAME_RULE = "Names may hold letters, digits, spaces and _ - . ' (1 to 64 characters), and may not be . or .."
+
+
+# --- Enroll ---------------------------------------------------------------------------------
+@bp.get("/enroll")
+@login_required
+def enroll_form():
+    return render_template("enroll.html", name="")
+
+@bp.post("/enroll")
+@login_required
+def enroll():
+    name = request.form.get("name", "").strip()
+    try:
+        if not name:
+            raise FormError("Enter the person's name.")
+        if "/" in name or "\\" in name or name in (".", ".."):
+            # The API refuses these too (422), but a slash would not even reach its route.
+            raise FormError(NAME_RULE)
+        if request.form.get("consent") != "yes":
+            raise FormError("Tick the box to confirm that this person agreed to be enrolled.")
+        consent = consent_record(request.form.get("consent_note", ""), "Enroll")
+        uploads = read_uploads(request.files.getlist("photos"), web_settings())
+        if not uploads:
+            raise FormError("Choose at least one photo of the person.")
+        if len(uploads) > MAX_ENROLL_PHOTOS:
+            raise FormError(f"Choose at most {MAX_ENROLL_PHOTOS} photos at a time.")
+    except (FormError, ConsentNoteError) as exc:
+        return render_template("enroll.html", name=name, error=str(exc)), 400
+    try:
+        result = face_api().enroll(name, uploads, consent=consent)
+    except ApiError as exc:
+        return render_template("enroll.html", name=name, error=exc.message), exc.status
+    added = len(result.get("added") or [])
+    return render_template(
+        "enroll.html", name="", enrolled={"name": result.get("identity", name), "added": added, "total": result.get("faces")}
+    )
+
+# --- Gallery --------------------------------------------------------------------------------
+@bp.get("/gallery")
+def index():
+    try:
+        identities = sorted(face_api().identities(), key=lambda item: str(item.get("name", "")).lower())
+    except ApiError as exc:
+        return render_template("gallery.html", identities=None, error=exc.message), exc.status
+    return render_template("gallery.html", identities=identities)
+
+@bp.get("/gallery/delete")
+@login_required
+def confirm_delete():
+    name = request.args.get("name", "")
+    if not name:
+        return redirect(url_for("gallery.index"))
+    return render_template("confirm_delete.html", name=name)
+
+@bp.post("/gallery/delete")
+@login_required
+def delete():
+    name = request.form.get("name", "")
+    if not name:
+        return redirect(url_for("gallery.index"))
+    if request.form.get("confirm") != "yes":
+        return render_template(
+            "confirm_delete.html", name=name, error="Tick the box to confirm the deletion."
+        ), 400
+    try:
+        face_api().delete_identity(name)
+    except ApiError as exc:
+        if exc.status == 404:
+            flash(f"{name} is not in the gallery (already deleted?).", "error")
+            return redirect(url_for("gallery.index"))
+        return render_template("confirm_delete.html", name=name, error=exc.message), exc.status
+    flash(f"Deleted {name} and all of their faces.", "ok")
+    return redirect(url_for("gallery.index"))
