@@ -29,13 +29,7 @@ import requests
 
 from benchmarks.timing import cpu_model
 from tests.conftest import faces_dir_path
-from tests.live_servers import start_api, start_web
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
+from tests.live_servers import CHROMIUM, CHROMIUM_ARGS, start_api, start_web
 
 
 def _median_ms(samples: list[float]) -> float:

@@ -77,6 +77,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: item.get_closest_marker("unit") is None)
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's) driven by playwright; skips without it."""
+    from live_servers import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
 OPTIONAL_SKIP = "needs a privilege this machine does not grant:"
 
 

@@ -17,12 +17,6 @@ import pytest
 import requests
 
 from live_servers import REPO, start_api, start_web
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 SCREENSHOT = REPO / "test-artifacts" / "screenshot-result.png"
 DOCS_SCREENSHOT = REPO / "docs" / "screenshot-result.png"
 KEY = "e2e-test-key"
@@ -40,18 +34,6 @@ def stack(tmp_path_factory):
     yield api, web
     web.stop()
     api.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def enroll(page, site: str, name: str, photo: Path) -> str:

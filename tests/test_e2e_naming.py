@@ -12,7 +12,7 @@ import requests
 
 from inference_service.engine import iou
 from live_servers import REPO, start_api, start_web
-from test_e2e_browser import browser, csp_messages, login_form  # noqa: F401 - browser is a fixture
+from test_e2e_browser import csp_messages, login_form
 
 WRITE, READ, PASSWORD = "e2e-write-key", "e2e-read-key", "e2e-naming-password"
 PHOTO = "multi/six_faces.jpg"
@@ -50,7 +50,7 @@ def face_at(page, box):
     return blocks.nth(best)
 
 
-def test_name_a_face_of_a_group_photo_then_it_is_recognised(stack, browser, faces_dir, manifest):  # noqa: F811
+def test_name_a_face_of_a_group_photo_then_it_is_recognised(stack, browser, faces_dir, manifest):
     api, web = stack
     row = next(r for r in manifest if r.path.as_posix().endswith(PHOTO))
     chosen = row.faces[2].box

@@ -14,7 +14,6 @@ import pytest
 import requests
 
 from live_servers import start_api, start_web
-from test_e2e_browser import CHROMIUM, CHROMIUM_ARGS
 
 KEY = "e2e-video-key"
 MIRANDA = "lin_manuel_miranda"
@@ -40,18 +39,6 @@ def stack(tmp_path_factory, faces_dir):
     yield api, web
     web.stop()
     api.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def job_status(page) -> str | None:

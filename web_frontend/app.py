@@ -18,6 +18,7 @@ from face_client import FaceClient
 from .auth import init_auth
 from .config import WebSettings
 from .csrf import init_csrf
+from .forms import FORM_OVERHEAD_BYTES
 from .gallery import bp as gallery_blueprint
 from .headers import init_security_headers
 from .naming import bp as naming_blueprint
@@ -27,9 +28,6 @@ from .videos import init_videos
 
 log = logging.getLogger(__name__)
 
-# Room for the multipart framing and the text fields next to the files, so a photo of exactly the
-# API's limit still reaches the site's own per-file check instead of a bare 413.
-FORM_OVERHEAD_BYTES = 64 * 1024
 
 
 class InMemoryRequest(Request):

@@ -8,6 +8,10 @@ from face_client import FaceClient, Upload
 
 from .config import WebSettings
 
+# Room for the multipart framing and the text fields next to the files, so a file of exactly the
+# limit still reaches the site's own per-file check instead of a bare 413.
+FORM_OVERHEAD_BYTES = 64 * 1024
+
 
 class FormError(Exception):
     """Something the person has to fix in the form; shown next to the form with status 400."""

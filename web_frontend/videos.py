@@ -19,11 +19,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from face_client import ApiError, FaceClient
 from .auth import login_required
 from .config import WebSettings
+from .forms import FORM_OVERHEAD_BYTES
 from .consent import consent_record
 from .timeline_image import UNKNOWN_ROW, rows_of, timeline_png
 
 UPLOAD_PATH = "/videos"
-FORM_OVERHEAD_BYTES = 64 * 1024
 REFRESH_S = 2
 PASSED_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "Last-Modified", "ETag")
 STATUS_WORDS = {"queued": "Waiting", "running": "Analysing", "done": "Done", "failed": "Failed", "cancelled": "Cancelled"}
