@@ -112,7 +112,7 @@ def naive_annotate(path: Path, frames: int, mtcnn, engine, gallery, out: Path) -
     torch.set_num_threads(THREADS)
     start = time.perf_counter()
     done = 0
-    for index, frame in read_frames(path, set(range(frames))):
+    for _index, frame in read_frames(path, set(range(frames))):
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         for face, vector in _naive_faces(mtcnn, engine, rgb):
             found = gallery.search(vector[None], engine.threshold)[0]

@@ -114,7 +114,7 @@ class GalleryStore(ABC):
         """Every identity's terms by name key (one read, for listings)."""
         return {}
 
-    def restore_terms(self, terms: Sequence[IdentityTerms]) -> None:
+    def restore_terms(self, terms: Sequence[IdentityTerms]) -> None:  # noqa: B027 - optional: a no-op by default
         """Set consent records and expiries copied from another store where this one has none
         (``copy``); identities this store lacks are skipped."""
 

@@ -40,7 +40,7 @@ def _colours(order: list[str]) -> dict[str, tuple]:
     palette = matplotlib.colormaps["tab20"]
     spread = list(range(0, 20, 2)) + list(range(1, 20, 2))  # the strong tone of each pair first
     out = {}
-    for k, label in enumerate(l for l in order if l != NOISE):
+    for k, label in enumerate(name for name in order if name != NOISE):
         out[label] = palette(spread[k % 20])
     out[NOISE] = (0.6, 0.6, 0.6, 1.0)
     return out
