@@ -16,14 +16,13 @@ import requests
 from inference_service.videos.files import new_job_id
 from inference_service.videos.pg_store import PostgresJobStore
 from inference_service.videos.store import Job
-
 from tests.live_servers import start_api
 from tests.test_videos_api import MIRANDA, enroll_miranda, upload, wait_for
 
 
 def job(**fields) -> Job:
-    base = dict(id=new_job_id(), status="queued", filename="v.mp4", size_bytes=1, duration_s=1.0, frames_total=30,
-                created_at=time.time())
+    base = {"id": new_job_id(), "status": "queued", "filename": "v.mp4", "size_bytes": 1, "duration_s": 1.0,
+            "frames_total": 30, "created_at": time.time()}
     return Job(**{**base, **fields})
 
 
@@ -101,7 +100,7 @@ def two_apis(pg_server, tmp_path_factory, faces_dir):
     url = pg_server.create_database(f"video_jobs_live_{new_job_id()[:8]}")
     folder = tmp_path_factory.mktemp("videos-pg")
     shared = folder / "shared-videos"
-    common = dict(FACE_VIDEO_DIR=str(shared), FACE_MAX_VIDEO_SECONDS="60", FACE_THREADS="2")
+    common = {"FACE_VIDEO_DIR": str(shared), "FACE_MAX_VIDEO_SECONDS": "60", "FACE_THREADS": "2"}
     servers = []
     try:
         for name in ("api-a", "api-b"):

@@ -16,9 +16,9 @@ finishing a job that another replica now runs.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Iterator
 
 import psycopg
 from psycopg.rows import dict_row
