@@ -6,6 +6,7 @@ folder, posts the stage clip to one, and reads the finished job from both.
 """
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
@@ -95,24 +96,33 @@ def test_an_expired_lease_is_taken_over_and_the_old_worker_is_fenced_off(pg_url)
         second.close()
 
 
+LEASE_S = "3"  # short, so a dead replica's job is taken over within seconds
+
+
 @pytest.fixture(scope="module")
-def two_apis(pg_server, tmp_path_factory, faces_dir):
+def replicas(pg_server, tmp_path_factory):
+    """Two API replicas on one database and one shared video folder; ``launch`` starts another."""
     url = pg_server.create_database(f"video_jobs_live_{new_job_id()[:8]}")
     folder = tmp_path_factory.mktemp("videos-pg")
-    shared = folder / "shared-videos"
-    common = {"FACE_VIDEO_DIR": str(shared), "FACE_MAX_VIDEO_SECONDS": "60", "FACE_THREADS": "2"}
-    servers = []
+    common = {"FACE_VIDEO_DIR": str(folder / "shared-videos"), "FACE_MAX_VIDEO_SECONDS": "60", "FACE_THREADS": "2",
+              "FACE_VIDEO_LEASE_S": LEASE_S}
+    servers: list = []
+
+    def launch(name: str):
+        servers.append(start_api(folder, url, name=name, **common))
+        return servers[-1]
+
     try:
-        for name in ("api-a", "api-b"):
-            servers.append(start_api(folder, url, name=name, **common))
-        yield servers
+        launch("api-a")
+        launch("api-b")
+        yield servers, launch
     finally:
         for server in servers:
             server.stop()
 
 
-def test_a_job_posted_to_one_replica_is_done_and_visible_on_both(two_apis, faces_dir):
-    a, b = two_apis
+def test_a_job_posted_to_one_replica_is_done_and_visible_on_both(replicas, faces_dir):
+    (a, b), _ = replicas
     enroll_miranda(a.url, faces_dir)
     r = upload(a.url, faces_dir / "video" / "stage_640x360.mp4", headers={})
     assert r.status_code == 202, r.text
@@ -128,3 +138,21 @@ def test_a_job_posted_to_one_replica_is_done_and_visible_on_both(two_apis, faces
         assert job_id in {v["id"] for v in requests.get(f"{server.url}/videos", timeout=30).json()["videos"]}
         video = requests.get(f"{server.url}/videos/{job_id}/annotated", timeout=60)
         assert video.status_code == 200 and len(video.content) > 10_000
+
+
+def test_a_replica_killed_during_a_job_loses_it_not(replicas, faces_dir):
+    """B is stopped, A takes the job and is killed; B, started again, takes it over once A's
+    lease expired and finishes it."""
+    servers, launch = replicas
+    a, b = servers[0], servers[1]
+    b.stop()
+    r = upload(a.url, faces_dir / "video" / "stage_640x360.mp4", headers={})
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    wait_for(a.url, job_id, lambda j: j["status"] == "running" and j["progress"]["frames_done"] > 0)
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait(timeout=30)
+    b2 = launch("api-b2")
+    done = wait_for(b2.url, job_id, lambda j: j["status"] in ("done", "failed"))
+    assert done["status"] == "done" and done["attempts"] == 2, done  # A's start, then B's
+    assert MIRANDA in {t["identity"] for t in done["timeline"]["tracks"]}

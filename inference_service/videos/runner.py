@@ -200,7 +200,10 @@ class VideoJobs:
 
     def _analyse(self, job: Job, files: JobFiles, cancel: threading.Event) -> tuple[str, str | None]:
         if not files.upload.is_file():
-            return "failed", "the uploaded video is no longer on disk (removed while queued)"
+            return "failed", (
+                "the uploaded video is no longer on disk (removed while queued; with several replicas, "
+                "FACE_VIDEO_DIR must be one folder they all share)"
+            )
         shutil.rmtree(files.results, ignore_errors=True)  # a rerun after a restart starts clean
         frame_limit = self._frame_limit(job)
         last_write = 0.0
