@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import url_for
 
-from test_web import FACES, RUNNING_JOB, FakeApi, _app, _photo, enroll, recognize, token
+from test_web import FACES, FakeApi, _app, _photo, enroll, recognize, token
 from web_frontend.__main__ import _loopback
 from web_frontend.auth import LoginThrottle
 from web_frontend.config import WebSettings
@@ -110,6 +110,8 @@ def test_the_pages_fit_the_policy(fake):
     """What the policy forbids, the pages do not use: no inline script, no inline style, only local or data: images."""
     fake.gallery["obama"] = 1
     fake.faces = FACES
+    from test_web import RUNNING_JOB  # a video job's page, with its progress script
+
     fake.videos[RUNNING_JOB["id"]] = RUNNING_JOB
     client = _app(fake, password=PASSWORD).test_client()
     pages = [client.get(p).get_data(as_text=True) for p in ("/", "/gallery", "/login", "/nope")]
