@@ -44,17 +44,6 @@ def assert_security_headers(response, what: str) -> None:
     assert response.headers.get("Referrer-Policy") == "same-origin", what
 
 
-def assert_no_inline_script(page: str) -> None:
-    """Every <script> of a page is a file of the site's /static with an empty body (the CSP,
-    ``script-src 'self'``, would refuse an inline one; a page must not depend on one)."""
-    opened = len(re.findall(r"<script\b", page, re.IGNORECASE))
-    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script\s*>", page, re.IGNORECASE | re.DOTALL)
-    assert len(scripts) == opened, page
-    for attributes, body in scripts:
-        assert re.fullmatch(r'\s+src="/static/[\w.-]+\.js"(\s+defer)?', attributes), attributes
-        assert body.strip() == "", body
-
-
 ENDPOINTS = {"home", "recognize", "enroll_form", "enroll", "gallery", "confirm_delete", "delete", "health", "static",
              "login", "login_submit", "logout"}
 
@@ -104,6 +93,17 @@ def test_every_response_has_the_security_headers(fake, password):
     broken = client.get("/gallery")
     assert broken.status_code == 500 and "Something went wrong" in broken.get_data(as_text=True)
     assert_security_headers(broken, "500")
+
+
+def assert_no_inline_script(page: str) -> None:
+    """Every <script> of a page is a file of the site's /static with an empty body (the CSP,
+    ``script-src 'self'``, would refuse an inline one; a page must not depend on one)."""
+    opened = len(re.findall(r"<script\b", page, re.IGNORECASE))
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script\s*>", page, re.IGNORECASE | re.DOTALL)
+    assert len(scripts) == opened, page
+    for attributes, body in scripts:
+        assert re.fullmatch(r'\s+src="/static/[\w.-]+\.js"(\s+defer)?', attributes), attributes
+        assert body.strip() == "", body
 
 
 def test_the_pages_fit_the_policy(fake):
