@@ -287,6 +287,9 @@ def test_scaled_compose_file_says_what_the_issue_asks():
     assert gallery.username == pg["environment"]["POSTGRES_USER"] and gallery.path == "/" + pg["environment"]["POSTGRES_DB"]
     assert api["depends_on"] == {"postgres": {"condition": "service_healthy"}} and "ports" not in api
     assert api["environment"]["FACE_EMBEDDER"] != "auto"  # replicas must agree on the embedder
+    # video jobs may run on any replica: their folder is one named volume all replicas mount
+    api_mounts = {path: volume for volume, path in (m.split(":", 1) for m in api["volumes"])}
+    assert api_mounts[api["environment"]["FACE_VIDEO_DIR"]] in spec["volumes"]
     # nginx in front, configured from docker/, published on loopback; the site talks to it
     assert lb["image"].startswith("nginx:")
     (conf,) = lb["volumes"]
@@ -364,7 +367,8 @@ def scaled_services(tmp_path, nginx_binary):
             port = free_port()
             env = {key: interpolate(raw, shell) if raw is not None else shell.get(key) for key, raw in api["environment"].items()}
             env = {k: v for k, v in env.items() if v is not None}
-            env.update(FACE_HOST="127.0.0.1", FACE_PORT=str(port), TORCH_HOME=str(tmp_path / "models" / "torch"))
+            env.update(FACE_HOST="127.0.0.1", FACE_PORT=str(port), TORCH_HOME=str(tmp_path / "models" / "torch"),
+                       FACE_VIDEO_DIR=str(tmp_path / "videos"))  # the shared volume: one folder here
             env["FACE_GALLERY"] = env["FACE_GALLERY"].replace("@postgres:5432/", f"@127.0.0.1:{server.port}/")
             argv = [sys.executable if a == "python" else a for a in api["command"]]
             replicas.append(live_servers.start(f"api{i}", argv, live_servers.clean_env(**env),
