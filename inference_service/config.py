@@ -168,7 +168,8 @@ class Settings(BaseSettings):
 
     # --- video jobs (inference_service/videos) ------------------------------------------------
     video_dir: Path | None = Field(
-        None, description="Folder of video jobs (uploads, results, jobs.sqlite3); default: videos/ beside the gallery."
+        None, description="Folder of video jobs (uploads, results, jobs.sqlite3); default: videos/ beside the gallery. "
+        "On PostgreSQL with several replicas it must be one folder they all share."
     )
     max_video_mb: float = Field(500.0, gt=0, description="Largest video upload, in MiB (POST /videos).")
     max_video_seconds: float = Field(600.0, gt=0, description="Longest video accepted, in seconds.")
@@ -177,6 +178,10 @@ class Settings(BaseSettings):
         24.0, gt=0, description="Hours a finished job's results are kept before they are removed."
     )
     max_video_jobs: int = Field(100, ge=1, description="Jobs waiting or running at once; more get 503.")
+    video_lease_s: float = Field(
+        60.0, ge=2, le=3600,
+        description="PostgreSQL gallery: a running job whose replica sent no heartbeat for this long is taken over.",
+    )
     video_nice: int = Field(
         19, ge=0, le=19, description="CPU priority (nice) of video worker threads, so photo requests go first."
     )

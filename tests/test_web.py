@@ -41,6 +41,7 @@ class FakeApi(BaseAdapter):
         self.fail: tuple[int, object, dict[str, str]] | None = None
         self.raise_exc: Exception | None = None
         self.faces: list[dict] = []
+        self.videos: dict[str, dict] = {}  # job id -> the API's GET /videos/{id} answer
 
     def send(self, request, **kwargs):  # noqa: ANN001 - requests' adapter signature
         self.calls.append(request)
@@ -59,6 +60,10 @@ class FakeApi(BaseAdapter):
             self.gallery[name] = self.gallery.get(name, 0) + len(files)
             added = [{"face_id": i + 1, "box": [0, 0, 10, 10]} for i in range(len(files))]
             return self._reply(request, 201, {"identity": name, "added": added, "faces": self.gallery[name]})
+        match = re.fullmatch(r"/videos/([0-9a-f]{32})", path)
+        if request.method == "GET" and match:
+            job = self.videos.get(match.group(1))
+            return self._reply(request, 200, job) if job else self._reply(request, 404, {"detail": "no such video job"})
         if request.method == "GET" and path == "/identities":
             return self._reply(request, 200, {"identities": [{"name": n, "faces": c} for n, c in self.gallery.items()]})
         match = re.fullmatch(r"/identities/([^/]+)", path)
@@ -140,6 +145,12 @@ def enroll(client, name: str, photos: int = 1, consent: bool = True):
     return client.post("/enroll", data=form, content_type="multipart/form-data")
 
 
+RUNNING_JOB = {
+    "id": "a" * 32, "status": "running", "filename": "stage.mp4", "duration_s": 11.0, "error": None,
+    "progress": {"stage": "analysing", "frames_done": 110, "frames_total": 275, "fraction": 0.34},
+}
+
+
 # --- pages ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/", "/enroll", "/gallery"])
 def test_every_page_renders_for_a_phone(client, path):
@@ -147,7 +158,7 @@ def test_every_page_renders_for_a_phone(client, path):
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
-    assert "<script" not in page  # works without JavaScript: there is none
+    assert "<script" not in page  # works without JavaScript: these pages have none
     assert 'href="/static/style.css"' in page
     assert client.get("/static/style.css").status_code == 200
 
@@ -393,3 +404,24 @@ def test_uploads_are_not_written_to_disk(client, fake, monkeypatch):
 def test_unknown_page_is_a_readable_404(client):
     response = client.get("/nope")
     assert response.status_code == 404 and "Back to the start page" in response.get_data(as_text=True)
+
+
+def test_video_progress_refreshes_without_script_and_polls_with_it(fake, client):
+    fake.videos[RUNNING_JOB["id"]] = RUNNING_JOB
+    page = client.get(f"/videos/{RUNNING_JOB['id']}").get_data(as_text=True)
+    # no JavaScript: the page refreshes itself (the meta only counts where scripts do not run)
+    assert re.search(r'<noscript><meta http-equiv="refresh" content="\d+"></noscript>', page)
+    assert '<script src="/static/video_progress.js" defer></script>' in page
+    assert f'data-status-url="/videos/{RUNNING_JOB["id"]}/status"' in page
+    assert client.get("/static/video_progress.js").status_code == 200
+    status = client.get(f"/videos/{RUNNING_JOB['id']}/status")
+    assert status.status_code == 200 and status.headers["Cache-Control"] == "no-store"
+    assert status.get_json() == {
+        "status": "running", "status_word": "Analysing", "fraction": 0.34, "frames_done": 110, "frames_total": 275,
+        "text": "Finding and following faces: frame 110 of 275 (34%)",
+    }
+    assert client.get(f"/videos/{'b' * 32}/status").status_code == 404  # the script reloads on that
+    fake.videos[RUNNING_JOB["id"]] = {**RUNNING_JOB, "status": "failed", "error": "not a video"}
+    ended = client.get(f"/videos/{RUNNING_JOB['id']}").get_data(as_text=True)
+    assert "<script" not in ended and "refresh" not in ended  # an ended job's page stays as it is
+    assert client.get(f"/videos/{RUNNING_JOB['id']}/status").get_json()["text"] is None

@@ -3,7 +3,9 @@
 A video is too large to hold in memory like a photo: for ``POST /videos`` only, the request
 class spools the upload to a temporary file (deleted as soon as the request ends) and allows
 ``FACE_MAX_VIDEO_MB``; the view then streams that file to the API. Progress works without any
-script: the job's page refreshes itself (``<meta http-equiv="refresh">``) until the job ends.
+script: the job's page refreshes itself (``<meta http-equiv="refresh">`` inside ``<noscript>``)
+until the job ends. With JavaScript, ``static/video_progress.js`` instead polls the job's status
+JSON (``/videos/<id>/status``) and moves the progress bar in place, reloading once the job ended.
 The annotated video and the face crops are streamed from the API through the site (Range
 requests passed on), so the browser only ever talks to the site.
 """
@@ -147,6 +149,22 @@ def init_videos(app: Flask, settings: WebSettings) -> None:
             timeline_rows=len(rows_of(job["timeline"], [p["identity"] for p in people])) if job.get("timeline") else 0,
             unknown_row=UNKNOWN_ROW,
         )
+
+    @app.get("/videos/<job_id>/status")
+    def video_status(job_id: str):
+        """What the progress script shows: the words the page would render, never the API's URLs."""
+        job = job_or_abort(job_id)
+        progress = job.get("progress") or {}
+        running = job.get("status") in ("queued", "running")
+        status = {
+            "status": job.get("status"),
+            "status_word": STATUS_WORDS.get(job.get("status"), job.get("status")),
+            "fraction": float(progress.get("fraction") or 0),
+            "frames_done": progress.get("frames_done", 0),
+            "frames_total": progress.get("frames_total"),
+            "text": _progress_text(job) if running else None,
+        }
+        return status, 200, {"Cache-Control": "no-store"}  # Flask answers a dict as JSON
 
     @app.get("/videos/<job_id>/timeline.png")
     def video_timeline(job_id: str):

@@ -12,6 +12,12 @@ Stopping: the progress hook checks a per-job cancel flag and the shutdown flag o
 A DELETE stops the job and its files go; a shutdown puts the running job back in the queue with
 its upload, so it runs again after the restart. A kill (no shutdown) leaves the row ``running``;
 the next start requeues it (see ``SQLiteJobStore.recover_interrupted``).
+
+On a PostgreSQL gallery the jobs are rows of that database (``pg_store.PostgresJobStore``) and
+every replica's workers take from one queue; FACE_VIDEO_DIR must then be one folder shared by
+all of them (a shared volume), since the replica that takes a job reads the upload another
+received. A running job's lease is renewed by its progress and by a heartbeat thread; a job of
+a replica that died is taken over once its lease (FACE_VIDEO_LEASE_S) expired.
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ from pipeline.video.source import probe
 
 from ..config import Settings
 from .files import JOBS_DB, JobFiles, valid_job_id
-from .store import Job, SQLiteJobStore
+from .store import Job, JobStore, SQLiteJobStore
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +57,7 @@ DEFAULT_VIDEO_DIR = Path("data/videos")
 
 def jobs_root(settings: Settings) -> Path:
     """FACE_VIDEO_DIR, else ``videos/`` beside a SQLite gallery file (``data/videos`` when the
-    gallery is PostgreSQL: the jobs' table stays in its own SQLite file for now)."""
+    gallery is PostgreSQL: with several replicas, set FACE_VIDEO_DIR to a folder they share)."""
     from ..gallery.factory import is_postgres, sqlite_path
 
     if settings.video_dir is not None:
@@ -59,6 +65,20 @@ def jobs_root(settings: Settings) -> Path:
     if is_postgres(settings.gallery):
         return DEFAULT_VIDEO_DIR
     return sqlite_path(settings.gallery).parent / "videos"
+
+
+def open_job_store(settings: Settings, root: Path) -> JobStore:
+    """The gallery's PostgreSQL database when it is one (shared by replicas), else a SQLite file."""
+    from ..gallery.factory import is_postgres
+
+    if is_postgres(settings.gallery):
+        from .pg_store import PostgresJobStore  # psycopg only loads for a PostgreSQL gallery
+
+        return PostgresJobStore(
+            str(settings.gallery), lease_s=settings.video_lease_s, max_attempts=MAX_ATTEMPTS,
+            pool_size=settings.video_workers + 3,
+        )
+    return SQLiteJobStore(root / JOBS_DB)
 
 
 class VideoJobs:
@@ -70,7 +90,7 @@ class VideoJobs:
         self.gallery = gallery
         self.root = jobs_root(settings)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.store = SQLiteJobStore(self.root / JOBS_DB)
+        self.store = open_job_store(settings, self.root)
         self._stopping = threading.Event()
         self._wake = threading.Condition()
         self._lock = threading.Lock()
@@ -93,9 +113,10 @@ class VideoJobs:
             thread = threading.Thread(target=self._work, name=f"video-worker-{n}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        sweeper = threading.Thread(target=self._sweep_loop, name="video-sweeper", daemon=True)
-        sweeper.start()
-        self._threads.append(sweeper)
+        for target, name in ((self._sweep_loop, "video-sweeper"), (self._heartbeat_loop, "video-heartbeat")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the workers; a running job goes back to the queue and runs after the next start."""
@@ -164,6 +185,10 @@ class VideoJobs:
             log.info("video job %s stopped by shutdown after %.1f s; queued again", job.id, seconds)
             return
         current = self.store.get(job.id)
+        if outcome == "cancelled" and current is not None and current.status == "running":
+            # not cancelled: its lease expired and another replica runs it now; its files are theirs
+            log.warning("video job %s was taken over by another replica after %.1f s; stopped here", job.id, seconds)
+            return
         if outcome == "cancelled" or current is None or current.status == "cancelled":
             # DELETE removes the files too, but it may have run before this worker stopped writing
             files.remove_all()
@@ -175,7 +200,10 @@ class VideoJobs:
 
     def _analyse(self, job: Job, files: JobFiles, cancel: threading.Event) -> tuple[str, str | None]:
         if not files.upload.is_file():
-            return "failed", "the uploaded video is no longer on disk (removed while queued)"
+            return "failed", (
+                "the uploaded video is no longer on disk (removed while queued; with several replicas, "
+                "FACE_VIDEO_DIR must be one folder they all share)"
+            )
         shutil.rmtree(files.results, ignore_errors=True)  # a rerun after a restart starts clean
         frame_limit = self._frame_limit(job)
         last_write = 0.0
@@ -242,6 +270,17 @@ class VideoJobs:
         if removed:
             log.info("video retention: removed %d job(s)", removed)
         return removed
+
+    def _heartbeat_loop(self) -> None:
+        """Renew the lease of the jobs running here, also through stages that report no progress."""
+        while not self._stopping.wait(self.settings.video_lease_s / 4):
+            with self._lock:
+                running = list(self._cancel)
+            for job_id in running:
+                try:
+                    self.store.heartbeat(job_id)
+                except Exception:  # the database is away: the lease may lapse; the job then moves on
+                    log.exception("could not renew the lease of video job %s", job_id)
 
     def _sweep_loop(self) -> None:
         interval = min(300.0, self.settings.video_retention_hours * 3600 / 10)

@@ -7,10 +7,8 @@ reports progress on the row, and ends it ``done``/``failed``. At start-up,
 upload is still on disk) or, after ``max_attempts`` starts, fails them with the reason.
 
 The SQLite file is the jobs' own (``FACE_VIDEO_DIR/jobs.sqlite3``), not the gallery's, so the
-gallery's schema and migrations stay untouched. A PostgreSQL store would implement the same
-methods; its claim is the one statement in :data:`POSTGRES_CLAIM`, which lets any replica take a
-queued job without two taking the same one, and its recovery would requeue only rows whose
-``heartbeat_at`` is stale (another replica may still be running the others).
+gallery's schema and migrations stay untouched. On a PostgreSQL gallery the jobs live in that
+database instead (``pg_store.PostgresJobStore``, same methods), so any replica may take them.
 """
 from __future__ import annotations
 
@@ -23,15 +21,6 @@ from typing import Protocol
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 UNFINISHED = ("queued", "running")
-
-POSTGRES_CLAIM = """
-UPDATE video_jobs SET status = 'running', attempts = attempts + 1, started_at = %(now)s, heartbeat_at = %(now)s
-WHERE id = (
-    SELECT id FROM video_jobs WHERE status = 'queued' ORDER BY created_at
-    FOR UPDATE SKIP LOCKED LIMIT 1
-)
-RETURNING *
-"""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS video_jobs (
@@ -87,6 +76,7 @@ class JobStore(Protocol):
     def count_unfinished(self) -> int: ...
     def claim_next(self) -> Job | None: ...
     def progress(self, job_id: str, stage: str, frames_done: int, fraction: float) -> bool: ...
+    def heartbeat(self, job_id: str) -> bool: ...
     def finish(self, job_id: str, status: str, error: str | None = None) -> None: ...
     def requeue(self, job_id: str) -> None: ...
     def mark_cancelled(self, job_id: str) -> bool: ...
@@ -169,6 +159,10 @@ class SQLiteJobStore:
                 (stage, frames_done, round(fraction, 4), time.time(), job_id),
             )
             return cursor.rowcount == 1
+
+    def heartbeat(self, job_id: str) -> bool:
+        """Only one process uses a SQLite job file: nobody else needs to know it is alive."""
+        return True
 
     def finish(self, job_id: str, status: str, error: str | None = None) -> None:
         if status not in ("done", "failed", "cancelled"):
