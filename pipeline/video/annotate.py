@@ -7,7 +7,7 @@ it in memory) and draws every track on every frame it covers, interpolating boxe
 skipped frames. ``timeline.json`` lists the tracks with their frames, boxes and times.
 
 ``annotate_video`` is that work on an open matcher; the API's video jobs call it with their own
-engine and gallery (:class:`~pipeline.matchers.EngineMatcher`) and :class:`Hooks` for progress,
+engine and gallery (:class:`~pipeline.video.matchers.EngineMatcher`) and :class:`Hooks` for progress,
 cancelling, H.264 output and keeping each track's best faces for enrolling later.
 """
 from __future__ import annotations
