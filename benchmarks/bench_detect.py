@@ -11,7 +11,6 @@ size also checks that both found the same faces (IoU >= 0.5, plain faces at our 
 """
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 

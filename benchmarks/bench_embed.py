@@ -10,7 +10,6 @@ downloaded here). Batch sizes 1, 8 and 32 are timed in interleaved rounds with 2
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from benchmarks.timing import bench_main, interleaved

@@ -16,7 +16,17 @@ from urllib.parse import quote
 import requests
 
 from .errors import ApiError, detail_text, error_for
-from .results import Detection, Embedding, Enrollment, Health, Identity, IdentitySummary, Recognition, Verification, VideoJob
+from .results import (
+    Detection,
+    Embedding,
+    Enrollment,
+    Health,
+    Identity,
+    IdentitySummary,
+    Recognition,
+    Verification,
+    VideoJob,
+)
 
 CHUNK = 1 << 20  # bytes per read of a streamed video upload
 

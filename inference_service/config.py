@@ -146,7 +146,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _one_default_key(self) -> "Settings":
+    def _one_default_key(self) -> Settings:
         if self.api_key and self.api_keys and "default" in parse_labelled_keys(self.api_keys):
             raise ValueError("FACE_API_KEYS may not use the label 'default' while FACE_API_KEY is set")
         return self

@@ -20,8 +20,8 @@ import importlib
 import importlib.util
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from face_client import ApiError
 from inference_service.registry import EMBEDDER_CHOICES, describe_choices

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from inference_service.gallery import SQLiteStore
+
 from live_servers import REPO, clean_env, free_port, start_api
 from test_api import png_header_only
 

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from live_servers import REPO, start_api, start_web
+
 SCREENSHOT = REPO / "test-artifacts" / "screenshot-result.png"
 DOCS_SCREENSHOT = REPO / "docs" / "screenshot-result.png"
 KEY = "e2e-test-key"

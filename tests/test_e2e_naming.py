@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from inference_service.engine import iou
+
 from live_servers import REPO, start_api, start_web
 from test_e2e_browser import csp_messages, login_form
 

@@ -13,8 +13,7 @@ from facenet_pytorch import InceptionResnetV1
 
 from inference_service.config import Settings
 from inference_service.engine import FaceEngine
-from inference_service.engine.embedders import WeightsUnavailableError, create_embedder, resolve_auto
-from inference_service.engine.embedders import facenet
+from inference_service.engine.embedders import WeightsUnavailableError, create_embedder, facenet, resolve_auto
 from inference_service.engine.embedders.facenet import WEIGHT_FILES, load_inception_resnet
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,7 @@ from fastapi.testclient import TestClient
 
 from inference_service.api.app import create_app
 from inference_service.config import Settings
-from inference_service.gallery import Gallery, open_store
-from inference_service.gallery import sqlite_file
+from inference_service.gallery import Gallery, open_store, sqlite_file
 from inference_service.gallery.audit import AuditQuery
 
 KEYS = {"default": "key-default", "cam": "key-cam", "ops": "key-ops"}
@@ -35,7 +34,7 @@ def photo(faces_dir: Path, rel: str) -> list:
 
 
 def soon(seconds: float) -> str:
-    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat()
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -211,7 +210,7 @@ def test_retention_days_sets_the_default_expiry(engine, faces_dir, gallery_url):
     with make_client(engine, gallery_url, retention_days=30) as c:
         c.post("/identities/Obama/faces", headers=headers("cam"), files=photo(faces_dir, "gallery/obama/1.jpg"))
         shown = c.get("/identities/Obama", headers={"X-API-Key": READ_KEY}).json()
-        left = datetime.fromisoformat(shown["expires_at"]) - datetime.now(timezone.utc)
+        left = datetime.fromisoformat(shown["expires_at"]) - datetime.now(UTC)
         assert timedelta(days=29, hours=23) < left <= timedelta(days=30)
         r = c.post("/identities/Obama/faces", headers=headers("cam"), data={"expires_at": "2020-01-01T00:00:00Z"},
                    files=photo(faces_dir, "gallery/obama/1.jpg"))

@@ -9,8 +9,8 @@ import pytest
 
 from pipeline.video.enroll import select_best
 from pipeline.video.quality import frontality
-from pipeline.video.tracking import Detection, Track, Tracker, TrackerConfig, aggregate, decide_identity, track_boxes
 from pipeline.video.source import VideoInfo, sample_indices
+from pipeline.video.tracking import Detection, Track, Tracker, TrackerConfig, aggregate, decide_identity, track_boxes
 
 pytestmark = pytest.mark.unit  # no model weights: runs first (conftest.py)
 

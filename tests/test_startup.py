@@ -20,6 +20,7 @@ import pytest
 
 from inference_service.gallery import Gallery, SQLiteStore
 from tests.conftest import OPTIONAL_SKIP
+
 from live_servers import REPO, clean_env, free_port
 
 

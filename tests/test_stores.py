@@ -7,7 +7,7 @@ identity with it, and a persistent store serves the same faces after a reopen.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -22,7 +22,7 @@ def make_records(identity: str, count: int, seed: int, box: bool = True) -> list
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((count, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    start = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc) + timedelta(minutes=seed)
+    start = datetime(2026, 11, 27, 12, 0, tzinfo=UTC) + timedelta(minutes=seed)
     return [
         FaceRecord(
             face_id=uuid.uuid4().hex,

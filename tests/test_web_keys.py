@@ -11,11 +11,12 @@ import re
 import pytest
 import requests
 
-from live_servers import start_api, start_web
-from test_web import API, FACES, FakeApi, _photo, recognize, token
 from face_client import FaceClient
 from web_frontend.app import create_app
 from web_frontend.config import WebSettings
+
+from live_servers import start_api, start_web
+from test_web import API, FACES, FakeApi, _photo, recognize, token
 
 READ, WRITE = "read-key-for-tests", "write-key-for-tests"
 

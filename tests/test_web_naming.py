@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 
 from inference_service.engine import iou, load_image
-from test_web import FACES, FakeApi, _app, _multipart, recognize, token
 from web_frontend import naming
 from web_frontend.face_crops import CROP_MAX_SIDE, MAX_NAMEABLE_FACES, cut_faces
+
+from test_web import FACES, FakeApi, _app, _multipart, recognize, token
 
 
 def face_forms(page: str) -> list[dict[str, str]]:

@@ -14,10 +14,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import url_for
 
-from test_web import FACES, FakeApi, _app, _photo, enroll, recognize, token
 from web_frontend.__main__ import _loopback
 from web_frontend.auth import LoginThrottle
 from web_frontend.config import WebSettings
+
+from test_web import FACES, FakeApi, _app, _photo, enroll, recognize, token
 
 PASSWORD = "correct horse battery staple"
 

@@ -22,8 +22,8 @@ from .forms import FORM_OVERHEAD_BYTES
 from .gallery import bp as gallery_blueprint
 from .headers import init_security_headers
 from .naming import bp as naming_blueprint
-from .recognize import bp as recognize_blueprint
 from .people import init_people
+from .recognize import bp as recognize_blueprint
 from .videos import init_videos
 
 log = logging.getLogger(__name__)

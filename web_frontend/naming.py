@@ -16,13 +16,15 @@ import hashlib
 import hmac
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from face_client import ApiError, FaceClient, Upload
+
 from .auth import login_required
 from .consent import consent_record
 from .face_crops import cut_faces

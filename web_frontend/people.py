@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Flask, abort, flash, redirect, render_template, request, url_for
 
 from face_client import ApiError, FaceClient
+
 from .auth import login_required
 
 

@@ -19,10 +19,11 @@ from flask import Flask, Response, abort, flash, redirect, render_template, requ
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from face_client import ApiError, FaceClient
+
 from .auth import login_required
 from .config import WebSettings
-from .forms import FORM_OVERHEAD_BYTES
 from .consent import consent_record
+from .forms import FORM_OVERHEAD_BYTES
 from .timeline_image import UNKNOWN_ROW, rows_of, timeline_png
 
 UPLOAD_PATH = "/videos"

@@ -6,8 +6,9 @@ lifespan (or are handed in, as tests and ``python -m inference_service`` do), ne
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 

@@ -3,7 +3,7 @@ consent and expiry an enrollment carries."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -40,7 +40,7 @@ def parse_time(text: str, field: str) -> datetime:
     if moment.tzinfo is None:
         raise HTTPException(422, f"{field} needs a UTC offset (e.g. 2027-01-31T12:00:00Z), got {text[:40]!r}")
     try:
-        return moment.astimezone(timezone.utc)
+        return moment.astimezone(UTC)
     except OverflowError:  # e.g. year 1 with a positive offset: before the first UTC instant
         raise HTTPException(422, f"{field} is outside the years 1-9999 in UTC") from None
 

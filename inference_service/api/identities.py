@@ -11,9 +11,8 @@ import re
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Request, Response, UploadFile
 
 from ..gallery import GalleryError, validate_name
-from ..gallery.names import identity_key
 from ..gallery.audit import CONSENT_MAX_LENGTH, acting
-from ..gallery.names import MAX_NAME_LENGTH, NAME_RULE
+from ..gallery.names import MAX_NAME_LENGTH, NAME_RULE, identity_key
 from . import jobs
 from .app_state import Services, get_services
 from .audit import enrollment_context, write_context

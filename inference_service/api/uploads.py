@@ -114,7 +114,7 @@ async def _receive_by(receive: Receive, deadline: float) -> Message:
         raise _BodyTimeout
     try:
         return await asyncio.wait_for(receive(), remaining)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise _BodyTimeout from None
 
 

@@ -12,8 +12,9 @@ import asyncio
 import math
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -50,7 +51,7 @@ class InferencePool:
         """Seconds until a slot is likely free: the queue ahead drained by all workers, >= 1."""
         return max(1, math.ceil(self.capacity / self.workers * self._mean_seconds))
 
-    def submit(self, fn: Callable[..., T], *args: Any) -> "Future[T]":
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         """Start ``fn(*args)`` on a worker (or queue it); raises :class:`PoolFullError` when full.
 
         The slot is held until the job has finished (or was cancelled before it started), not
@@ -67,7 +68,7 @@ class InferencePool:
             started = time.perf_counter()
             return fn(*args)
 
-        def release(future: "Future[T]") -> None:
+        def release(future: Future[T]) -> None:
             with self._lock:
                 self._pending -= 1
                 if not future.cancelled():

@@ -9,8 +9,8 @@ weights (shipped inside the facenet-pytorch wheel, so this works offline) are un
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import cv2
 import numpy as np

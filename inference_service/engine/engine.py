@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -49,7 +49,7 @@ class FaceEngine:
     @classmethod
     def from_settings(
         cls, settings: Settings, gallery_embedder: str | None = None, concurrent_callers: int = 1
-    ) -> "FaceEngine":
+    ) -> FaceEngine:
         """Load both models as configured. ``gallery_embedder`` is what an existing gallery holds.
 
         ``FACE_THREADS`` is the CPU budget of the whole process: with ``concurrent_callers``

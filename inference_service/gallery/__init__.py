@@ -6,9 +6,9 @@ from .errors import (
     GalleryOpenError,
     GalleryUnavailableError,
 )
+from .factory import open_store, stored_embedder
 from .gallery import Candidate, Gallery, Recognition
 from .names import InvalidNameError, name_key, validate_name
-from .factory import open_store, stored_embedder
 from .store import FaceRecord, FaceTable, GalleryStore, MemoryStore, SQLiteStore
 
 __all__ = [

@@ -11,11 +11,11 @@ ids, the key label and the client address.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Iterator
+from datetime import UTC, datetime
 
 ACTIONS = ("enroll", "delete_face", "delete_identity", "expire", "export")
 CONSENT_MAX_LENGTH = 200
@@ -115,9 +115,9 @@ def current() -> WriteContext | None:
 def utc_text(moment: datetime) -> str:
     """One textual form for every stored time, so SQLite compares them as strings correctly."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
+from .factory import open_store
 from .index import FaceIndex
 from .names import validate_name
-from .factory import open_store
 from .store import FaceRecord, GalleryStore
 
 
@@ -54,7 +54,7 @@ class Gallery:
         self._index = FaceIndex.from_table(table, dim, embedder_name)
 
     @classmethod
-    def open(cls, path: str | Path, embedder_name: str, dim: int) -> "Gallery":
+    def open(cls, path: str | Path, embedder_name: str, dim: int) -> Gallery:
         """Open (or create) the gallery a path or URL names; refuses one written by another embedder."""
         return cls(open_store(path, embedder_name, dim), embedder_name, dim)
 
@@ -96,7 +96,7 @@ class Gallery:
         vectors = np.asarray(embeddings, dtype=np.float32).reshape(-1, self.dim)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = vectors / np.maximum(norms, 1e-12)
-        now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
         boxes = list(boxes) if boxes is not None else [None] * len(vectors)
         with self._write_lock:
             name = self._index.display_name(identity) or identity

@@ -21,9 +21,9 @@ and the similarity reported is that identity's maximum, exactly as a per-identit
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Iterable, Sequence
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -60,7 +60,7 @@ class _Block:
         return len(self.vectors)
 
     @classmethod
-    def empty(cls, capacity: int, dim: int) -> "_Block":
+    def empty(cls, capacity: int, dim: int) -> _Block:
         return cls(
             vectors=np.empty((capacity, dim), np.float32),
             identity=np.empty(capacity, np.int32),
@@ -111,7 +111,7 @@ class FaceIndex:
 
     # -- building -----------------------------------------------------------------------------
     @classmethod
-    def from_table(cls, table: FaceTable, dim: int, embedder: str = "") -> "FaceIndex":
+    def from_table(cls, table: FaceTable, dim: int, embedder: str = "") -> FaceIndex:
         """The index over a store's start-up load; the table's arrays are used without copies
         where they already have the right type (blocks are views into them)."""
         index = cls(dim, embedder)
@@ -403,5 +403,5 @@ def _face_id_bytes(face_id: str) -> bytes:
 def _utc_micros(stamp: str) -> np.datetime64:
     moment = datetime.fromisoformat(stamp)
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return np.datetime64(moment, "us")

@@ -16,10 +16,11 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import numpy as np
 import psycopg
@@ -683,7 +684,7 @@ def _record(row: Sequence[Any], embedder: str) -> FaceRecord:
         identity=name,
         embedding=np.frombuffer(blob, dtype="<f4").astype(np.float32),
         embedder=embedder,
-        created_at=created_at.astimezone(timezone.utc).isoformat(timespec="microseconds"),
+        created_at=created_at.astimezone(UTC).isoformat(timespec="microseconds"),
         box=None if box[0] is None else tuple(float(v) for v in box),
     )
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import psycopg
@@ -51,7 +51,7 @@ class ReplicaSync:
         self._thread: threading.Thread | None = None
 
     # -- life ---------------------------------------------------------------------------------
-    def start(self) -> "ReplicaSync":
+    def start(self) -> ReplicaSync:
         self.store.observer = self
         self._thread = threading.Thread(target=self._listen, name="gallery-replica-sync", daemon=True)
         self._thread.start()

@@ -34,7 +34,7 @@ class RetentionSweeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "RetentionSweeper":
+    def start(self) -> RetentionSweeper:
         self._thread = threading.Thread(target=self._run, name="gallery-retention", daemon=True)
         self._thread.start()
         return self

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import unicodedata
 import urllib.parse
 import uuid
 from dataclasses import dataclass

@@ -10,11 +10,11 @@ import logging
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -54,7 +54,7 @@ class FaceTable:
     boxes: np.ndarray  # (n, 4) float32; NaN where the box is unknown
 
     @classmethod
-    def from_records(cls, records: Sequence[FaceRecord], dim: int) -> "FaceTable":
+    def from_records(cls, records: Sequence[FaceRecord], dim: int) -> FaceTable:
         names: dict[str, int] = {}
         identity = np.fromiter((names.setdefault(r.identity, len(names)) for r in records), np.int32, len(records))
         return cls(
@@ -552,7 +552,7 @@ def _utc_micros(stamps: np.ndarray) -> np.ndarray:
     for row in np.flatnonzero(~ours):
         moment = datetime.fromisoformat(stamps[row].decode())
         if moment.tzinfo is not None:
-            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
         out[row] = np.datetime64(moment, "us")
     return out
 

@@ -28,8 +28,8 @@ import threading
 import time
 from pathlib import Path
 
-from pipeline.video.annotate import Hooks, annotate_video
 from pipeline.errors import PipelineError
+from pipeline.video.annotate import Hooks, annotate_video
 from pipeline.video.matchers import EngineMatcher
 from pipeline.video.source import probe
 

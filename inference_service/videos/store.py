@@ -123,7 +123,7 @@ class SQLiteJobStore:
         return [r[0] for r in rows]
 
     # -- writes -------------------------------------------------------------------------------
-    def _transaction(self) -> "_Tx":
+    def _transaction(self) -> _Tx:
         return _Tx(self._db, self._lock)
 
     def create(self, job: Job) -> None:

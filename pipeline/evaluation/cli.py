@@ -15,17 +15,28 @@ import csv
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from inference_service.atomic import write_json
 from inference_service.registry import EMBEDDER_CHOICES
 
-from .data import EmbeddedFaces, FaceSpec, Pair, all_pairs, embed_specs, folder_specs, listed_pairs
-from .data import MANIFEST_SKIP_ROLES, manifest_specs, pairs_specs, parse_pairs
+from .data import (
+    MANIFEST_SKIP_ROLES,
+    EmbeddedFaces,
+    FaceSpec,
+    Pair,
+    all_pairs,
+    embed_specs,
+    folder_specs,
+    listed_pairs,
+    manifest_specs,
+    pairs_specs,
+    parse_pairs,
+)
 from .metrics import (
     Calibration,
     accuracy_at,

@@ -13,9 +13,9 @@ cancelling, H.264 output and keeping each track's best faces for enrolling later
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -27,8 +27,8 @@ from ..errors import PipelineError
 from .quality import crop_with_margin
 from .render import label_colour, write_video
 from .shots import ShotDetector
-from .tracking import Detection, Tracker, TrackerConfig, decide_identity, track_boxes
 from .source import VideoInfo, open_source, probe, read_frames
+from .tracking import Detection, Tracker, TrackerConfig, decide_identity, track_boxes
 
 ANALYSED_PER_SECOND = 10.0  # default analysis rate: faces move little in a tenth of a second
 BATCH = 16

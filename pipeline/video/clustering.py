@@ -9,8 +9,9 @@ Clusters are numbered 1, 2, ... from the largest down.
 """
 from __future__ import annotations
 
-import numpy as np
 from pathlib import Path
+
+import numpy as np
 
 from inference_service.atomic import write_json
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from face_client import ApiError, Upload
 
-from .api import api_client
 from ..errors import PipelineError
+from .api import api_client
 from .quality import crop_with_margin
 from .rundir import RunDir
 

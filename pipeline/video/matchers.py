@@ -8,15 +8,15 @@ flight, to keep the server's worker pool busy) and tracks link on overlap alone.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
 
-from .api import api_client
 from ..errors import PipelineError
+from .api import api_client
 from .tracking import Detection
 
 API_JPEG_QUALITY = 90

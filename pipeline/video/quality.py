@@ -6,7 +6,7 @@ frontal faces than to the same person's, as the stage clip's profile shots show)
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

@@ -7,9 +7,9 @@ half-written ``faces.json`` that a later step would trust.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-import json
 
 import numpy as np
 

@@ -1,8 +1,8 @@
 """Contact sheets: a grid of face crops in one JPEG, to see at a glance who a cluster is."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np

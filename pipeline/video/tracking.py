@@ -16,8 +16,8 @@ collects a face's every appearance in a shot, so the decision can use all of the
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -78,7 +78,7 @@ class TrackerConfig:
     max_missed: int = 5  # analysed frames a track survives unseen (a blink of the detector)
 
     @classmethod
-    def for_threshold(cls, threshold: float, max_missed: int = 5) -> "TrackerConfig":
+    def for_threshold(cls, threshold: float, max_missed: int = 5) -> TrackerConfig:
         # Within one shot the same face in frames a tenth of a second apart scores far above the
         # recognition threshold; two different people rarely reach threshold - 0.05 with dlib
         # (the stage clip's audience pairs stay below 0.9). Re-identification without overlap

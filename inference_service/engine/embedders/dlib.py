@@ -1,18 +1,18 @@
 """dlib's ResNet face descriptor (128-d), run by our torch port on aligned 150x150 chips."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
+from ...registry import EMBEDDERS, EmbedderSpec
 from ..alignment import aligned_chips
 from ..detection import Face
 from .base import Embedder
 from .dlib_resnet import INPUT_SIZE, DlibResNet
 from .dlib_weights import find_dlib_model
-from ...registry import EMBEDDERS, EmbedderSpec
 
 
 class DlibEmbedder(Embedder):
@@ -27,7 +27,7 @@ class DlibEmbedder(Embedder):
         super().__init__(module, device, batch_size)
 
     @classmethod
-    def load(cls, model_path: str | Path | None, device: torch.device, batch_size: int = 32) -> "DlibEmbedder":
+    def load(cls, model_path: str | Path | None, device: torch.device, batch_size: int = 32) -> DlibEmbedder:
         """Parse the verified .dat file (milliseconds) into the torch port."""
         return cls(DlibResNet.from_dat(find_dlib_model(model_path)), device, batch_size)
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
+from ...registry import EMBEDDERS, EmbedderSpec
 from ..alignment import box_crops
 from ..detection import Face
-from ...registry import EMBEDDERS, EmbedderSpec
 from .base import Embedder, WeightsUnavailableError
 
 log = logging.getLogger(__name__)
