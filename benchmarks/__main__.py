@@ -6,6 +6,7 @@ in the JSON with its error and the others still run (the exit status then says s
 The closing table holds the ratios and figures, each measured side by side within this one run,
 with the machine they ran on. ``--quick`` (fewer rounds) finishes in about two minutes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,9 +51,20 @@ FIGURES: dict[str, tuple[str, str, str]] = {
     "startup_s_1m_postgres": ("gallery", "Gallery start-up from 1M faces in PostgreSQL, s", "<= 3"),
 }
 REQUIRED = (
-    "detect_ratio_1080p", "detect_ratio_4000x3000", "embed_batch_speedup", "http_overhead_ratio",
-    "concurrency_throughput_ratio", "pipeline_speedup", "search_ms_100k", "search_ms_1m", "rss_mb", "rss_growth",
-    "enroll_ms_1m", "delete_ms_1m", "gallery_ram_ratio_1m", "startup_s_1m",
+    "detect_ratio_1080p",
+    "detect_ratio_4000x3000",
+    "embed_batch_speedup",
+    "http_overhead_ratio",
+    "concurrency_throughput_ratio",
+    "pipeline_speedup",
+    "search_ms_100k",
+    "search_ms_1m",
+    "rss_mb",
+    "rss_growth",
+    "enroll_ms_1m",
+    "delete_ms_1m",
+    "gallery_ram_ratio_1m",
+    "startup_s_1m",
 )
 
 

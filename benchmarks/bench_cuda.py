@@ -10,6 +10,7 @@ on them). GPU times are taken after ``torch.cuda.synchronize()``.
 
     FACE_DEVICE=cuda python -m benchmarks.bench_cuda [--quick]
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -102,9 +103,7 @@ def run(quick: bool = False) -> dict:
         chips = chips_for(cpu.embedder, photos, 256 if not quick else 64)
         on_cpu = cpu.embedder.embed(chips[:32])
         on_gpu = gpu.embedder.embed(chips[:32])
-        cosine = np.sum(on_cpu * on_gpu, axis=1) / (
-            np.linalg.norm(on_cpu, axis=1) * np.linalg.norm(on_gpu, axis=1)
-        )
+        cosine = np.sum(on_cpu * on_gpu, axis=1) / (np.linalg.norm(on_cpu, axis=1) * np.linalg.norm(on_gpu, axis=1))
         dlib_rates = _embed_rates(gpu.embedder, chips, max(3, rounds // 4), torch)
         facenet = FaceNetEmbedder("random-weights", InceptionResnetV1(pretrained=None), torch.device("cuda"))
         facenet_chips = chips_for(facenet, photos, len(chips))

@@ -9,6 +9,7 @@ size also checks that both found the same faces (IoU >= 0.5, plain faces at our 
 
     python -m benchmarks.bench_detect [--quick]
 """
+
 from __future__ import annotations
 
 import cv2
@@ -25,7 +26,9 @@ TARGETS = {"1080p": 0.6, "4000x3000": 0.25}
 def upscale_cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """Scale ``image`` to cover width x height, then crop the centre: a big photo of real content."""
     scale = max(width / image.shape[1], height / image.shape[0])
-    big = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_CUBIC)
+    big = cv2.resize(
+        image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_CUBIC
+    )
     y = (big.shape[0] - height) // 2
     x = (big.shape[1] - width) // 2
     return np.ascontiguousarray(big[y : y + height, x : x + width])
@@ -69,9 +72,11 @@ def run(quick: bool = False) -> dict:
     plain = MTCNN(keep_all=True, device="cpu")
     images = load_images()
     # (rounds, warm-up calls) per size; plain MTCNN takes seconds on 4000x3000, so few rounds there.
-    plan = {"240p": (3, 1), "480p": (3, 1), "720p": (3, 1), "1080p": (3, 1), "4000x3000": (2, 0)} if quick else {
-        "240p": (15, 2), "480p": (11, 1), "720p": (9, 1), "1080p": (9, 1), "4000x3000": (5, 1)
-    }
+    plan = (
+        {"240p": (3, 1), "480p": (3, 1), "720p": (3, 1), "1080p": (3, 1), "4000x3000": (2, 0)}
+        if quick
+        else {"240p": (15, 2), "480p": (11, 1), "720p": (9, 1), "1080p": (9, 1), "4000x3000": (5, 1)}
+    )
 
     rows = []
     for size, image in images.items():

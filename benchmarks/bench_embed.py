@@ -8,6 +8,7 @@ downloaded here). Batch sizes 1, 8 and 32 are timed in interleaved rounds with 2
 
     python -m benchmarks.bench_embed [--quick]
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -104,7 +105,9 @@ def markdown(result: dict) -> str:
         f"Embedding, faces/s (median of interleaved rounds of {result['faces_per_run']} faces, "
         f"torch {result['threads']} threads)",
         "",
-        "| embedder | input | rounds | " + " | ".join(f"batch {b}" for b in BATCH_SIZES) + " | batch 32 / one at a time |",
+        "| embedder | input | rounds | "
+        + " | ".join(f"batch {b}" for b in BATCH_SIZES)
+        + " | batch 32 / one at a time |",
         "| --- | --- | ---: | " + " | ".join("---:" for _ in BATCH_SIZES) + " | ---: |",
     ]
     for name, row in result["embedders"].items():

@@ -21,6 +21,7 @@ Synthetic 128-d random unit vectors, 100 faces per identity (10 for the search f
 
     python -m benchmarks.bench_gallery [--quick] [--postgres URL]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,13 @@ FACES_1M = 1_000_000
 PER_IDENTITY = 100
 EMBEDDER = "synthetic"
 STAMP = "2026-01-01T00:00:00.000000+00:00"
-TARGETS = {"enroll_ms_1m": 20, "delete_ms_1m": 50, "gallery_ram_ratio_1m": 1.3, "startup_s_1m": 3, "search_ms_100k": 3.2}
+TARGETS = {
+    "enroll_ms_1m": 20,
+    "delete_ms_1m": 50,
+    "gallery_ram_ratio_1m": 1.3,
+    "startup_s_1m": 3,
+    "search_ms_100k": 3.2,
+}
 
 
 def unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
@@ -173,7 +180,11 @@ def sqlite_figures(n: int, rounds: int) -> dict:
         size_mb = path.stat().st_size / 2**20
         proc = subprocess.run(
             [sys.executable, "-m", "benchmarks.bench_gallery", "--child", str(path), str(n), str(rounds)],
-            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
     if proc.returncode != 0:
         raise RuntimeError(f"gallery child failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
@@ -195,10 +206,12 @@ def postgres_figures(url: str, n: int, rounds: int) -> dict:
         if store.load_table(DIM).embeddings.shape[0] != n:
             vectors = unit_vectors(n, DIM, seed=0)
             for s in range(0, n, 20_000):
-                store.add_faces([
-                    FaceRecord(f"{i:032x}", f"id{i // PER_IDENTITY:07d}", vectors[i], EMBEDDER, STAMP)
-                    for i in range(s, min(n, s + 20_000))
-                ])
+                store.add_faces(
+                    [
+                        FaceRecord(f"{i:032x}", f"id{i // PER_IDENTITY:07d}", vectors[i], EMBEDDER, STAMP)
+                        for i in range(s, min(n, s + 20_000))
+                    ]
+                )
     finally:
         store.close()
     return measure_gallery(lambda: open_store(url, EMBEDDER, DIM), n, rounds)
@@ -218,9 +231,9 @@ def search_figures(n: int, rounds: int, per_identity: int = 10) -> dict:
 
     vectors = unit_vectors(n, DIM, seed=0)
     store = MemoryStore()
-    store.add_faces([
-        FaceRecord(f"{i:08d}", f"id{i // per_identity:07d}", vectors[i], EMBEDDER, STAMP) for i in range(n)
-    ])
+    store.add_faces(
+        [FaceRecord(f"{i:08d}", f"id{i // per_identity:07d}", vectors[i], EMBEDDER, STAMP) for i in range(n)]
+    )
     gallery = Gallery(store, EMBEDDER, DIM)
     starts = np.arange(0, n, per_identity)
     query = unit_vectors(1, DIM, seed=1)
@@ -229,7 +242,8 @@ def search_figures(n: int, rounds: int, per_identity: int = 10) -> dict:
     same = [c.identity for c in ours.candidates] == [f"id{i:07d}" for i in before]
     times = interleaved(
         {"ours": lambda: gallery.search(query, 0.9), "before": lambda: _reduceat_search(vectors, starts, query)},
-        rounds=rounds, warmup=3,
+        rounds=rounds,
+        warmup=3,
     )
     return {
         "faces": n,
@@ -264,10 +278,17 @@ def search_1m_figures(rounds: int, per_identity: int = 10) -> dict:
     ]
     times = interleaved(
         {"ours": lambda: index.search(query, 5), "before": lambda: _reduceat_search(vectors, starts, query)},
-        rounds=rounds, warmup=2,
+        rounds=rounds,
+        warmup=2,
     )
-    return {"faces": n, "blocks": len(index._view.blocks), "search_ms": median_ms(times["ours"]),
-            "before_ms": median_ms(times["before"]), "same_candidates": same, "rounds": rounds}
+    return {
+        "faces": n,
+        "blocks": len(index._view.blocks),
+        "search_ms": median_ms(times["ours"]),
+        "before_ms": median_ms(times["before"]),
+        "same_candidates": same,
+        "rounds": rounds,
+    }
 
 
 def run(quick: bool = False, postgres: str | None = None) -> dict:
@@ -276,7 +297,11 @@ def run(quick: bool = False, postgres: str | None = None) -> dict:
     search = search_figures(100_000, rounds=50 if quick else 200)
     search_1m = search_1m_figures(rounds=5 if quick else 15)
     sqlite = sqlite_figures(FACES_1M, rounds)
-    pg = postgres_figures(postgres, FACES_1M, rounds) if postgres else {"skipped": "no --postgres URL or FACE_BENCH_POSTGRES"}
+    pg = (
+        postgres_figures(postgres, FACES_1M, rounds)
+        if postgres
+        else {"skipped": "no --postgres URL or FACE_BENCH_POSTGRES"}
+    )
     return {
         "search_100k": search,
         "search_1m": search_1m,

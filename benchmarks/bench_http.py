@@ -18,6 +18,7 @@ the same settings and the same enrolled face, then measures:
 
     python -m benchmarks.bench_http [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,7 +70,9 @@ def side_by_side(api_url: str, engine: FaceEngine, gallery: Gallery, photo: byte
         t_http = time.perf_counter() - t
         r.raise_for_status()
         t = time.perf_counter()
-        jobs.recognize(engine, gallery, photo, jobs.PixelLimits(settings.max_pixels, settings.max_request_pixels), engine.threshold)
+        jobs.recognize(
+            engine, gallery, photo, jobs.PixelLimits(settings.max_pixels, settings.max_request_pixels), engine.threshold
+        )
         t_local = time.perf_counter() - t
         if i >= 3:  # warm-up
             http.append(t_http)
@@ -228,7 +231,13 @@ def run(quick: bool = False) -> dict:
     settings = Settings(embedder="dlib-resnet", threads=1)
     engine = FaceEngine.from_settings(settings)
     gallery = Gallery(MemoryStore(), engine.embedder.name, engine.embedder.dim)
-    jobs.enroll(engine, gallery, "obama", [("1.jpg", enroll_photo)], jobs.PixelLimits(settings.max_pixels, settings.max_request_pixels))
+    jobs.enroll(
+        engine,
+        gallery,
+        "obama",
+        [("1.jpg", enroll_photo)],
+        jobs.PixelLimits(settings.max_pixels, settings.max_request_pixels),
+    )
 
     results: dict = {"quick": quick, "cpu_count": os.cpu_count(), "clients": CLIENTS}
     with tempfile.TemporaryDirectory() as tmp:
@@ -282,13 +291,15 @@ def table(r: dict) -> str:
         ("same work in process, p50", f"{f(r['engine_p50_ms'])} ms", ""),
         ("http_overhead_ratio", f(r["http_overhead_ratio"], 3), "<= 1.15"),
         (f"sequential engine ({r['sequential_threads']} torch threads)", f"{f(r['sequential_rps'], 2)} req/s", ""),
-        (f"{r['clients']} concurrent clients ({r['server_workers']} workers x 1 thread)",
-         f"{f(r['concurrent_rps'], 2)} req/s", ""),
+        (
+            f"{r['clients']} concurrent clients ({r['server_workers']} workers x 1 thread)",
+            f"{f(r['concurrent_rps'], 2)} req/s",
+            "",
+        ),
         ("concurrency_throughput_ratio", f(r["concurrency_throughput_ratio"], 3), ">= 0.9"),
         ("concurrent p50 / p95", f"{f(r['concurrent_p50_ms'])} / {f(r['concurrent_p95_ms'])} ms", ""),
         ("errors", str(r["errors"]), "0"),
-        ("RSS after 200 / 1000 requests",
-         f"{f(r['rss_mb_after_200'])} / {f(r['rss_mb'])} MiB", ""),
+        ("RSS after 200 / 1000 requests", f"{f(r['rss_mb_after_200'])} / {f(r['rss_mb'])} MiB", ""),
         ("rss_growth (after 1000 / after 200)", f(r["rss_growth"], 3), "<= 1.10"),
         ("search_ms_100k (per face)", f"{f(r['search_ms_100k'], 2)} ms", "<= 10 ms"),
         ("search_ms_1m (per face)", f"{f(r['search_ms_1m'], 2)} ms", ""),

@@ -6,6 +6,7 @@ reports its RSS after each step and its peak (``VmHWM``). Target: peak below 120
 
     python -m benchmarks.bench_memory [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,17 @@ def child() -> None:
     steps["photo_processed"] = _status_mb()
     import torch
 
-    print(json.dumps({"rss_mb": {k: round(v, 1) for k, v in steps.items()}, "peak_rss_mb": round(_status_mb("VmHWM"), 1),
-                      "faces": len(faces), "embedder": engine.embedder.name, "torch": torch.__version__}))
+    print(
+        json.dumps(
+            {
+                "rss_mb": {k: round(v, 1) for k, v in steps.items()},
+                "peak_rss_mb": round(_status_mb("VmHWM"), 1),
+                "faces": len(faces),
+                "embedder": engine.embedder.name,
+                "torch": torch.__version__,
+            }
+        )
+    )
 
 
 def run(quick: bool = False) -> dict:
@@ -54,7 +64,11 @@ def run(quick: bool = False) -> dict:
     env = {**os.environ, "FACE_THREADS": "2", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_memory", "--child"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"memory child failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")

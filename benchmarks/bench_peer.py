@@ -13,6 +13,7 @@ Needs ``face_recognition`` (``pip install --no-deps face_recognition``; dlib com
 
     python -m benchmarks.bench_peer [--quick]
 """
+
 from __future__ import annotations
 
 import time
@@ -65,8 +66,14 @@ def _for_labelled(labelled, found: list[tuple[tuple, str | None]]) -> list[dict]
     for face in labelled:
         hit = next(((box, name) for box, name in found if _overlaps(box, face.box)), None)
         expected = None if face.identity == "?" else face.identity
-        out.append({"identity": face.identity, "found": hit is not None, "name": hit[1] if hit else None,
-                    "right": hit is not None and hit[1] == expected})
+        out.append(
+            {
+                "identity": face.identity,
+                "found": hit is not None,
+                "name": hit[1] if hit else None,
+                "right": hit is not None and hit[1] == expected,
+            }
+        )
     return out
 
 

@@ -17,6 +17,7 @@ machine may be shared with other work: compare ratios, not absolute rates.
 
     python -m benchmarks.bench_pipeline [--quick]
 """
+
 from __future__ import annotations
 
 import os
@@ -118,7 +119,15 @@ def naive_annotate(path: Path, frames: int, mtcnn, engine, gallery, out: Path) -
             found = gallery.search(vector[None], engine.threshold)[0]
             x1, y1, x2, y2 = (int(v) for v in face.box)
             cv2.rectangle(frame, (x1, y1), (x2, y2), (60, 200, 60), 2)
-            cv2.putText(frame, found.identity or "unknown", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (60, 200, 60), 2)
+            cv2.putText(
+                frame,
+                found.identity or "unknown",
+                (x1, max(12, y1 - 4)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.6,
+                (60, 200, 60),
+                2,
+            )
         writer.write(frame)
         done += 1
     writer.release()
@@ -188,14 +197,20 @@ def run(quick: bool = False) -> dict:
                 order = ("ours", "naive") if k % 2 == 0 else ("naive", "ours")
                 for who in order:
                     if who == "ours":
-                        ours.append(ours_run(path, plan["every"], engine, tmp_path / f"{name}_run_{k}", plots=not quick))
+                        ours.append(
+                            ours_run(path, plan["every"], engine, tmp_path / f"{name}_run_{k}", plots=not quick)
+                        )
                     else:
                         naive.append(naive_run(path, plan["every"], mtcnn, engine))
             ann_ours = ours_annotate(path, gallery_path, tmp_path / f"{name}_ann", every_frame=False)
             ann_naive = naive_annotate(
                 path, plan["naive_annotate_frames"][name], mtcnn, engine, gallery, tmp_path / f"{name}_naive.mp4"
             )
-            ann_every = ours_annotate(path, gallery_path, tmp_path / f"{name}_ann1", every_frame=True) if plan["every_frame"] else None
+            ann_every = (
+                ours_annotate(path, gallery_path, tmp_path / f"{name}_ann1", every_frame=True)
+                if plan["every_frame"]
+                else None
+            )
             row = {
                 "video": name,
                 "every": plan["every"],
@@ -258,7 +273,9 @@ def markdown(result: dict) -> str:
         f"pipeline_speedup (smallest run ratio): {result['pipeline_speedup']:.2f}x; "
         f"annotate_speedup (smallest): {result['annotate_speedup']:.2f}x. Plots (apart): "
         + ", ".join(
-            f"{r['video']} {r['plots_seconds']:.1f} s" if r["plots_seconds"] is not None else f"{r['video']} not timed (quick)"
+            f"{r['video']} {r['plots_seconds']:.1f} s"
+            if r["plots_seconds"] is not None
+            else f"{r['video']} not timed (quick)"
             for r in result["videos"]
         )
         + ". Named in annotate: "

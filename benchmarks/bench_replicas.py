@@ -10,6 +10,7 @@ interval and a listing request's own time. Skipped when the PostgreSQL binaries 
 
     python -m benchmarks.bench_replicas [--quick]
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -61,7 +62,9 @@ def run(quick: bool = False) -> dict:
                 for w in watchers:
                     w.start()
                 answer = session.post(
-                    f"{writer.url}/identities/{name}/faces", files={"image": ("1.jpg", photo, "image/jpeg")}, timeout=120
+                    f"{writer.url}/identities/{name}/faces",
+                    files={"image": ("1.jpg", photo, "image/jpeg")},
+                    timeout=120,
                 )
                 answered = time.perf_counter()
                 answer.raise_for_status()
@@ -89,16 +92,18 @@ def run(quick: bool = False) -> dict:
 def markdown(result: dict) -> str:
     if "skipped" in result:
         return f"Replica lag skipped: {result['skipped']}"
-    return "\n".join([
-        f"Three API replicas on one PostgreSQL, loopback; {result['rounds']} enrollments through one, "
-        f"{result['samples']} observations by the other two. {result['cpu']}",
-        "",
-        "| figure | ms | target |",
-        "| --- | ---: | ---: |",
-        f"| replica_lag_ms_p50 | {result['replica_lag_ms_p50']:.1f} | |",
-        f"| replica_lag_ms_p99 | {result['replica_lag_ms_p99']:.1f} | <= 1000 |",
-        f"| replica_lag_ms_max | {result['replica_lag_ms_max']:.1f} | |",
-    ])
+    return "\n".join(
+        [
+            f"Three API replicas on one PostgreSQL, loopback; {result['rounds']} enrollments through one, "
+            f"{result['samples']} observations by the other two. {result['cpu']}",
+            "",
+            "| figure | ms | target |",
+            "| --- | ---: | ---: |",
+            f"| replica_lag_ms_p50 | {result['replica_lag_ms_p50']:.1f} | |",
+            f"| replica_lag_ms_p99 | {result['replica_lag_ms_p99']:.1f} | <= 1000 |",
+            f"| replica_lag_ms_max | {result['replica_lag_ms_max']:.1f} | |",
+        ]
+    )
 
 
 if __name__ == "__main__":

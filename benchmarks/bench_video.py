@@ -14,6 +14,7 @@ Miranda enrolled, and on the stage clip of ``FACES_DIR`` measures, interleaved:
 
     python -m benchmarks.bench_video [--quick]
 """
+
 from __future__ import annotations
 
 import statistics
@@ -54,7 +55,10 @@ def _cli_seconds(video: Path, gallery: Path, out: Path) -> float:
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "annotate", str(video), "--gallery", str(gallery), "--out", str(out)],
-        cwd=REPO, env=env, capture_output=True, text=True,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
@@ -137,7 +141,9 @@ def run(quick: bool = False) -> dict:
         api = start_api(folder, folder / "api-gallery.sqlite3", FACE_THREADS=THREADS)
         try:
             with open(faces / "gallery" / MIRANDA / "1.png", "rb") as fh:
-                requests.post(f"{api.url}/identities/{MIRANDA}/faces", files={"image": fh}, timeout=120).raise_for_status()
+                requests.post(
+                    f"{api.url}/identities/{MIRANDA}/faces", files={"image": fh}, timeout=120
+                ).raise_for_status()
             startup = _cli_seconds(tiny, cli_gallery, folder / "cli-tiny")
             cli, job = [], []
             for k in range(rounds):
@@ -168,17 +174,19 @@ def run(quick: bool = False) -> dict:
 
 
 def markdown(result: dict) -> str:
-    return "\n".join([
-        "| figure | value | target |",
-        "| --- | ---: | ---: |",
-        f"| video job (s, each round) | {', '.join(f'{v:.1f}' for v in result['job_seconds'])} | |",
-        f"| `python -m pipeline annotate` wall (s, each round) | {', '.join(f'{v:.1f}' for v in result['cli_seconds'])} | |",
-        f"| CLI start-up (2-frame clip, s) | {result['cli_startup_s']:.1f} | |",
-        f"| video_job_ratio (job / CLI wall) | {result['video_job_ratio']:.3f} | <= 1.2 |",
-        f"| job / (CLI wall - CLI start-up) | {result['video_job_ratio_without_cli_startup']:.3f} | |",
-        f"| /recognize 1280x720 p50 idle / during a job (ms) | {result['recognize_idle_p50_ms']:.0f} / {result['recognize_during_video_p50_ms']:.0f} (p95 {result['recognize_during_video_p95_ms']:.0f}) | |",
-        f"| recognize_p50_during_video_ratio | {result['recognize_p50_during_video_ratio']:.3f} | <= 2.0 |",
-    ])
+    return "\n".join(
+        [
+            "| figure | value | target |",
+            "| --- | ---: | ---: |",
+            f"| video job (s, each round) | {', '.join(f'{v:.1f}' for v in result['job_seconds'])} | |",
+            f"| `python -m pipeline annotate` wall (s, each round) | {', '.join(f'{v:.1f}' for v in result['cli_seconds'])} | |",
+            f"| CLI start-up (2-frame clip, s) | {result['cli_startup_s']:.1f} | |",
+            f"| video_job_ratio (job / CLI wall) | {result['video_job_ratio']:.3f} | <= 1.2 |",
+            f"| job / (CLI wall - CLI start-up) | {result['video_job_ratio_without_cli_startup']:.3f} | |",
+            f"| /recognize 1280x720 p50 idle / during a job (ms) | {result['recognize_idle_p50_ms']:.0f} / {result['recognize_during_video_p50_ms']:.0f} (p95 {result['recognize_during_video_p95_ms']:.0f}) | |",
+            f"| recognize_p50_during_video_ratio | {result['recognize_p50_during_video_ratio']:.3f} | <= 2.0 |",
+        ]
+    )
 
 
 if __name__ == "__main__":

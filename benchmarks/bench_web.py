@@ -15,6 +15,7 @@ plain ratio of the two medians is printed next to it.
 
     python -m benchmarks.bench_web [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,8 @@ def run(quick: bool = False) -> dict:
             web = start_web(logs, api.url)
             enrolled = requests.post(
                 api.url + "/identities/obama/faces",
-                files={"image": ("1.jpg", (faces / "gallery/obama/1.jpg").read_bytes(), "image/jpeg")}, timeout=120,
+                files={"image": ("1.jpg", (faces / "gallery/obama/1.jpg").read_bytes(), "image/jpeg")},
+                timeout=120,
             )
             enrolled.raise_for_status()
             return _measure(api.url, web.url, photo, photo_path, rounds, warmup)
@@ -76,8 +78,12 @@ def _measure(api_url: str, web_url: str, photo: bytes, photo_path: Path, rounds:
 
     def via_site() -> float:
         start = time.perf_counter()
-        r = site.post(web_url + "/recognize", data={"csrf_token": token},
-                      files={"image": ("obama_720p.jpg", photo, "image/jpeg")}, timeout=120)
+        r = site.post(
+            web_url + "/recognize",
+            data={"csrf_token": token},
+            files={"image": ("obama_720p.jpg", photo, "image/jpeg")},
+            timeout=120,
+        )
         r.raise_for_status()
         elapsed = time.perf_counter() - start
         assert '<td class="known">obama</td>' in r.text
@@ -180,13 +186,20 @@ def markdown(result: dict) -> str:
                 f"| {label} | {result[kind + '_p50_ms']:.1f} | {result[kind + '_min_ms']:.1f} | {result[kind + '_max_ms']:.1f} |"
             )
     if "site_draw_p50_ms" in result:
-        lines += ["", "Inside the site (Server-Timing, p50 ms): "
-                  f"API call {result['site_api_p50_ms']:.1f}, drawing {result['site_draw_p50_ms']:.1f}, "
-                  f"HTML {result['site_html_p50_ms']:.1f}; the site's own time per request "
-                  f"(total minus its API call) {result['site_own_p50_ms']:.1f}"]
-    lines += ["", "| figure | value | target |", "| --- | ---: | ---: |",
-              f"| web_overhead_ratio ((API + site's own time) / API) | {result['web_overhead_ratio']:.3f} | <= 1.2 |",
-              f"| site p50 / API p50 (unpaired, load-sensitive) | {result['web_overhead_ratio_of_medians']:.3f} | |"]
+        lines += [
+            "",
+            "Inside the site (Server-Timing, p50 ms): "
+            f"API call {result['site_api_p50_ms']:.1f}, drawing {result['site_draw_p50_ms']:.1f}, "
+            f"HTML {result['site_html_p50_ms']:.1f}; the site's own time per request "
+            f"(total minus its API call) {result['site_own_p50_ms']:.1f}",
+        ]
+    lines += [
+        "",
+        "| figure | value | target |",
+        "| --- | ---: | ---: |",
+        f"| web_overhead_ratio ((API + site's own time) / API) | {result['web_overhead_ratio']:.3f} | <= 1.2 |",
+        f"| site p50 / API p50 (unpaired, load-sensitive) | {result['web_overhead_ratio_of_medians']:.3f} | |",
+    ]
     if "browser_over_api_ratio" in result:
         lines.append(f"| browser submit-to-result / API | {result['browser_over_api_ratio']:.3f} | |")
     return "\n".join(lines)

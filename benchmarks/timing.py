@@ -3,6 +3,7 @@
 Absolute times drift on a shared machine, so candidates are timed in interleaved rounds (A, B,
 B, A, ...) and compared by their medians: background load then hits both alike.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ Imports only ``requests`` and the standard library (no torch, no numpy), so a sc
 image can use it without the models. Every failure (an error status, the API down, a timeout,
 an answer that is not JSON) is an :class:`ApiError`.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -214,9 +215,7 @@ class FaceClient:
         if key:
             sent["X-API-Key"] = key
         try:
-            response = self.session.request(
-                method, self.base_url + path, headers=sent, timeout=self.timeout, **kwargs
-            )
+            response = self.session.request(method, self.base_url + path, headers=sent, timeout=self.timeout, **kwargs)
         except requests.Timeout:
             raise ApiError(
                 f"The face service at {self.base_url} did not answer within {self.timeout:g} s; try again later",

@@ -1,4 +1,5 @@
 """The one error the client raises: the API refused, failed, or could not be reached."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -4,6 +4,7 @@ TypedDicts rather than classes: the values are the API's JSON as it arrived (tem
 scripts index them as dicts), and a field the API adds later reaches the caller untouched.
 The API's own pydantic models (``inference_service/api/schemas.py``) describe each field.
 """
+
 from __future__ import annotations
 
 from typing import NotRequired, TypedDict

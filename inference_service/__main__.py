@@ -4,6 +4,7 @@ Models load here, once, before the server accepts connections; a gallery written
 embedder, missing weights or a bad setting stop the start with one clear line and exit status 2
 instead of a traceback.
 """
+
 from __future__ import annotations
 
 import logging

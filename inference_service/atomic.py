@@ -5,6 +5,7 @@ results): write to a temporary name in the same folder (so the rename stays on o
 system), then ``os.replace`` it over the target; on any error the temporary file is removed.
 Only the standard library and numpy (imported when an array is written).
 """
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 Every other module receives a :class:`Settings` instance instead of reading the environment,
 so tests can build engines and apps with explicit settings and nothing depends on import order.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,9 +52,7 @@ class Settings(BaseSettings):
         description="Seconds a client has to send a request's whole body; slower ones get 408.",
     )
     workers: int = Field(2, ge=1, description="Inference worker threads.")
-    queue_size: int = Field(
-        16, ge=1, description="Requests allowed to wait for a worker before the API answers 503."
-    )
+    queue_size: int = Field(16, ge=1, description="Requests allowed to wait for a worker before the API answers 503.")
 
     # --- storage -----------------------------------------------------------------------------
     gallery: GalleryLocation = Field(
@@ -72,7 +71,10 @@ class Settings(BaseSettings):
         False, description="When true, enrollment without a consent statement is refused (422)."
     )
     retention_days: float | None = Field(
-        None, gt=0, le=36_500, description="Default expiry of an identity, in days from its last enrollment (unset: none)."
+        None,
+        gt=0,
+        le=36_500,
+        description="Default expiry of an identity, in days from its last enrollment (unset: none).",
     )
     retention_sweep_s: float = Field(
         60.0, gt=0, description="Seconds between two sweeps that erase expired identities."
@@ -168,8 +170,9 @@ class Settings(BaseSettings):
 
     # --- video jobs (inference_service/videos) ------------------------------------------------
     video_dir: Path | None = Field(
-        None, description="Folder of video jobs (uploads, results, jobs.sqlite3); default: videos/ beside the gallery. "
-        "On PostgreSQL with several replicas it must be one folder they all share."
+        None,
+        description="Folder of video jobs (uploads, results, jobs.sqlite3); default: videos/ beside the gallery. "
+        "On PostgreSQL with several replicas it must be one folder they all share.",
     )
     max_video_mb: float = Field(500.0, gt=0, description="Largest video upload, in MiB (POST /videos).")
     max_video_seconds: float = Field(600.0, gt=0, description="Longest video accepted, in seconds.")
@@ -179,7 +182,9 @@ class Settings(BaseSettings):
     )
     max_video_jobs: int = Field(100, ge=1, description="Jobs waiting or running at once; more get 503.")
     video_lease_s: float = Field(
-        60.0, ge=2, le=3600,
+        60.0,
+        ge=2,
+        le=3600,
         description="PostgreSQL gallery: a running job whose replica sent no heartbeat for this long is taken over.",
     )
     video_nice: int = Field(

@@ -4,6 +4,7 @@ Deliberately free of torch and numpy: ``config.py`` builds its ``FACE_EMBEDDER``
 and a bad setting must fail in a second, before any model code is imported. Each entry names the
 function that loads it (``module:function``), imported only when that embedder is wanted.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

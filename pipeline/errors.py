@@ -3,6 +3,7 @@
 ``python -m pipeline`` prints its message and exits non-zero without a traceback; anything else
 that escapes is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 

@@ -5,6 +5,7 @@ machine without the face data cannot pass by skipping. The one exception: a test
 privilege the machine may not grant (mounting a tmpfs, ``chattr``) skips with a reason that
 starts with ``OPTIONAL_SKIP``; such a skip is reported but does not fail the run.
 """
+
 from __future__ import annotations
 
 import csv

@@ -1,4 +1,5 @@
 """Build test images in memory: formats, EXIF rotation, pixel-bomb headers."""
+
 from __future__ import annotations
 
 import io

@@ -4,6 +4,7 @@ Used by test_wiring.py and test_e2e_browser.py and by benchmarks/bench_web.py. O
 log file (a pipe nobody reads could fill and block the server); a server that dies while
 starting fails with the tail of its log.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,14 @@ REPO = Path(__file__).resolve().parents[1]
 # Debian's Chromium, driven by playwright (tests/conftest.py's ``browser`` fixture)
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -68,7 +75,12 @@ class Server:
 
 
 def start(
-    name: str, command: list[str], env: dict[str, str], url: str, log_dir: Path, timeout: float = 180.0,
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    url: str,
+    log_dir: Path,
+    timeout: float = 180.0,
     health_path: str = "/health",
 ) -> Server:
     """Run ``command`` in the repository root and wait until ``url + health_path`` answers 200."""
@@ -82,7 +94,9 @@ def start(
             raise RuntimeError(f"{name} exited with {proc.returncode} while starting:\n{server.log_tail()}")
         if time.monotonic() > deadline:
             server.stop()
-            raise RuntimeError(f"{name} did not answer at {url}{health_path} within {timeout:g} s:\n{server.log_tail()}")
+            raise RuntimeError(
+                f"{name} did not answer at {url}{health_path} within {timeout:g} s:\n{server.log_tail()}"
+            )
         time.sleep(0.25)
     return server
 
@@ -94,9 +108,7 @@ def start_api(log_dir: Path, gallery: Path | str, name: str = "api", **extra: st
     APIs, each started under its own ``name`` so their logs stay apart)."""
     port = free_port()
     defaults = {"FACE_EMBEDDER": "dlib-resnet", "FACE_THREADS": "1"}  # callers may override these
-    env = clean_env(
-        FACE_HOST="127.0.0.1", FACE_PORT=str(port), FACE_GALLERY=str(gallery), **{**defaults, **extra}
-    )
+    env = clean_env(FACE_HOST="127.0.0.1", FACE_PORT=str(port), FACE_GALLERY=str(gallery), **{**defaults, **extra})
     return start(name, [sys.executable, "-m", "inference_service"], env, f"http://127.0.0.1:{port}", log_dir)
 
 

@@ -4,6 +4,7 @@ Debian's binaries live in /usr/lib/postgresql/<version>/bin (``.ci/run`` install
 PostgreSQL refuses to run as root, so as root the server runs as the ``postgres`` user. It
 listens on a free loopback port with trust authentication and is removed on ``stop()``.
 """
+
 from __future__ import annotations
 
 import glob
@@ -94,8 +95,19 @@ def start_postgres() -> PgServer:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
     server = PgServer(bin_dir, root, free_port())
-    command = [str(bin_dir / "initdb"), "-D", str(server.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-               "--no-sync", "--locale=C.UTF-8"]
+    command = [
+        str(bin_dir / "initdb"),
+        "-D",
+        str(server.data),
+        "-U",
+        "postgres",
+        "-A",
+        "trust",
+        "-E",
+        "UTF8",
+        "--no-sync",
+        "--locale=C.UTF-8",
+    ]
     result = subprocess.run(_as_server_user(command), capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)

@@ -4,6 +4,7 @@ One app and one SQLite gallery serve the whole module; the gallery is filled onc
 API itself (every identity of ../shared/faces/gallery), and the tests check real answers on real
 faces: names at the right boxes, unknown people left unnamed, errors with the right codes.
 """
+
 from __future__ import annotations
 
 import io
@@ -110,8 +111,17 @@ def test_health_reports_models_and_gallery(client, enrolled):
 def test_openapi_documents_every_field(client):
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
-    for path in ("/health", "/detect", "/embed", "/recognize", "/verify", "/identities", "/identities/{name}",
-                 "/identities/{name}/faces", "/identities/{name}/faces/{face_id}"):
+    for path in (
+        "/health",
+        "/detect",
+        "/embed",
+        "/recognize",
+        "/verify",
+        "/identities",
+        "/identities/{name}",
+        "/identities/{name}/faces",
+        "/identities/{name}/faces/{face_id}",
+    ):
         assert path in spec["paths"], path
     undocumented = [
         f"{schema}.{prop}"
@@ -215,7 +225,9 @@ def test_threshold_from_form_or_query(client, enrolled, faces_dir):
 
 def test_verify_same_and_different_people(client, faces_dir):
     obama, obama_probe, biden = (
-        faces_dir / "gallery/obama/1.jpg", faces_dir / "probes/obama_3.jpg", faces_dir / "gallery/biden/1.jpg"
+        faces_dir / "gallery/obama/1.jpg",
+        faces_dir / "probes/obama_3.jpg",
+        faces_dir / "gallery/biden/1.jpg",
     )
     same = client.post("/verify", files={**upload(obama, "image_a"), **upload(obama_probe, "image_b")})
     assert same.status_code == 200, same.text
@@ -246,7 +258,10 @@ def test_verify_requires_both_images(client, faces_dir):
 )
 def test_enroll_is_all_or_nothing(client, enrolled, faces_dir, second, status):
     before = client.get("/health").json()["gallery"]
-    files = [("image", ("1.jpg", (faces_dir / "gallery/rose_leslie/1.jpg").read_bytes(), "image/jpeg")), ("image", second)]
+    files = [
+        ("image", ("1.jpg", (faces_dir / "gallery/rose_leslie/1.jpg").read_bytes(), "image/jpeg")),
+        ("image", second),
+    ]
     r = client.post("/identities/half_enrolled/faces", files=files)
     assert r.status_code == status
     assert "image 2 of 2" in r.json()["detail"]
@@ -276,8 +291,10 @@ def test_list_and_show_identities(client, enrolled):
 
 
 def test_delete_erases_from_the_database_file(client, enrolled, faces_dir, db_path):
-    files = [("image", (p.name, p.read_bytes(), "image/jpeg"))
-             for p in (faces_dir / "probes/kit_harington_3.jpg", faces_dir / "probes/obama_4.jpg")]
+    files = [
+        ("image", (p.name, p.read_bytes(), "image/jpeg"))
+        for p in (faces_dir / "probes/kit_harington_3.jpg", faces_dir / "probes/obama_4.jpg")
+    ]
     added = client.post("/identities/Temp Person/faces", files=files)
     assert added.status_code == 201, added.text
     face_ids = [a["face_id"] for a in added.json()["added"]]

@@ -3,6 +3,7 @@
 Real engine, real SQLite gallery of its own (the shared one of test_api.py keeps the six people
 of multi/six_faces.jpg strangers), real faces with the boxes MANIFEST.tsv gives them.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -60,7 +61,9 @@ def test_the_boxed_face_is_enrolled_and_then_recognised_alone(client, group):
 
 def test_a_box_over_no_face_is_a_422_naming_the_image_and_stores_nothing(client, group):
     path, _ = group
-    r = client.post("/identities/nobody/faces", files=[("image", (path.name, path.read_bytes()))], data={"box": "0,0,80,80"})
+    r = client.post(
+        "/identities/nobody/faces", files=[("image", (path.name, path.read_bytes()))], data={"box": "0,0,80,80"}
+    )
     assert r.status_code == 422, r.text
     detail = r.json()["detail"]
     assert path.name in detail and "0,0,80,80" in detail and "IoU" in detail
@@ -80,9 +83,7 @@ def test_a_box_over_no_face_is_a_422_naming_the_image_and_stores_nothing(client,
 )
 def test_malformed_boxes_and_too_many_are_422(client, faces_dir, boxes, expect):
     photo = faces_dir / "gallery/obama/1.jpg"
-    r = client.post(
-        "/identities/obama/faces", files=[("image", (photo.name, photo.read_bytes()))], data={"box": boxes}
-    )
+    r = client.post("/identities/obama/faces", files=[("image", (photo.name, photo.read_bytes()))], data={"box": boxes})
     assert r.status_code == 422, r.text
     assert expect in r.json()["detail"]
     assert client.get("/identities/obama").status_code == 404

@@ -4,6 +4,7 @@ readable 422s, names in NFC, the optional read key, and the gallery's failures a
 In process (TestClient) with the real engine and real faces; the gallery is in memory except
 where a store that fails is what the test needs (the store is not what is under test there).
 """
+
 from __future__ import annotations
 
 import re
@@ -156,7 +157,9 @@ def test_read_key_closes_reads_and_either_key_opens_them(engine, faces_dir):
     photo = faces_dir / "gallery/biden/1.jpg"
     app = memory_app(engine, api_key=WRITE_KEY, read_api_key=READ_KEY)
     with TestClient(app) as c:
-        assert c.post("/identities/biden/faces", files=upload(photo), headers={"X-API-Key": WRITE_KEY}).status_code == 201
+        assert (
+            c.post("/identities/biden/faces", files=upload(photo), headers={"X-API-Key": WRITE_KEY}).status_code == 201
+        )
 
         def call(method: str, path: str, key: str | None):
             headers = {"X-API-Key": key} if key else {}
@@ -203,7 +206,9 @@ class FailingStore(MemoryStore):
 
 
 def test_full_disk_is_507_and_nothing_is_stored(engine, faces_dir):
-    gallery = Gallery(FailingStore(GalleryFullError("database or disk is full")), engine.embedder.name, engine.embedder.dim)
+    gallery = Gallery(
+        FailingStore(GalleryFullError("database or disk is full")), engine.embedder.name, engine.embedder.dim
+    )
     with TestClient(memory_app(engine, gallery=gallery)) as c:
         r = c.post("/identities/biden/faces", files=upload(faces_dir / "gallery/biden/1.jpg"))
         assert r.status_code == 507, r.text

@@ -4,6 +4,7 @@ Run against ``python -m inference_service`` as a subprocess, because what is mea
 server's resident memory, how a socket is closed, a client that stops sending) only exists in a
 real server. The figures each test states are in the README's "Limits" paragraph.
 """
+
 from __future__ import annotations
 
 import io

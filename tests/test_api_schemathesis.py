@@ -6,6 +6,7 @@ two people enrolled so that reads find something). Bounded to run in well under 
 a 2-core machine: ``MAX_EXAMPLES`` generated cases per operation and mode, no deadline per case
 (an image that decodes still goes through the real models).
 """
+
 from __future__ import annotations
 
 import pytest

@@ -5,6 +5,7 @@ wire, 16 enrollments and 16 recognitions at once all succeed with nothing lost, 
 are refused quickly, and a gallery from another embedder stops the start with a clear message.
 One server serves the module; it is restarted (twice) on the same gallery file.
 """
+
 from __future__ import annotations
 
 import os

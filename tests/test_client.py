@@ -4,6 +4,7 @@ No model weights: the server is the standard library's, answering each path from
 these run first and in a second. The client's end-to-end use against the real API is covered by
 the site's and the pipeline's tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,16 @@ from face_client import ApiError, FaceClient, Upload
 pytestmark = pytest.mark.unit
 
 REPLIES: dict[tuple[str, str], tuple[int, object, dict[str, str]]] = {
-    ("GET", "/health"): (200, {"status": "ok", "embedder": {"name": "dlib-resnet", "dim": 128, "threshold": 0.926},
-                               "detector": "mtcnn", "gallery": {"identities": 1, "faces": 2}}, {}),
+    ("GET", "/health"): (
+        200,
+        {
+            "status": "ok",
+            "embedder": {"name": "dlib-resnet", "dim": 128, "threshold": 0.926},
+            "detector": "mtcnn",
+            "gallery": {"identities": 1, "faces": 2},
+        },
+        {},
+    ),
     ("GET", "/identities"): (200, {"identities": [{"name": "Ada Lovelace", "faces": 2}]}, {}),
     ("GET", "/identities/Ada%20Lovelace%2F..%2Fx"): (404, {"detail": "no identity named 'Ada Lovelace/../x'"}, {}),
     ("POST", "/identities/Ada/faces"): (422, {"detail": [{"loc": ["body", "image"], "msg": "Field required"}]}, {}),
@@ -41,9 +50,13 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         self.seen.append((self.command, self.path, self.headers.get("X-API-Key"), body))
         status, payload, headers = REPLIES.get((self.command, self.path), (404, {"detail": "Not Found"}, {}))
-        data = b"" if payload is None else (payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
+        data = (
+            b"" if payload is None else (payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
+        )
         self.send_response(status)
-        self.send_header("Content-Type", headers.pop("Content-Type", "application/json") if headers else "application/json")
+        self.send_header(
+            "Content-Type", headers.pop("Content-Type", "application/json") if headers else "application/json"
+        )
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))

@@ -4,6 +4,7 @@ Enroll two people through the Enroll page, recognise both in a group photo on th
 delete one in the Gallery page. The result page is saved as test-artifacts/screenshot-result.png;
 with UPDATE_SCREENSHOT=1 also as docs/screenshot-result.png, the one the README shows.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -82,7 +83,9 @@ def test_enroll_recognize_and_delete_in_a_browser(stack, browser, faces_dir):
     # delete obama with the confirmation step
     page.goto(web.url + "/gallery")
     assert sorted(page.locator("table.gallery td.name").all_inner_texts()) == ["biden", "obama"]
-    page.locator("tr", has=page.locator("td.name", has_text=re.compile("^obama$"))).get_by_role("link", name="Delete…").click()
+    page.locator("tr", has=page.locator("td.name", has_text=re.compile("^obama$"))).get_by_role(
+        "link", name="Delete…"
+    ).click()
     page.wait_for_url(re.compile(r"/gallery/delete\?name=obama$"))
     page.check("#confirm")
     with page.expect_navigation():
@@ -127,8 +130,15 @@ def test_every_page_loads_without_a_policy_violation(stack, locked_site, browser
     _, web = stack
     page = browser.new_page()
     blocked = csp_messages(page)
-    for url in (web.url + "/", web.url + "/enroll", web.url + "/gallery", web.url + "/gallery/delete?name=someone",
-                web.url + "/no-such-page", web.url + "/static/style.css", locked_site.url + "/login"):
+    for url in (
+        web.url + "/",
+        web.url + "/enroll",
+        web.url + "/gallery",
+        web.url + "/gallery/delete?name=someone",
+        web.url + "/no-such-page",
+        web.url + "/static/style.css",
+        locked_site.url + "/login",
+    ):
         response = page.goto(url)
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"], url
         assert response.headers["x-frame-options"] == "DENY" and response.headers["x-content-type-options"] == "nosniff"

@@ -5,6 +5,7 @@ and the real site (with a login) as subprocesses, headless Chromium: one of the 
 multi/six_faces.jpg is named on the result page, then a new upload of the photo names exactly
 that face, and nothing the site sent broke its content security policy.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -7,6 +7,7 @@ JavaScript the page carries its refresh), and the finished page plays the annota
 (its ``currentTime`` advances), draws the timeline and names him in the table. An unknown track
 is then named from the page, and that new person's page removes one of their faces.
 """
+
 from __future__ import annotations
 
 import re
@@ -129,7 +130,9 @@ def test_video_page_analyses_plays_and_names(stack, browser, faces_dir, tmp_path
     form.locator("input[name=consent]").check()
     with page.expect_navigation():
         form.locator("button[type=submit]").click()
-    assert re.search(rf"Added \d faces? of track {track_id} to Stage Guest", page.inner_text("main")), page.inner_text("main")
+    assert re.search(rf"Added \d faces? of track {track_id} to Stage Guest", page.inner_text("main")), page.inner_text(
+        "main"
+    )
     faces = requests.get(f"{api.url}/identities/Stage%20Guest", timeout=30).json()["faces"]
     assert 1 <= len(faces) <= 5
 
@@ -141,7 +144,9 @@ def test_video_page_analyses_plays_and_names(stack, browser, faces_dir, tmp_path
     assert sorted(shown) == sorted(f["face_id"] for f in faces)
     assert len(faces) > 1  # the longest unknown track keeps several faces
     with page.expect_navigation():
-        page.locator("table.person-faces tr", has_text=faces[0]["face_id"]).get_by_role("button", name="Remove this face").click()
+        page.locator("table.person-faces tr", has_text=faces[0]["face_id"]).get_by_role(
+            "button", name="Remove this face"
+        ).click()
     assert "Removed one face of Stage Guest." in page.inner_text("main")
     left = [f["face_id"] for f in requests.get(f"{api.url}/identities/Stage%20Guest", timeout=30).json()["faces"]]
     assert faces[0]["face_id"] not in left and len(left) == len(faces) - 1

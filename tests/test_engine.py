@@ -1,4 +1,5 @@
 """The face engine on real faces: detection against the manifest, recognition with dlib-resnet."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,11 @@ def _image(path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def detections(engine, manifest):
     """Every photo of the roles above, detected once for the whole module."""
-    return {row.path: (row, _image(row.path), engine.detect(_image(row.path))) for row in manifest if row.role in DETECTED_ROLES}
+    return {
+        row.path: (row, _image(row.path), engine.detect(_image(row.path)))
+        for row in manifest
+        if row.role in DETECTED_ROLES
+    }
 
 
 def _match(faces, box):

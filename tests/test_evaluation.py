@@ -3,6 +3,7 @@
 The real runs go through the command line entry point (``main``) with the session's engine, so
 the figures asserted are the ones the CLI writes to metrics.json, and each photo is embedded once.
 """
+
 from __future__ import annotations
 
 import csv
@@ -230,13 +231,14 @@ def test_evaluate_writes_its_files(manifest_run, capsys):
 
 def test_every_labelled_face_is_found_and_duplicates_are_left_out(manifest_run, manifest):
     out, metrics = manifest_run
-    expected = sum(
-        len(row.faces) for row in manifest if row.role not in ("aligned", "video")
-    )
+    expected = sum(len(row.faces) for row in manifest if row.role not in ("aligned", "video"))
     assert metrics["missed_faces"] == [] and metrics["faces"] == expected
     assert metrics["identities"] == 10 and metrics["strangers"] == 6
     n = metrics["faces"]
-    assert metrics["pairs"]["genuine"] + metrics["pairs"]["impostor"] + metrics["pairs"]["same_photo_excluded"] == n * (n - 1) // 2
+    assert (
+        metrics["pairs"]["genuine"] + metrics["pairs"]["impostor"] + metrics["pairs"]["same_photo_excluded"]
+        == n * (n - 1) // 2
+    )
     with open(out / "pairs.csv", newline="") as fh:
         compared = {frozenset((r["face_a"], r["face_b"])) for r in csv.DictReader(fh)}
     # The RGBA PNG is the same photo as gallery/obama/2.jpg: comparing them proves nothing.
@@ -290,7 +292,16 @@ def test_folder_layout_and_lfw_pairs_calibration(faces_dir, use_session_engine, 
             (tmp_path / "lfw" / name / f"{name}_{k:04d}.jpg").symlink_to(faces_dir / rel)
     (tmp_path / "pairs.txt").write_text("1 2\nobama 1 2\nbiden 1 2\nobama 1 biden 1\nrose_leslie 1 obama 2\n")
     out = tmp_path / "out"
-    args = ["calibrate", str(tmp_path / "lfw"), "--pairs", str(tmp_path / "pairs.txt"), "--far", "0.01", "--out", str(out)]
+    args = [
+        "calibrate",
+        str(tmp_path / "lfw"),
+        "--pairs",
+        str(tmp_path / "pairs.txt"),
+        "--far",
+        "0.01",
+        "--out",
+        str(out),
+    ]
     assert evaluation.main(args) == 0
     printed = capsys.readouterr().out
     cal = json.loads((out / "calibration.json").read_text())

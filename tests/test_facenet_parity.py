@@ -10,6 +10,7 @@ so its batch-norm statistics are first taken from the faces themselves, after wh
 faces score a median cosine of about 0.35 and a wrong crop shows (OpenCV's area resize instead of
 PIL's bilinear: median 0.97, worst 0.71).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -66,15 +67,19 @@ def test_our_facenet_embedding_is_facenet_pytorchs(labelled, saved_weights, monk
     reference = InceptionResnetV1(pretrained=None).eval()
     reference.load_state_dict(torch.load(saved_weights / WEIGHT_FILES["vggface2"]), strict=False)
 
-    ours = np.stack([
-        engine.embed_faces(image, [Face(tuple(float(v) for v in box), 1.0, np.zeros((5, 2)))])[0]
-        for _, image, box, _ in labelled
-    ])
+    ours = np.stack(
+        [
+            engine.embed_faces(image, [Face(tuple(float(v) for v in box), 1.0, np.zeros((5, 2)))])[0]
+            for _, image, box, _ in labelled
+        ]
+    )
     with torch.inference_mode():
         theirs = torch.nn.functional.normalize(reference(torch.stack([c for *_, c in labelled])), dim=1).numpy()
 
     cosines = (ours * theirs).sum(axis=1)
-    print(f"{len(cosines)} faces: cosine ours vs facenet-pytorch min {cosines.min():.6f}, median {np.median(cosines):.6f}")
+    print(
+        f"{len(cosines)} faces: cosine ours vs facenet-pytorch min {cosines.min():.6f}, median {np.median(cosines):.6f}"
+    )
     worst = int(np.argmin(cosines))
     assert len(labelled) >= 40
     assert cosines.min() >= 0.999, f"{labelled[worst][0]}: cosine {cosines.min():.5f}"

@@ -4,6 +4,7 @@ The real VGGFace2 weights cannot be downloaded here, so these tests save a state
 same architecture (random weights) and check that the loader finds it, loads it exactly, and
 that the embedder around it produces unit 512-d vectors on real faces.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ Real ``Gallery`` objects over real stores (memory and SQLite files) with random 
 answers are compared with a brute-force reference computed here. Small block sizes are set so
 that a few thousand faces span many blocks, appends cross block ends and deletes compact blocks.
 """
+
 from __future__ import annotations
 
 import threading
@@ -136,9 +137,14 @@ def test_the_sqlite_gallery_reopens_with_the_same_faces_and_answers(tmp_path):
     reopened = Gallery.open(path, "test", DIM)
     try:
         after = reopened.search(queries, 0.5)
-        assert [[c.identity for c in r.candidates] for r in after] == [[c.identity for c in r.candidates] for r in before]
-        assert np.allclose([[c.similarity for c in r.candidates] for r in after],
-                           [[c.similarity for c in r.candidates] for r in before], atol=1e-6)
+        assert [[c.identity for c in r.candidates] for r in after] == [
+            [c.identity for c in r.candidates] for r in before
+        ]
+        assert np.allclose(
+            [[c.similarity for c in r.candidates] for r in after],
+            [[c.similarity for c in r.candidates] for r in before],
+            atol=1e-6,
+        )
         assert reopened.identities() == sorted((name, len(records)) for name, records in listing.items())
         _same_records(reopened, listing)
     finally:
@@ -227,8 +233,9 @@ def test_the_index_holds_columns_not_objects():
     vectors = rng.standard_normal((n, dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     store = MemoryStore()
-    store.add_faces([FaceRecord(f"{i:032x}", f"id{i // 10}", vectors[i], "test", "2026-01-01T00:00:00+00:00")
-                     for i in range(n)])
+    store.add_faces(
+        [FaceRecord(f"{i:032x}", f"id{i // 10}", vectors[i], "test", "2026-01-01T00:00:00+00:00") for i in range(n)]
+    )
     gallery = Gallery(store, "test", dim)
     assert gallery._index.nbytes() <= 1.15 * vectors.nbytes
     assert gallery.stats() == {"identities": n // 10, "faces": n}

@@ -4,6 +4,7 @@ old galleries upgraded, and a full disk refused with nothing half written.
 Embeddings come from the real engine on the labelled faces where recognition is asserted; tests
 about the file alone use seeded random unit vectors (what the file holds is the same bytes).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -269,7 +270,8 @@ def test_old_gallery_is_upgraded_and_keeps_its_faces(tmp_path, engine, faces_dir
     db = sqlite3.connect(str(path))
     assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert db.execute("SELECT name, name_key FROM identities ORDER BY name").fetchall() == [
-        ("Biden", "biden"), ("Obama", "obama")
+        ("Biden", "biden"),
+        ("Obama", "obama"),
     ]
     db.close()
     store = SQLiteStore(path)
@@ -287,7 +289,9 @@ def small_disk(tmp_path):
         ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True, text=True
     )
     if done.returncode != 0:
-        pytest.skip(f"{OPTIONAL_SKIP} cannot mount a small tmpfs to fill ({done.stderr.strip() or done.returncode}); needs root")
+        pytest.skip(
+            f"{OPTIONAL_SKIP} cannot mount a small tmpfs to fill ({done.stderr.strip() or done.returncode}); needs root"
+        )
     yield mount
     if subprocess.run(["umount", str(mount)]).returncode != 0:
         subprocess.run(["umount", "--lazy", str(mount)], check=True)

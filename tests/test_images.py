@@ -1,4 +1,5 @@
 """Image loading: every common format becomes upright RGB; broken or hostile files fail clearly."""
+
 from __future__ import annotations
 
 import time

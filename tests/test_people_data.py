@@ -3,6 +3,7 @@ SQLite and a real PostgreSQL, through the real API (real models, real faces).
 
 Expiry across replicas runs two real API processes on one PostgreSQL gallery.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -46,8 +47,12 @@ def gallery_url(request, tmp_path) -> str:
 
 def make_client(engine, url: str, **settings) -> TestClient:
     options = dict(
-        embedder="dlib-resnet", gallery=url, api_key=KEYS["default"], api_keys="cam:key-cam,ops:key-ops",
-        read_api_key=READ_KEY, workers=1,
+        embedder="dlib-resnet",
+        gallery=url,
+        api_key=KEYS["default"],
+        api_keys="cam:key-cam,ops:key-ops",
+        read_api_key=READ_KEY,
+        workers=1,
     )
     options.update(settings)
     gallery = Gallery.open(url, engine.embedder.name, engine.embedder.dim)
@@ -75,7 +80,8 @@ def database_rows(url: str, name: str) -> dict:
                 fid.hex: (np.frombuffer(blob, "<f4"), list(box), created)
                 for fid, blob, created, *box in db.execute(
                     "SELECT face_id, embedding, created_at, box_x1, box_y1, box_x2, box_y2 FROM gallery_faces "
-                    "WHERE identity_id = %s", (ident[0],)
+                    "WHERE identity_id = %s",
+                    (ident[0],),
                 )
             }
             return {"consent": ident[1], "consent_by": ident[2], "faces": faces}
@@ -99,12 +105,20 @@ def test_consent_required_stored_and_shown(engine, faces_dir, gallery_url):
     with make_client(engine, gallery_url, require_consent=True) as c:
         r = c.post("/identities/Obama/faces", files=photo(faces_dir, "gallery/obama/1.jpg"), headers=headers("cam"))
         assert r.status_code == 422 and "FACE_REQUIRE_CONSENT" in r.json()["detail"]
-        r = c.post("/identities/Obama/faces", files=photo(faces_dir, "gallery/obama/1.jpg"),
-                   data={"consent": "x" * 201}, headers=headers("cam"))
+        r = c.post(
+            "/identities/Obama/faces",
+            files=photo(faces_dir, "gallery/obama/1.jpg"),
+            data={"consent": "x" * 201},
+            headers=headers("cam"),
+        )
         assert r.status_code == 422 and "200" in r.json()["detail"]
         assert c.get("/identities", headers={"X-API-Key": READ_KEY}).json()["identities"] == []
-        r = c.post("/identities/Obama/faces", files=photo(faces_dir, "gallery/obama/1.jpg"),
-                   data={"consent": "signed form 2026-03-14"}, headers=headers("cam"))
+        r = c.post(
+            "/identities/Obama/faces",
+            files=photo(faces_dir, "gallery/obama/1.jpg"),
+            data={"consent": "signed form 2026-03-14"},
+            headers=headers("cam"),
+        )
         assert r.status_code == 201, r.text
         shown = c.get("/identities/obama", headers={"X-API-Key": READ_KEY}).json()
         assert shown["consent"]["text"] == "signed form 2026-03-14"
@@ -119,8 +133,11 @@ def test_consent_required_stored_and_shown(engine, faces_dir, gallery_url):
 
 def test_every_action_audited_once_with_its_key_label(engine, faces_dir, gallery_url):
     with make_client(engine, gallery_url) as c:
-        r = c.post("/identities/Biden/faces", headers=headers("cam"),
-                   files=photo(faces_dir, "gallery/biden/1.jpg") + photo(faces_dir, "gallery/biden/2.jpg"))
+        r = c.post(
+            "/identities/Biden/faces",
+            headers=headers("cam"),
+            files=photo(faces_dir, "gallery/biden/1.jpg") + photo(faces_dir, "gallery/biden/2.jpg"),
+        )
         assert r.status_code == 201, r.text
         ids = [a["face_id"] for a in r.json()["added"]]
         assert c.get("/identities/biden/export", headers=headers("ops")).status_code == 200
@@ -148,8 +165,10 @@ def test_every_action_audited_once_with_its_key_label(engine, faces_dir, gallery
         for bad in ({}, {"X-API-Key": "nope"}, {"X-API-Key": READ_KEY}):
             assert c.get("/audit", headers=bad).status_code == 401
             assert c.get("/identities/biden/export", headers=bad).status_code == 401
-            assert c.post("/identities/x/faces", files=photo(faces_dir, "gallery/biden/1.jpg"),
-                          headers=bad).status_code == 401
+            assert (
+                c.post("/identities/x/faces", files=photo(faces_dir, "gallery/biden/1.jpg"), headers=bad).status_code
+                == 401
+            )
         assert c.get("/audit", params={"since": "yesterday"}, headers=headers("ops")).status_code == 422
         assert len(audit(c)) == 4  # refused calls leave no row
 
@@ -157,8 +176,12 @@ def test_every_action_audited_once_with_its_key_label(engine, faces_dir, gallery
 def test_export_holds_exactly_what_the_database_holds(engine, faces_dir, gallery_url):
     with make_client(engine, gallery_url) as c:
         until = soon(3600)
-        r = c.post("/identities/Rose Leslie/faces", headers=headers("cam"), data={"consent": "email 12", "expires_at": until},
-                   files=photo(faces_dir, "gallery/rose_leslie/1.jpg") + photo(faces_dir, "gallery/rose_leslie/2.jpg"))
+        r = c.post(
+            "/identities/Rose Leslie/faces",
+            headers=headers("cam"),
+            data={"consent": "email 12", "expires_at": until},
+            files=photo(faces_dir, "gallery/rose_leslie/1.jpg") + photo(faces_dir, "gallery/rose_leslie/2.jpg"),
+        )
         assert r.status_code == 201, r.text
         c.post("/identities/Obama/faces", headers=headers("cam"), files=photo(faces_dir, "gallery/obama/1.jpg"))
         r = c.get("/identities/rose leslie/export", headers=headers("ops"))
@@ -174,14 +197,21 @@ def test_export_holds_exactly_what_the_database_holds(engine, faces_dir, gallery
         vector, box, _ = stored["faces"][face["face_id"]]
         assert np.array_equal(np.asarray(face["embedding"], np.float32), vector)
         assert face["box"] == pytest.approx(box)
-    assert [(e["action"], e["identity"]) for e in doc["audit"]] == [("enroll", "Rose Leslie"), ("export", "Rose Leslie")]
+    assert [(e["action"], e["identity"]) for e in doc["audit"]] == [
+        ("enroll", "Rose Leslie"),
+        ("export", "Rose Leslie"),
+    ]
 
 
 def test_sweeper_erases_an_expired_identity_from_the_file(engine, faces_dir, tmp_path):
     db_path = tmp_path / "gallery.sqlite3"
     with make_client(engine, str(db_path), retention_sweep_s=0.3) as c:
-        r = c.post("/identities/Temp/faces", headers=headers("cam"), data={"expires_at": soon(2)},
-                   files=photo(faces_dir, "gallery/obama/1.jpg") + photo(faces_dir, "gallery/obama/2.jpg"))
+        r = c.post(
+            "/identities/Temp/faces",
+            headers=headers("cam"),
+            data={"expires_at": soon(2)},
+            files=photo(faces_dir, "gallery/obama/1.jpg") + photo(faces_dir, "gallery/obama/2.jpg"),
+        )
         assert r.status_code == 201, r.text
         c.post("/identities/Stays/faces", headers=headers("cam"), files=photo(faces_dir, "gallery/biden/1.jpg"))
         with sqlite3.connect(db_path) as db:
@@ -212,11 +242,19 @@ def test_retention_days_sets_the_default_expiry(engine, faces_dir, gallery_url):
         shown = c.get("/identities/Obama", headers={"X-API-Key": READ_KEY}).json()
         left = datetime.fromisoformat(shown["expires_at"]) - datetime.now(UTC)
         assert timedelta(days=29, hours=23) < left <= timedelta(days=30)
-        r = c.post("/identities/Obama/faces", headers=headers("cam"), data={"expires_at": "2020-01-01T00:00:00Z"},
-                   files=photo(faces_dir, "gallery/obama/1.jpg"))
+        r = c.post(
+            "/identities/Obama/faces",
+            headers=headers("cam"),
+            data={"expires_at": "2020-01-01T00:00:00Z"},
+            files=photo(faces_dir, "gallery/obama/1.jpg"),
+        )
         assert r.status_code == 422 and "past" in r.json()["detail"]
-        r = c.post("/identities/Obama/faces", headers=headers("cam"), data={"expires_at": "2030-01-01T00:00:00"},
-                   files=photo(faces_dir, "gallery/obama/1.jpg"))
+        r = c.post(
+            "/identities/Obama/faces",
+            headers=headers("cam"),
+            data={"expires_at": "2030-01-01T00:00:00"},
+            files=photo(faces_dir, "gallery/obama/1.jpg"),
+        )
         assert r.status_code == 422 and "offset" in r.json()["detail"]
 
 
@@ -271,10 +309,15 @@ def test_expiry_erases_on_every_replica(pg_server, faces_dir, tmp_path):
     apis = [start_api(tmp_path, url, name=f"api{i}", **env) for i in (1, 2)]
     try:
         path = faces_dir / "gallery/obama/1.jpg"
-        r = requests.post(f"{apis[0].url}/identities/Temp/faces", headers={"X-API-Key": "key-cam"},
-                          files={"image": (path.name, path.read_bytes(), "image/jpeg")},
-                          data={"expires_at": soon(2), "consent": "verbal, recorded"}, timeout=120)
+        r = requests.post(
+            f"{apis[0].url}/identities/Temp/faces",
+            headers={"X-API-Key": "key-cam"},
+            files={"image": (path.name, path.read_bytes(), "image/jpeg")},
+            data={"expires_at": soon(2), "consent": "verbal, recorded"},
+            timeout=120,
+        )
         assert r.status_code == 201, r.text
+
         def listed(api) -> list[str]:
             return [i["name"] for i in requests.get(f"{api.url}/identities", timeout=10).json()["identities"]]
 
@@ -305,16 +348,26 @@ def test_site_sends_what_was_ticked_and_typed_and_shows_it(faces_dir, tmp_path):
     from web_frontend.app import create_app as create_site
     from web_frontend.config import WebSettings
 
-    api = start_api(tmp_path, tmp_path / "gallery.sqlite3", FACE_REQUIRE_CONSENT="true", FACE_API_KEY="site-key",
-                    FACE_RETENTION_DAYS="30")
+    api = start_api(
+        tmp_path,
+        tmp_path / "gallery.sqlite3",
+        FACE_REQUIRE_CONSENT="true",
+        FACE_API_KEY="site-key",
+        FACE_RETENTION_DAYS="30",
+    )
     try:
         site = create_site(WebSettings(api_url=api.url, secret_key="t", api_key="site-key")).test_client()
 
         def enroll(note: str):
             page = site.get("/enroll").get_data(as_text=True)
             token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-            form = {"csrf_token": token, "name": "Obama", "consent": "yes", "consent_note": note,
-                    "photos": [(io.BytesIO((faces_dir / "gallery/obama/1.jpg").read_bytes()), "1.jpg")]}
+            form = {
+                "csrf_token": token,
+                "name": "Obama",
+                "consent": "yes",
+                "consent_note": note,
+                "photos": [(io.BytesIO((faces_dir / "gallery/obama/1.jpg").read_bytes()), "1.jpg")],
+            }
             return site.post("/enroll", data=form, content_type="multipart/form-data")
 
         assert enroll("x" * 141).status_code == 400
@@ -358,8 +411,9 @@ def test_malformed_labelled_keys_stop_the_start_without_showing_them(tmp_path):
         ("default:secret-one", {"FACE_API_KEY": "secret-two"}, "'default'"),
     ):
         env = clean_env(FACE_API_KEYS=keys, FACE_GALLERY=str(tmp_path / "g.sqlite3"), **extra)
-        done = subprocess.run([sys.executable, "-m", "inference_service"], cwd=REPO, env=env, capture_output=True,
-                              text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "inference_service"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 2, done.stderr
         assert "cannot start" in done.stderr and words in done.stderr
         assert "secret" not in done.stderr + done.stdout
@@ -371,8 +425,12 @@ def test_copy_carries_consent_and_expiry_both_ways(engine, faces_dir, tmp_path, 
     src = str(tmp_path / "src.sqlite3")
     until = soon(86_400)
     with make_client(engine, src) as c:
-        r = c.post("/identities/Obama/faces", headers=headers("cam"), data={"consent": "form 3", "expires_at": until},
-                   files=photo(faces_dir, "gallery/obama/1.jpg"))
+        r = c.post(
+            "/identities/Obama/faces",
+            headers=headers("cam"),
+            data={"consent": "form 3", "expires_at": until},
+            files=photo(faces_dir, "gallery/obama/1.jpg"),
+        )
         assert r.status_code == 201, r.text
     back = str(tmp_path / "back.sqlite3")
     for a, b in ((src, pg_url), (pg_url, back)):

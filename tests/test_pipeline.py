@@ -6,6 +6,7 @@ a wide shot (frames 0-19: Miranda standing, Lacamoire small at the piano), a pro
 Miranda (20-81, the face often lost), a frontal close-up of Miranda (82-210) and the audience
 with Obama (211-274). Shot cuts are at 20, 82 and 211.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,11 @@ def pipeline(*args: str | Path, check: bool = True) -> subprocess.CompletedProce
     """``python -m pipeline ARGS`` in a clean environment with the offline embedder."""
     env = clean_env(FACE_EMBEDDER="dlib-resnet", FACE_THREADS="2")
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline", *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "pipeline", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=600,
     )
     if check and done.returncode != 0:
@@ -356,7 +361,9 @@ def test_enroll_largest_cluster_through_api_makes_the_person_recognisable(stage_
 
     clusters = json.loads((stage_run / "clusters.json").read_text())["clusters"]
     largest = max(clusters, key=lambda c: len(c["faces"]))
-    done = pipeline("enroll", stage_run, "--cluster", largest["id"], "--name", "Lin-Manuel Miranda", "--api", api_server.url)
+    done = pipeline(
+        "enroll", stage_run, "--cluster", largest["id"], "--name", "Lin-Manuel Miranda", "--api", api_server.url
+    )
     assert "enrolled 5 face(s)" in done.stdout
     listed = requests.get(f"{api_server.url}/identities", timeout=30).json()["identities"]
     assert listed == [{"name": "Lin-Manuel Miranda", "faces": 5}]
@@ -427,11 +434,15 @@ def test_video_without_faces_fails_clearly(tmp_path):
 
 def test_unknown_cluster_bad_name_and_unreachable_api_fail_clearly(stage_run, tmp_path):
     assert_clean_failure(
-        pipeline("enroll", stage_run, "--cluster", "999", "--name", "x", "--gallery", tmp_path / "g.sqlite3", check=False),
+        pipeline(
+            "enroll", stage_run, "--cluster", "999", "--name", "x", "--gallery", tmp_path / "g.sqlite3", check=False
+        ),
         "no cluster 999",
     )
     assert_clean_failure(
-        pipeline("enroll", stage_run, "--cluster", "1", "--name", "../etc", "--gallery", tmp_path / "g.sqlite3", check=False),
+        pipeline(
+            "enroll", stage_run, "--cluster", "1", "--name", "../etc", "--gallery", tmp_path / "g.sqlite3", check=False
+        ),
         "invalid name",
     )
     unreachable = f"http://127.0.0.1:{free_port()}"

@@ -1,5 +1,6 @@
 """The decisions inside the pipeline, on constructed inputs: naming a track, linking faces,
 sampling times, face quality and the choice of faces to enroll. Fast; no models."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -81,10 +82,12 @@ def test_tracker_follows_two_moving_faces_and_a_cut_ends_them():
     a, b = unit(1), unit(2)
     for frame in range(0, 30, 3):
         x = 2.0 * frame
-        tracker.update([
-            Detection(frame, (100 + x, 50, 180 + x, 150), 1.0, near(a, frame)),
-            Detection(frame, (400 - x, 60, 470 - x, 150), 1.0, near(b, 100 + frame)),
-        ])
+        tracker.update(
+            [
+                Detection(frame, (100 + x, 50, 180 + x, 150), 1.0, near(a, frame)),
+                Detection(frame, (400 - x, 60, 470 - x, 150), 1.0, near(b, 100 + frame)),
+            ]
+        )
     tracker.cut()
     tracker.update([Detection(30, (100, 50, 180, 150), 1.0, near(a, 99))])  # same place, new shot
     tracks = tracker.close()
@@ -110,8 +113,14 @@ def test_tracker_reattaches_a_face_after_a_miss_by_its_embedding():
 
 
 def test_track_boxes_interpolate_over_skipped_frames_only():
-    track = Track(1, [Detection(0, (0, 0, 10, 10), 1, None), Detection(3, (3, 0, 13, 10), 1, None),
-                      Detection(20, (3, 0, 13, 10), 1, None)])
+    track = Track(
+        1,
+        [
+            Detection(0, (0, 0, 10, 10), 1, None),
+            Detection(3, (3, 0, 13, 10), 1, None),
+            Detection(20, (3, 0, 13, 10), 1, None),
+        ],
+    )
     boxes = track_boxes(track, max_gap=6)
     assert list(boxes) == [0, 1, 2, 3, 20]  # 3 -> 20 is a gap too long to bridge
     assert boxes[1] == pytest.approx((1, 0, 11, 10))
@@ -140,8 +149,16 @@ def test_select_best_prefers_good_faces_spread_in_time_and_skips_outliers():
     base = unit(7, 128)
     faces, vectors = [], []
     for k in range(12):
-        faces.append({"id": k, "time": float(k // 2), "box": [0, 0, 100, 100], "score": 0.99,
-                      "frontality": 0.9, "sharpness": 100.0 + k})
+        faces.append(
+            {
+                "id": k,
+                "time": float(k // 2),
+                "box": [0, 0, 100, 100],
+                "score": 0.99,
+                "frontality": 0.9,
+                "sharpness": 100.0 + k,
+            }
+        )
         vectors.append(near(base, k, 0.1))
     faces[11]["frontality"] = faces[11]["sharpness"] = 1e6  # best quality, but someone else:
     vectors[11] = unit(99, 128)

@@ -2,6 +2,7 @@
 polling, the change-log ordering race, read-your-writes, a trimmed log), an unreachable server,
 and ``python -m inference_service.gallery copy`` between SQLite and PostgreSQL.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -204,7 +205,10 @@ def test_copy_sqlite_to_postgresql_and_back_is_idempotent(pg_url, tmp_path):
     def copy(src: str, dst: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "inference_service.gallery", "copy", src, dst],
-            cwd=REPO, capture_output=True, text=True, timeout=120,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     first = copy(str(source), pg_url)
@@ -219,8 +223,11 @@ def test_copy_sqlite_to_postgresql_and_back_is_idempotent(pg_url, tmp_path):
     want = {r.face_id: r for r in records}
     for rec in loaded:
         np.testing.assert_array_equal(rec.embedding, want[rec.face_id].embedding)
-        assert (rec.identity, rec.box, rec.created_at) == (want[rec.face_id].identity, want[rec.face_id].box,
-                                                           want[rec.face_id].created_at)
+        assert (rec.identity, rec.box, rec.created_at) == (
+            want[rec.face_id].identity,
+            want[rec.face_id].box,
+            want[rec.face_id].created_at,
+        )
     other = tmp_path / "other.sqlite3"
     open_store(other, "facenet-vggface2", 512).close()
     refused = copy(pg_url, str(other))
@@ -239,7 +246,7 @@ def test_pipeline_matcher_searches_a_postgresql_gallery(pg_url, engine, faces_di
     from pipeline.video.matchers import LocalMatcher
 
     photo = load_image((faces_dir / "gallery/obama/1.jpg").read_bytes())
-    embedding = max(engine.analyze(photo), key=lambda a: (a.face.box[2] - a.face.box[0])).embedding
+    embedding = max(engine.analyze(photo), key=lambda a: a.face.box[2] - a.face.box[0]).embedding
     gallery = Gallery.open(pg_url, engine.embedder.name, engine.embedder.dim)
     gallery.enroll("obama", embedding[None, :])
     gallery.close()

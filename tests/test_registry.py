@@ -1,5 +1,6 @@
 """The embedder registry is the one list: the settings, the pipeline's CLI and evaluation read it.
 And the one atomic writer leaves the old file whole when a write fails. No model weights."""
+
 from __future__ import annotations
 
 import json

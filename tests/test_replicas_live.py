@@ -5,6 +5,7 @@ and it is gone everywhere; a replica killed with SIGKILL during a burst of write
 started late, holds every write that got a 201; PostgreSQL restarted during writes gives only
 201 or 503, reads go on from memory meanwhile, and every replica catches up afterwards.
 """
+
 from __future__ import annotations
 
 import threading

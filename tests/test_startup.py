@@ -5,6 +5,7 @@ so stderr holds exactly the one ``cannot start:`` line; the file's bytes are com
 The tests run as root, whom file modes do not stop: "read-only" and "folder not writable" are
 made with ``chattr +i`` (immutable even for root), skipped with the reason where that fails.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,7 +34,11 @@ def run_service(**env: str) -> subprocess.CompletedProcess:
     settings.update(env)
     return subprocess.run(
         [sys.executable, "-m", "inference_service"],
-        cwd=REPO, env=clean_env(**settings), capture_output=True, text=True, timeout=180,
+        cwd=REPO,
+        env=clean_env(**settings),
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -173,7 +178,8 @@ def test_weights_dir_that_does_not_exist(tmp_path):
     missing = tmp_path / "nonexistent"
     refused(
         run_service(FACE_WEIGHTS_DIR=str(missing), FACE_GALLERY=str(tmp_path / "g.sqlite3")),
-        f"FACE_WEIGHTS_DIR={missing}", "no such file or folder",
+        f"FACE_WEIGHTS_DIR={missing}",
+        "no such file or folder",
     )
     assert not (tmp_path / "g.sqlite3").exists()
 
@@ -188,10 +194,13 @@ def unwritable_cache(tmp_path: Path) -> Path:
 def test_facenet_with_an_unwritable_torch_cache_names_the_settings(tmp_path):
     line = refused(
         run_service(
-            FACE_EMBEDDER="facenet-vggface2", TORCH_HOME=str(unwritable_cache(tmp_path)),
+            FACE_EMBEDDER="facenet-vggface2",
+            TORCH_HOME=str(unwritable_cache(tmp_path)),
             FACE_GALLERY=str(tmp_path / "g.sqlite3"),
         ),
-        "TORCH_HOME", "FACE_WEIGHTS_DIR", only_line=False,
+        "TORCH_HOME",
+        "FACE_WEIGHTS_DIR",
+        only_line=False,
     )
     assert "FACE_EMBEDDER=dlib-resnet" in line  # no gallery yet: the other embedder is a way out
 
@@ -202,7 +211,9 @@ def test_facenet_gallery_with_auto_gives_advice_that_works(tmp_path):
     before = sha256(path)
     line = refused(
         run_service(FACE_EMBEDDER="auto", TORCH_HOME=str(unwritable_cache(tmp_path)), FACE_GALLERY=str(path)),
-        "FACE_WEIGHTS_DIR", "FACE_GALLERY", only_line=False,
+        "FACE_WEIGHTS_DIR",
+        "FACE_GALLERY",
+        only_line=False,
     )
     # dlib-resnet would be refused for this gallery: advising it sends the operator in a circle.
     assert "FACE_EMBEDDER=dlib-resnet" not in line

@@ -4,6 +4,7 @@ What the gallery relies on is the same whichever store is behind it: what was ad
 (ids, names, vectors, boxes, times), deletes report what they did, the last face takes its
 identity with it, and a persistent store serves the same faces after a reopen.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -140,7 +141,9 @@ def test_store_of_another_embedder_is_refused(persistent):
     store.add_faces(make_records("Ada", 1, 1))
     store.close()
     url = getattr(store, "url", None) or store.path
-    with pytest.raises(GalleryMismatchError, match=r"holds dlib-resnet embeddings \(128-d\) but the service uses facenet-vggface2"):
+    with pytest.raises(
+        GalleryMismatchError, match=r"holds dlib-resnet embeddings \(128-d\) but the service uses facenet-vggface2"
+    ):
         open_store(url, "facenet-vggface2", 512)
 
 
@@ -171,7 +174,11 @@ def test_service_with_an_unreachable_database_stops_with_one_line(tmp_path):
 
     url = f"postgresql://face:secret@127.0.0.1:{free_port()}/faces"
     result = subprocess.run(
-        [sys.executable, "-m", "inference_service"], cwd=REPO, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "inference_service"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env=clean_env(FACE_GALLERY=url, FACE_EMBEDDER="dlib-resnet", FACE_PORT=str(free_port())),
     )
     assert result.returncode == 2

@@ -1,4 +1,5 @@
 """The video job store and retention without models: claims, recovery after a kill, the sweeper."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,15 @@ from inference_service.videos.summary import person_summary
 
 
 def job(**fields) -> Job:
-    base = dict(id=new_job_id(), status="queued", filename="v.mp4", size_bytes=1, duration_s=1.0, frames_total=30,
-                created_at=time.time())
+    base = dict(
+        id=new_job_id(),
+        status="queued",
+        filename="v.mp4",
+        size_bytes=1,
+        duration_s=1.0,
+        frames_total=30,
+        created_at=time.time(),
+    )
     return Job(**{**base, **fields})
 
 
@@ -83,12 +91,15 @@ def test_sweeper_removes_expired_jobs_and_orphaned_folders(tmp_path):
 
 
 def test_summary_counts_overlapping_tracks_of_one_person_once():
-    timeline = {"fps": 10.0, "tracks": [
-        {"identity": "ada", "start": 0.0, "end": 0.9, "frames": list(range(0, 10))},
-        {"identity": "ada", "start": 0.5, "end": 1.4, "frames": list(range(5, 15))},
-        {"identity": None, "start": 2.0, "end": 2.4, "frames": list(range(20, 25))},
-        {"identity": None, "start": 3.0, "end": 3.4, "frames": list(range(30, 35))},
-    ]}
+    timeline = {
+        "fps": 10.0,
+        "tracks": [
+            {"identity": "ada", "start": 0.0, "end": 0.9, "frames": list(range(0, 10))},
+            {"identity": "ada", "start": 0.5, "end": 1.4, "frames": list(range(5, 15))},
+            {"identity": None, "start": 2.0, "end": 2.4, "frames": list(range(20, 25))},
+            {"identity": None, "start": 3.0, "end": 3.4, "frames": list(range(30, 35))},
+        ],
+    }
     summary = person_summary(timeline)
     assert summary["people"] == [{"identity": "ada", "seconds": 1.5, "first": 0.0, "last": 1.4, "tracks": 2}]
     assert summary["unknown"] == {"tracks": 2, "seconds": 1.0}

@@ -4,6 +4,7 @@ The store tests run two ``PostgresJobStore`` instances (as two replicas) on the 
 PostgreSQL; the live test starts two real API processes on one database and one shared video
 folder, posts the stage clip to one, and reads the finished job from both.
 """
+
 from __future__ import annotations
 
 import signal
@@ -22,8 +23,15 @@ from tests.test_videos_api import MIRANDA, enroll_miranda, upload, wait_for
 
 
 def job(**fields) -> Job:
-    base = {"id": new_job_id(), "status": "queued", "filename": "v.mp4", "size_bytes": 1, "duration_s": 1.0,
-            "frames_total": 30, "created_at": time.time()}
+    base = {
+        "id": new_job_id(),
+        "status": "queued",
+        "filename": "v.mp4",
+        "size_bytes": 1,
+        "duration_s": 1.0,
+        "frames_total": 30,
+        "created_at": time.time(),
+    }
     return Job(**{**base, **fields})
 
 
@@ -104,8 +112,12 @@ def replicas(pg_server, tmp_path_factory):
     """Two API replicas on one database and one shared video folder; ``launch`` starts another."""
     url = pg_server.create_database(f"video_jobs_live_{new_job_id()[:8]}")
     folder = tmp_path_factory.mktemp("videos-pg")
-    common = {"FACE_VIDEO_DIR": str(folder / "shared-videos"), "FACE_MAX_VIDEO_SECONDS": "60", "FACE_THREADS": "2",
-              "FACE_VIDEO_LEASE_S": LEASE_S}
+    common = {
+        "FACE_VIDEO_DIR": str(folder / "shared-videos"),
+        "FACE_MAX_VIDEO_SECONDS": "60",
+        "FACE_THREADS": "2",
+        "FACE_VIDEO_LEASE_S": LEASE_S,
+    }
     servers: list = []
 
     def launch(name: str):

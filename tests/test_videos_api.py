@@ -6,6 +6,7 @@ results checked: the timeline names him, the annotated video is H.264 that OpenC
 upload is gone once the job ended. A second API is killed with SIGKILL during a job and started
 again on the same files: the job must end (resumed and done, or failed with a reason).
 """
+
 from __future__ import annotations
 
 import os
@@ -54,7 +55,11 @@ def enroll_miranda(api_url: str, faces_dir: Path) -> None:
 def api(tmp_path_factory, faces_dir):
     folder = tmp_path_factory.mktemp("videos-api")
     server = start_api(
-        folder, folder / "gallery.sqlite3", FACE_API_KEY=KEY, FACE_MAX_VIDEO_MB="2", FACE_MAX_VIDEO_SECONDS="60",
+        folder,
+        folder / "gallery.sqlite3",
+        FACE_API_KEY=KEY,
+        FACE_MAX_VIDEO_MB="2",
+        FACE_MAX_VIDEO_SECONDS="60",
         FACE_THREADS="2",
     )
     enroll_miranda(server.url, faces_dir)
@@ -121,7 +126,9 @@ def test_annotated_video_is_h264_and_supports_ranges(api, done_job, tmp_path):
 def test_name_an_unknown_track_enrolls_its_faces(api, done_job):
     server, _ = api
     job, _ = done_job
-    unknown = [t for t in job["timeline"]["tracks"] if t["identity"] is None and job["track_faces"].get(str(t["track_id"]))]
+    unknown = [
+        t for t in job["timeline"]["tracks"] if t["identity"] is None and job["track_faces"].get(str(t["track_id"]))
+    ]
     track = max(unknown, key=lambda t: t["faces"])
     crop = requests.get(f"{server.url}/videos/{job['id']}/tracks/{track['track_id']}/faces/0", timeout=30)
     assert crop.status_code == 200 and crop.headers["content-type"] == "image/jpeg"
@@ -129,8 +136,9 @@ def test_name_an_unknown_track_enrolls_its_faces(api, done_job):
     url = f"{server.url}/videos/{job['id']}/tracks/{track['track_id']}/enroll"
     assert requests.post(url, json={"name": "Stage Person"}, timeout=30).status_code == 401
     assert requests.post(url, json={"name": "a/b"}, headers=AUTH, timeout=30).status_code == 422
-    r = requests.post(url, json={"name": "Stage Person", "faces": 3, "consent": "stage release 4"}, headers=AUTH,
-                      timeout=30)
+    r = requests.post(
+        url, json={"name": "Stage Person", "faces": 3, "consent": "stage release 4"}, headers=AUTH, timeout=30
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     audit = requests.get(f"{server.url}/audit", params={"identity": "Stage Person"}, headers=AUTH, timeout=30).json()

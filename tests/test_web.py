@@ -4,6 +4,7 @@ The fake sits behind a ``requests`` transport adapter, so the site's real client
 URL quoting and error mapping all run; only the HTTP server at the other end is pretend. The real
 API is exercised in ``test_wiring.py`` and ``test_e2e_browser.py``.
 """
+
 from __future__ import annotations
 
 import base64
@@ -101,10 +102,22 @@ def _photo(width: int = 640, height: int = 360, fmt: str = "JPEG") -> bytes:
 
 
 FACES = [
-    {"box": [100.0, 50.0, 250.0, 250.0], "score": 0.999, "landmarks": [[0, 0]] * 5, "identity": "obama",
-     "similarity": 0.953, "candidates": [{"identity": "obama", "similarity": 0.953}, {"identity": "biden", "similarity": 0.71}]},
-    {"box": [400.0, 60.0, 520.0, 220.0], "score": 0.987, "landmarks": [[0, 0]] * 5, "identity": None,
-     "similarity": 0.64, "candidates": [{"identity": "<b>eve</b>", "similarity": 0.64}]},
+    {
+        "box": [100.0, 50.0, 250.0, 250.0],
+        "score": 0.999,
+        "landmarks": [[0, 0]] * 5,
+        "identity": "obama",
+        "similarity": 0.953,
+        "candidates": [{"identity": "obama", "similarity": 0.953}, {"identity": "biden", "similarity": 0.71}],
+    },
+    {
+        "box": [400.0, 60.0, 520.0, 220.0],
+        "score": 0.987,
+        "landmarks": [[0, 0]] * 5,
+        "identity": None,
+        "similarity": 0.64,
+        "candidates": [{"identity": "<b>eve</b>", "similarity": 0.64}],
+    },
 ]
 
 
@@ -138,15 +151,22 @@ def recognize(client, data: bytes | None = None, filename: str = "photo.jpg"):
 
 
 def enroll(client, name: str, photos: int = 1, consent: bool = True):
-    form = {"csrf_token": token(client, "/enroll"), "name": name,
-            "photos": [(io.BytesIO(_photo()), f"p{i}.jpg") for i in range(photos)]}
+    form = {
+        "csrf_token": token(client, "/enroll"),
+        "name": name,
+        "photos": [(io.BytesIO(_photo()), f"p{i}.jpg") for i in range(photos)],
+    }
     if consent:
         form["consent"] = "yes"
     return client.post("/enroll", data=form, content_type="multipart/form-data")
 
 
 RUNNING_JOB = {
-    "id": "a" * 32, "status": "running", "filename": "stage.mp4", "duration_s": 11.0, "error": None,
+    "id": "a" * 32,
+    "status": "running",
+    "filename": "stage.mp4",
+    "duration_s": 11.0,
+    "error": None,
     "progress": {"stage": "analysing", "frames_done": 110, "frames_total": 275, "fraction": 0.34},
 }
 
@@ -215,7 +235,9 @@ def test_annotate_follows_exif_orientation_and_keeps_alpha():
 
 
 def test_large_photos_are_shown_scaled_with_their_boxes():
-    drawn = annotate(_photo(3200, 1800), [{"box": [1000, 400, 1400, 800], "identity": None, "similarity": 0.1, "candidates": []}])
+    drawn = annotate(
+        _photo(3200, 1800), [{"box": [1000, 400, 1400, 800], "identity": None, "similarity": 0.1, "candidates": []}]
+    )
     assert (drawn.width, drawn.height) == (1600, 900)
     img = Image.open(io.BytesIO(drawn.data)).convert("RGB")
     assert _close(img.getpixel((500, 300)), UNKNOWN_COLOUR)
@@ -231,7 +253,13 @@ def test_large_photos_are_shown_scaled_with_their_boxes():
         (400, "the image data is truncated", {}, 400, "The image could not be read: the image data is truncated"),
         (503, "queue full", {"Retry-After": "2"}, 503, "The face service is busy right now; please try again in 2 s"),
         (500, "boom", {}, 502, "The face service failed: boom"),
-        (422, [{"loc": ["body", "image"], "msg": "Field required", "type": "missing"}], {}, 422, "image: Field required"),
+        (
+            422,
+            [{"loc": ["body", "image"], "msg": "Field required", "type": "missing"}],
+            {},
+            422,
+            "image: Field required",
+        ),
     ],
 )
 def test_api_errors_are_readable_on_every_form(client, fake, status, detail, headers, shown, expect):
@@ -281,8 +309,11 @@ def test_posts_without_the_sessions_csrf_token_are_refused(client, fake, path):
     form = {"name": "obama", "confirm": "yes", "consent": "yes", "image": (io.BytesIO(_photo()), "a.jpg")}
     assert client.post(path, data=form, content_type="multipart/form-data").status_code == 400
     real = token(client)
-    wrong = client.post(path, data={**form, "csrf_token": real[:-2] + "xx", "image": (io.BytesIO(_photo()), "a.jpg")},
-                        content_type="multipart/form-data")
+    wrong = client.post(
+        path,
+        data={**form, "csrf_token": real[:-2] + "xx", "image": (io.BytesIO(_photo()), "a.jpg")},
+        content_type="multipart/form-data",
+    )
     assert wrong.status_code == 400 and "Reload the page" in wrong.get_data(as_text=True)
     # another browser (no session cookie) with a token copied from this one is refused too
     other = _app(fake).test_client()
@@ -346,13 +377,17 @@ def test_gallery_lists_and_deletes_after_confirmation(client, fake):
     unticked = client.post("/gallery/delete", data={"csrf_token": csrf, "name": "obama"})
     assert unticked.status_code == 400 and fake.gallery["obama"] == 2
 
-    done = client.post("/gallery/delete", data={"csrf_token": csrf, "name": "obama", "confirm": "yes"}, follow_redirects=True)
+    done = client.post(
+        "/gallery/delete", data={"csrf_token": csrf, "name": "obama", "confirm": "yes"}, follow_redirects=True
+    )
     assert done.status_code == 200 and fake.calls[-2].method == "DELETE"
     assert fake.calls[-2].headers["X-API-Key"] == "sekret"
     page = done.get_data(as_text=True)
     assert "Deleted obama and all of their faces." in page and ">obama<" not in page and fake.gallery == {"biden": 1}
 
-    again = client.post("/gallery/delete", data={"csrf_token": csrf, "name": "obama", "confirm": "yes"}, follow_redirects=True)
+    again = client.post(
+        "/gallery/delete", data={"csrf_token": csrf, "name": "obama", "confirm": "yes"}, follow_redirects=True
+    )
     assert "obama is not in the gallery" in again.get_data(as_text=True)
 
 
@@ -378,7 +413,12 @@ def test_site_limit_follows_face_max_upload_mb(monkeypatch):
     monkeypatch.setenv("FACE_API_KEY", "")
     monkeypatch.setenv("WEB_PORT", "5123")
     settings = WebSettings()
-    assert (settings.max_upload_mb, settings.api_url, settings.api_key, settings.port) == (3, "http://api:8000", None, 5123)
+    assert (settings.max_upload_mb, settings.api_url, settings.api_key, settings.port) == (
+        3,
+        "http://api:8000",
+        None,
+        5123,
+    )
     assert create_app(settings).config["MAX_CONTENT_LENGTH"] == 3 * 2**20 + 64 * 1024
     assert WebSettings().secret_key != WebSettings().secret_key  # random per process when unset
 
@@ -417,7 +457,11 @@ def test_video_progress_refreshes_without_script_and_polls_with_it(fake, client)
     status = client.get(f"/videos/{RUNNING_JOB['id']}/status")
     assert status.status_code == 200 and status.headers["Cache-Control"] == "no-store"
     assert status.get_json() == {
-        "status": "running", "status_word": "Analysing", "fraction": 0.34, "frames_done": 110, "frames_total": 275,
+        "status": "running",
+        "status_word": "Analysing",
+        "fraction": 0.34,
+        "frames_done": 110,
+        "frames_total": 275,
         "text": "Finding and following faces: frame 110 of 275 (34%)",
     }
     assert client.get(f"/videos/{'b' * 32}/status").status_code == 404  # the script reloads on that

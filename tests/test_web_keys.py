@@ -3,6 +3,7 @@
 First which key goes on which call (the fake API of test_web.py records the headers), then the
 real API with both keys set and the real site: Recognize and Gallery work, with either key.
 """
+
 from __future__ import annotations
 
 import io
@@ -39,7 +40,12 @@ def test_reads_carry_the_read_key_and_writes_the_write_key():
     assert fake.calls[-1].headers["X-API-Key"] == READ
     assert client.get("/gallery").status_code == 200
     assert fake.calls[-1].headers["X-API-Key"] == READ
-    form = {"csrf_token": token(client, "/enroll"), "name": "ada", "consent": "yes", "photos": [(io.BytesIO(_photo()), "a.jpg")]}
+    form = {
+        "csrf_token": token(client, "/enroll"),
+        "name": "ada",
+        "consent": "yes",
+        "photos": [(io.BytesIO(_photo()), "a.jpg")],
+    }
     assert client.post("/enroll", data=form, content_type="multipart/form-data").status_code == 200
     assert fake.calls[-1].headers["X-API-Key"] == WRITE
 
@@ -67,7 +73,8 @@ def locked_api(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "site_keys", [{"FACE_API_KEY": WRITE, "FACE_READ_API_KEY": READ}, {"FACE_API_KEY": WRITE}, {"FACE_READ_API_KEY": READ}],
+    "site_keys",
+    [{"FACE_API_KEY": WRITE, "FACE_READ_API_KEY": READ}, {"FACE_API_KEY": WRITE}, {"FACE_READ_API_KEY": READ}],
     ids=["both keys", "write key only", "read key only"],
 )
 def test_recognize_and_gallery_work_against_an_api_with_both_keys(locked_api, faces_dir, site_keys):
@@ -76,8 +83,10 @@ def test_recognize_and_gallery_work_against_an_api_with_both_keys(locked_api, fa
     # The API really is closed without a key, and "obama" is enrolled with the write key.
     assert requests.get(api.url + "/identities", timeout=10).status_code == 401
     r = requests.post(
-        api.url + "/identities/obama/faces", files={"image": (photo.name, photo.read_bytes())},
-        headers={"X-API-Key": WRITE}, timeout=120,
+        api.url + "/identities/obama/faces",
+        files={"image": (photo.name, photo.read_bytes())},
+        headers={"X-API-Key": WRITE},
+        timeout=120,
     )
     assert r.status_code == 201, r.text
     web = start_web(logs, api.url, **site_keys)
@@ -87,8 +96,10 @@ def test_recognize_and_gallery_work_against_an_api_with_both_keys(locked_api, fa
             csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
             probe = faces_dir / "probes/obama_3.jpg"
             result = browser.post(
-                web.url + "/recognize", data={"csrf_token": csrf},
-                files={"image": (probe.name, probe.read_bytes(), "image/jpeg")}, timeout=120,
+                web.url + "/recognize",
+                data={"csrf_token": csrf},
+                files={"image": (probe.name, probe.read_bytes(), "image/jpeg")},
+                timeout=120,
             )
             assert result.status_code == 200, result.text
             assert '<td class="known">obama</td>' in result.text

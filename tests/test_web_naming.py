@@ -1,8 +1,9 @@
-""""Name this face" on the result page: the signed crop form, against the fake API of test_web.py,
+""" "Name this face" on the result page: the signed crop form, against the fake API of test_web.py,
 and the crops themselves against the real detector (the face must be found again in its crop).
 
 The whole path with the real API, the real site and Chromium is in test_e2e_naming.py.
 """
+
 from __future__ import annotations
 
 import base64
@@ -143,7 +144,9 @@ def test_with_a_password_naming_needs_a_login(fake):
 
 
 def test_a_crowd_gets_forms_for_a_bounded_number_of_faces(client, fake):
-    fake.faces = [{**FACES[1], "box": [10.0 + 12 * i, 10.0, 20.0 + 12 * i, 22.0]} for i in range(MAX_NAMEABLE_FACES + 5)]
+    fake.faces = [
+        {**FACES[1], "box": [10.0 + 12 * i, 10.0, 20.0 + 12 * i, 22.0]} for i in range(MAX_NAMEABLE_FACES + 5)
+    ]
     assert len(face_forms(recognize(client).get_data(as_text=True))) == MAX_NAMEABLE_FACES
 
 

@@ -5,6 +5,7 @@ too), with and without ``WEB_PASSWORD``, plus the error pages, a redirect and th
 The real browser's view of the same policy (no CSP violation, no framing) is in
 ``test_e2e_browser.py``.
 """
+
 from __future__ import annotations
 
 import io
@@ -30,7 +31,9 @@ def fake() -> FakeApi:
 
 def _csp(response) -> dict[str, str]:
     policy = response.headers.get("Content-Security-Policy", "")
-    return {d.split(" ", 1)[0]: d.split(" ", 1)[1] if " " in d else "" for d in (p.strip() for p in policy.split(";")) if d}
+    return {
+        d.split(" ", 1)[0]: d.split(" ", 1)[1] if " " in d else "" for d in (p.strip() for p in policy.split(";")) if d
+    }
 
 
 def assert_security_headers(response, what: str) -> None:
@@ -45,9 +48,20 @@ def assert_security_headers(response, what: str) -> None:
     assert response.headers.get("Referrer-Policy") == "same-origin", what
 
 
-ENDPOINTS = {"recognize.home", "recognize.recognize", "gallery.enroll_form", "gallery.enroll", "gallery.index",
-             "gallery.confirm_delete", "gallery.delete", "health", "static",
-             "login", "login_submit", "logout"}
+ENDPOINTS = {
+    "recognize.home",
+    "recognize.recognize",
+    "gallery.enroll_form",
+    "gallery.enroll",
+    "gallery.index",
+    "gallery.confirm_delete",
+    "gallery.delete",
+    "health",
+    "static",
+    "login",
+    "login_submit",
+    "logout",
+}
 
 
 @pytest.mark.parametrize("password", [None, PASSWORD], ids=["no-login", "login"])
@@ -84,8 +98,11 @@ def test_every_response_has_the_security_headers(fake, password):
         "405": client.delete("/"),
         "redirect": client.get("/gallery/delete"),
         "HEAD static": client.head("/static/style.css"),
-        "413": client.post("/recognize", data={"csrf_token": csrf, "image": (io.BytesIO(b"\xff" * 11 * 2**20), "a.jpg")},
-                           content_type="multipart/form-data"),
+        "413": client.post(
+            "/recognize",
+            data={"csrf_token": csrf, "image": (io.BytesIO(b"\xff" * 11 * 2**20), "a.jpg")},
+            content_type="multipart/form-data",
+        ),
     }
     assert [r.status_code for r in extra.values()] == [404, 405, 302, 200, 413]
     for what, response in extra.items():
@@ -128,7 +145,9 @@ def test_the_pages_fit_the_policy(fake):
         assert "<style" not in page and " style=" not in page
         assert not re.search(r"\son[a-z]+=", page)  # no inline event handlers
         for attr, url in re.findall(r'\s(src|href|action)="([^"]*)"', page):
-            assert url.startswith("/") and not url.startswith("//") or (attr == "src" and url.startswith("data:image/")), url
+            assert (
+                url.startswith("/") and not url.startswith("//") or (attr == "src" and url.startswith("data:image/"))
+            ), url
 
 
 # --- login ----------------------------------------------------------------------------------------
@@ -205,7 +224,9 @@ def test_after_login_enroll_and_delete_work_and_logout_ends_it(locked, fake):
     assert enroll(client, "obama", photos=2).status_code == 200
     assert fake.gallery == {"obama": 2} and fake.calls[-1].headers["X-API-Key"] == "sekret"
     csrf = token(client, "/gallery/delete?name=obama")
-    done = client.post("/gallery/delete", data={"csrf_token": csrf, "name": "obama", "confirm": "yes"}, follow_redirects=True)
+    done = client.post(
+        "/gallery/delete", data={"csrf_token": csrf, "name": "obama", "confirm": "yes"}, follow_redirects=True
+    )
     assert "Deleted obama" in done.get_data(as_text=True) and fake.gallery == {}
 
     assert client.post("/logout", data={"csrf_token": token(client)}).status_code == 303
@@ -251,8 +272,18 @@ def test_a_login_ends_after_twelve_idle_hours(locked, monkeypatch):
 
 @pytest.mark.parametrize(
     "target",
-    ["https://evil.example/", "//evil.example/x", "/\\evil.example", "\\\\evil.example", "/\t/evil.example",
-     "/\n/evil.example", "javascript:alert(1)", "http:/evil.example", "evil.example", " /enroll"],
+    [
+        "https://evil.example/",
+        "//evil.example/x",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "javascript:alert(1)",
+        "http:/evil.example",
+        "evil.example",
+        " /enroll",
+    ],
 )
 def test_login_never_redirects_off_the_site(locked, target):
     client = locked.test_client()
@@ -308,7 +339,16 @@ def test_password_setting_is_read_from_the_environment(monkeypatch):
     assert WebSettings().password is None
 
 
-@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("::1", True), ("localhost", True),
-                                                ("0.0.0.0", False), ("192.168.1.5", False), ("example.org", False)])
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("192.168.1.5", False),
+        ("example.org", False),
+    ],
+)
 def test_binding_beyond_loopback_is_recognised(host, loopback):
     assert _loopback(host) is loopback

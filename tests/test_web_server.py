@@ -1,4 +1,5 @@
 """``python -m web_frontend`` is served by waitress with WEB_THREADS threads, and stops cleanly on SIGTERM."""
+
 from __future__ import annotations
 
 import concurrent.futures

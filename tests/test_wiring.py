@@ -5,6 +5,7 @@ service's own ``command`` and ``environment`` (interpolated as compose would, wi
 host names, ports and volume paths mapped onto loopback ports and temporary folders) start the
 real services, and the site must talk to the API through them.
 """
+
 from __future__ import annotations
 
 import io
@@ -40,7 +41,9 @@ def compose() -> dict:
 def test_compose_file_matches_the_compose_specification():
     result = subprocess.run(
         [str(CHECK_JSONSCHEMA), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -48,7 +51,9 @@ def test_compose_file_matches_the_compose_specification():
 def test_compose_file_says_what_the_issue_asks():
     spec = compose()
     api, web = spec["services"]["api"], spec["services"]["web"]
-    assert api["build"]["dockerfile"] == "docker/api.Dockerfile" and web["build"]["dockerfile"] == "docker/web.Dockerfile"
+    assert (
+        api["build"]["dockerfile"] == "docker/api.Dockerfile" and web["build"]["dockerfile"] == "docker/web.Dockerfile"
+    )
     for name in ("api", "web"):
         assert (REPO / spec["services"][name]["build"]["dockerfile"]).is_file()
     assert web["environment"]["FACE_API_URL"] == "http://api:8000"
@@ -83,7 +88,8 @@ def pyproject_pins(extra: str | None = None) -> dict[str, str]:
 def test_images_install_what_pyproject_pins():
     pins = pyproject_pins()
     web_pins = dict(
-        line.split("==", 1) for line in (REPO / "web_frontend/requirements.txt").read_text().splitlines()
+        line.split("==", 1)
+        for line in (REPO / "web_frontend/requirements.txt").read_text().splitlines()
         if "==" in line and not line.lstrip().startswith("#")
     )
     assert web_pins and all(pins.get(name) == version for name, version in web_pins.items()), web_pins
@@ -153,7 +159,7 @@ def as_compose_would(spec: dict, name: str, shell: dict[str, str], ports: dict[s
                 value = f"http://127.0.0.1:{ports[url.hostname]}{url.path}"
         for path, folder in mounts.items():
             if value == path or value.startswith(path + "/"):
-                value = str(folder) + value[len(path):]
+                value = str(folder) + value[len(path) :]
         env[key] = value
     command = service["command"]
     argv = shlex.split(command) if isinstance(command, str) else list(command)
@@ -176,7 +182,11 @@ def compose_services(tmp_path):
     """Start api, wait for its healthcheck to pass (depends_on: service_healthy), then web."""
     spec = compose()
     key = "wiring-test-key"
-    shell = {"FACE_API_KEY": key, "FACE_EMBEDDER": "dlib-resnet", "FACE_THREADS": "1"}  # `FACE_API_KEY=... docker compose up`
+    shell = {
+        "FACE_API_KEY": key,
+        "FACE_EMBEDDER": "dlib-resnet",
+        "FACE_THREADS": "1",
+    }  # `FACE_API_KEY=... docker compose up`
     ports = {name: free_port() for name in spec["services"]}
     servers = []
     try:
@@ -199,11 +209,16 @@ def test_services_started_as_compose_would_talk_to_each_other(compose_services, 
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     photo = (faces_dir / "gallery/obama/1.jpg").read_bytes()
     # The API needs the key (compose gave it FACE_API_KEY) ...
-    assert requests.post(api.url + "/identities/obama/faces", files={"image": ("1.jpg", photo)}, timeout=60).status_code == 401
+    assert (
+        requests.post(api.url + "/identities/obama/faces", files={"image": ("1.jpg", photo)}, timeout=60).status_code
+        == 401
+    )
     # ... and the site forwards the same key, so enrolling through the site works.
     enrolled = site.post(
-        web.url + "/enroll", data={"csrf_token": token, "name": "obama", "consent": "yes"},
-        files={"photos": ("1.jpg", photo, "image/jpeg")}, timeout=120,
+        web.url + "/enroll",
+        data={"csrf_token": token, "name": "obama", "consent": "yes"},
+        files={"photos": ("1.jpg", photo, "image/jpeg")},
+        timeout=120,
     )
     assert enrolled.status_code == 200, enrolled.text
     assert "Added 1 face to <strong>obama</strong>" in enrolled.text
@@ -217,8 +232,10 @@ def test_services_started_as_compose_would_talk_to_each_other(compose_services, 
         ("notes.txt", b"not an image at all", 415, "That file is not an image the service can read"),
     ):
         refused = site.post(
-            web.url + "/enroll", data={"csrf_token": token, "name": "nobody", "consent": "yes"},
-            files={"photos": (filename, data, "application/octet-stream")}, timeout=120,
+            web.url + "/enroll",
+            data={"csrf_token": token, "name": "nobody", "consent": "yes"},
+            files={"photos": (filename, data, "application/octet-stream")},
+            timeout=120,
         )
         assert refused.status_code == status and says in refused.text, (refused.status_code, refused.text[-1500:])
     assert names_and_counts(api.url) == [{"name": "obama", "faces": 1}]
@@ -230,14 +247,18 @@ def test_services_started_as_compose_would_talk_to_each_other(compose_services, 
 def test_run_sh_starts_both_and_stops_both_on_ctrl_c(tmp_path, faces_dir):
     api_port, web_port = free_port(), free_port()
     env = live_servers.clean_env(
-        FACE_PORT=str(api_port), WEB_PORT=str(web_port), FACE_GALLERY=str(tmp_path / "gallery.sqlite3"),
-        FACE_EMBEDDER="dlib-resnet", FACE_THREADS="1",
+        FACE_PORT=str(api_port),
+        WEB_PORT=str(web_port),
+        FACE_GALLERY=str(tmp_path / "gallery.sqlite3"),
+        FACE_EMBEDDER="dlib-resnet",
+        FACE_THREADS="1",
     )
     log = tmp_path / "run.log"
     with open(log, "wb") as out:
         # its own session, like a terminal's foreground job: Ctrl-C goes to the whole group
-        proc = subprocess.Popen(["bash", "scripts/run.sh"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            ["bash", "scripts/run.sh"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 240
         while "Press Ctrl-C to stop both." not in log.read_text(errors="replace"):
@@ -255,7 +276,9 @@ def test_run_sh_starts_both_and_stops_both_on_ctrl_c(tmp_path, faces_dir):
         assert proc.wait(timeout=60) == 130
         gone, alive = psutil.wait_procs(servers, timeout=10)
         assert not alive, f"still running after Ctrl-C: {alive}"
-        assert not answers(f"http://127.0.0.1:{web_port}/health", 1) and not answers(f"http://127.0.0.1:{api_port}/health", 1)
+        assert not answers(f"http://127.0.0.1:{web_port}/health", 1) and not answers(
+            f"http://127.0.0.1:{api_port}/health", 1
+        )
         assert "stopping the API and the site" in log.read_text()
     finally:
         if proc.poll() is None:
@@ -275,7 +298,9 @@ def scaled() -> dict:
 def test_scaled_compose_file_matches_the_compose_specification():
     result = subprocess.run(
         [str(CHECK_JSONSCHEMA), "--builtin-schema", "vendor.compose-spec", str(SCALED)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -297,7 +322,10 @@ def test_scaled_compose_file_says_what_the_issue_asks():
     with pytest.raises(ValueError):  # no password, no start
         interpolate(api["environment"]["FACE_GALLERY"], {})
     assert gallery.scheme == "postgresql" and gallery.hostname == "postgres" and gallery.password == "secret"
-    assert gallery.username == pg["environment"]["POSTGRES_USER"] and gallery.path == "/" + pg["environment"]["POSTGRES_DB"]
+    assert (
+        gallery.username == pg["environment"]["POSTGRES_USER"]
+        and gallery.path == "/" + pg["environment"]["POSTGRES_DB"]
+    )
     assert api["depends_on"] == {"postgres": {"condition": "service_healthy"}} and "ports" not in api
     assert api["environment"]["FACE_EMBEDDER"] != "auto"  # replicas must agree on the embedder
     # video jobs may run on any replica: their folder is one named volume all replicas mount
@@ -325,9 +353,13 @@ def nginx_on_loopback(tmp_path: Path, listen: int, upstreams: list[int]) -> list
     text = text.replace(
         "server api:8000 resolve;", "\n        ".join(f"server 127.0.0.1:{port};" for port in upstreams)
     )
-    text = text.replace("listen 8000;", f"listen 127.0.0.1:{listen};").replace("pid /tmp/nginx.pid;", f"pid {tmp_path}/nginx.pid;")
+    text = text.replace("listen 8000;", f"listen 127.0.0.1:{listen};").replace(
+        "pid /tmp/nginx.pid;", f"pid {tmp_path}/nginx.pid;"
+    )
     # which replica answered each request, for the test to see the load spread
-    text = text.replace("access_log off;", f"log_format upstream '$upstream_addr';\n    access_log {tmp_path}/upstream.log upstream;")
+    text = text.replace(
+        "access_log off;", f"log_format upstream '$upstream_addr';\n    access_log {tmp_path}/upstream.log upstream;"
+    )
     for temp in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         text = text.replace("http {", f"http {{\n    {temp}_temp_path {tmp_path}/{temp};", 1)
     conf = tmp_path / "nginx.conf"
@@ -361,8 +393,12 @@ def scaled_services(tmp_path, nginx_binary):
     import psycopg
 
     spec = scaled()
-    shell = {"POSTGRES_PASSWORD": "wiring-pass", "FACE_API_KEY": "wiring-test-key", "FACE_EMBEDDER": "dlib-resnet",
-             "FACE_THREADS": "1"}
+    shell = {
+        "POSTGRES_PASSWORD": "wiring-pass",
+        "FACE_API_KEY": "wiring-test-key",
+        "FACE_EMBEDDER": "dlib-resnet",
+        "FACE_THREADS": "1",
+    }
     pg_env = spec["services"]["postgres"]["environment"]
     server = start_postgres()
     servers = []
@@ -370,29 +406,56 @@ def scaled_services(tmp_path, nginx_binary):
         with psycopg.connect(server.url, autocommit=True) as conn:  # what the image does with POSTGRES_*
             conn.execute(f"CREATE ROLE {pg_env['POSTGRES_USER']} LOGIN PASSWORD '{shell['POSTGRES_PASSWORD']}'")
             conn.execute(f"CREATE DATABASE {pg_env['POSTGRES_DB']} OWNER {pg_env['POSTGRES_USER']}")
-        pg_isready = next(p for p in ((server.bin_dir / "pg_ctl").resolve().with_name("pg_isready"),
-                                      Path(shutil.which("pg_isready") or "pg_isready")) if p.exists())
-        ready = [str(pg_isready) if a == "pg_isready" else a for a in spec["services"]["postgres"]["healthcheck"]["test"][1:]]
+        pg_isready = next(
+            p
+            for p in (
+                (server.bin_dir / "pg_ctl").resolve().with_name("pg_isready"),
+                Path(shutil.which("pg_isready") or "pg_isready"),
+            )
+            if p.exists()
+        )
+        ready = [
+            str(pg_isready) if a == "pg_isready" else a for a in spec["services"]["postgres"]["healthcheck"]["test"][1:]
+        ]
         assert subprocess.run([*ready, "-h", "127.0.0.1", "-p", str(server.port)], timeout=30).returncode == 0
         api = spec["services"]["api"]
         replicas = []
         for i in range(int(interpolate(api["deploy"]["replicas"], {}))):
             port = free_port()
-            env = {key: interpolate(raw, shell) if raw is not None else shell.get(key) for key, raw in api["environment"].items()}
+            env = {
+                key: interpolate(raw, shell) if raw is not None else shell.get(key)
+                for key, raw in api["environment"].items()
+            }
             env = {k: v for k, v in env.items() if v is not None}
-            env.update(FACE_HOST="127.0.0.1", FACE_PORT=str(port), TORCH_HOME=str(tmp_path / "models" / "torch"),
-                       FACE_VIDEO_DIR=str(tmp_path / "videos"))  # the shared volume: one folder here
+            env.update(
+                FACE_HOST="127.0.0.1",
+                FACE_PORT=str(port),
+                TORCH_HOME=str(tmp_path / "models" / "torch"),
+                FACE_VIDEO_DIR=str(tmp_path / "videos"),
+            )  # the shared volume: one folder here
             env["FACE_GALLERY"] = env["FACE_GALLERY"].replace("@postgres:5432/", f"@127.0.0.1:{server.port}/")
             argv = [sys.executable if a == "python" else a for a in api["command"]]
-            replicas.append(live_servers.start(f"api{i}", argv, live_servers.clean_env(**env),
-                                               f"http://127.0.0.1:{port}", tmp_path, timeout=300))
+            replicas.append(
+                live_servers.start(
+                    f"api{i}", argv, live_servers.clean_env(**env), f"http://127.0.0.1:{port}", tmp_path, timeout=300
+                )
+            )
             servers.append(replicas[-1])
         lb_port = free_port()
-        lb = live_servers.start("lb", nginx_on_loopback(tmp_path, lb_port, [int(urlsplit(r.url).port) for r in replicas]),
-                                os.environ.copy(), f"http://127.0.0.1:{lb_port}", tmp_path, timeout=30)
+        lb = live_servers.start(
+            "lb",
+            nginx_on_loopback(tmp_path, lb_port, [int(urlsplit(r.url).port) for r in replicas]),
+            os.environ.copy(),
+            f"http://127.0.0.1:{lb_port}",
+            tmp_path,
+            timeout=30,
+        )
         servers.append(lb)
         web_spec, web_port = spec["services"]["web"], free_port()
-        env = {key: interpolate(raw, shell) if raw is not None else shell.get(key) for key, raw in web_spec["environment"].items()}
+        env = {
+            key: interpolate(raw, shell) if raw is not None else shell.get(key)
+            for key, raw in web_spec["environment"].items()
+        }
         env = {k: v for k, v in env.items() if v is not None}
         env.update(WEB_HOST="127.0.0.1", WEB_PORT=str(web_port), FACE_API_URL=lb.url)
         argv = [sys.executable if a == "python" else a for a in web_spec["command"]]
@@ -426,15 +489,21 @@ def test_scaled_services_share_one_gallery_through_nginx(scaled_services, faces_
     token = re.search(r'name="csrf_token" value="([^"]+)"', site.get(web.url + "/enroll", timeout=30).text).group(1)
     photo = (faces_dir / "gallery/obama/1.jpg").read_bytes()
     enrolled = site.post(
-        web.url + "/enroll", data={"csrf_token": token, "name": "obama", "consent": "yes"},
-        files={"photos": ("1.jpg", photo, "image/jpeg")}, timeout=120,
+        web.url + "/enroll",
+        data={"csrf_token": token, "name": "obama", "consent": "yes"},
+        files={"photos": ("1.jpg", photo, "image/jpeg")},
+        timeout=120,
     )
-    assert enrolled.status_code == 200 and "Added 1 face to <strong>obama</strong>" in enrolled.text, enrolled.text[-1500:]
+    assert enrolled.status_code == 200 and "Added 1 face to <strong>obama</strong>" in enrolled.text, enrolled.text[
+        -1500:
+    ]
     # whichever replica nginx sent the write to, every replica lists and recognises the person
     assert _listed_everywhere(replicas, [{"name": "obama", "faces": 1}])
     probe = (faces_dir / "gallery/obama/2.jpg").read_bytes()
     for replica in replicas:
-        faces = requests.post(replica.url + "/recognize", files={"image": ("2.jpg", probe)}, timeout=120).json()["faces"]
+        faces = requests.post(replica.url + "/recognize", files={"image": ("2.jpg", probe)}, timeout=120).json()[
+            "faces"
+        ]
         assert [f["identity"] for f in faces] == ["obama"]
     # nginx spreads requests over the replicas ...
     log = Path(lb.log).parent / "upstream.log"

@@ -5,6 +5,7 @@ the web image), with ``WEB_THREADS`` worker threads: the site forwards requests 
 draws boxes, so its threads mostly wait. SIGTERM (``docker stop``, ``scripts/run.sh`` on Ctrl-C)
 shuts it down cleanly; as PID 1 in a container Python would otherwise ignore it.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -53,7 +54,11 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     log.info(
         "site on http://%s:%s (waitress, %d threads) using the face API at %s (upload limit %g MB, API key %s, %s)",
-        settings.host, server.effective_port, settings.threads, settings.api_url, settings.max_upload_mb,
+        settings.host,
+        server.effective_port,
+        settings.threads,
+        settings.api_url,
+        settings.max_upload_mb,
         "set" if settings.api_key else "not set",
         "login required to enroll and delete" if settings.password else "no login: WEB_PASSWORD not set",
     )

@@ -4,6 +4,7 @@ No model code here: every face operation is a call to the inference API through
 :class:`face_client.FaceClient`. Uploads stay in memory (see :class:`InMemoryRequest`)
 and the drawn result is sent inline, so the site keeps no photo on disk.
 """
+
 from __future__ import annotations
 
 import io
@@ -29,7 +30,6 @@ from .videos import init_videos
 log = logging.getLogger(__name__)
 
 
-
 class InMemoryRequest(Request):
     """Keep uploaded files in memory: Werkzeug would spool files over 500 KB to a temporary file.
 
@@ -37,7 +37,10 @@ class InMemoryRequest(Request):
     """
 
     def _get_file_stream(
-        self, total_content_length: int | None, content_type: str | None, filename: str | None = None,
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
         content_length: int | None = None,
     ) -> io.BytesIO:
         return io.BytesIO()

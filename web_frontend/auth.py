@@ -7,6 +7,7 @@ for a while (:class:`LoginThrottle`). The login lives in Flask's signed session 
 SameSite=Lax) as a fingerprint of the password keyed by the secret key, so changing
 ``WEB_PASSWORD`` logs everyone out, and the cookie reveals nothing about the password.
 """
+
 from __future__ import annotations
 
 import functools

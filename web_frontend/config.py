@@ -4,6 +4,7 @@
 environment (a shell, a compose file) then configures both services the same way, so the site's
 upload limit always matches the API's and the key it forwards is the key the API expects.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -22,7 +23,9 @@ class WebSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=False)
 
-    host: str = Field("127.0.0.1", validation_alias=_env("WEB_HOST", "host"), description="Interface the site binds to.")
+    host: str = Field(
+        "127.0.0.1", validation_alias=_env("WEB_HOST", "host"), description="Interface the site binds to."
+    )
     port: int = Field(
         5000, ge=1, le=65535, validation_alias=_env("WEB_PORT", "port"), description="TCP port of the site."
     )

@@ -3,6 +3,7 @@
 The API keeps at most 200 characters (``FACE_REQUIRE_CONSENT`` may require one); the tick is
 recorded in words, followed by the note typed beside it (a form number, a date, an email).
 """
+
 from __future__ import annotations
 
 NOTE_MAX_LENGTH = 140  # leaves room for the words of the tick within the API's 200

@@ -4,6 +4,7 @@ The token lives in the signed session cookie and is echoed in each form as a hid
 cross-site form cannot read it, so a POST without the matching value is refused with 400. Kept
 here, small and dependency-free, instead of pulling in Flask-WTF for one check.
 """
+
 from __future__ import annotations
 
 import hmac

@@ -4,6 +4,7 @@ The result goes back to the browser inline as a ``data:`` URL, so no upload and 
 written to disk or kept after the response. Boxes come from the API in the pixels of the image it
 decoded, which applies the EXIF orientation; this module does the same so the boxes line up.
 """
+
 from __future__ import annotations
 
 import base64
@@ -66,7 +67,9 @@ def annotate(image_bytes: bytes, faces: Sequence[dict[str, Any]]) -> Annotated:
 
     scale = min(1.0, DISPLAY_MAX_SIDE / max(img.size))
     if scale < 1.0:
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BILINEAR)
+        img = img.resize(
+            (max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BILINEAR
+        )
 
     draw = ImageDraw.Draw(img)
     line = max(3, round(max(img.size) / 320))

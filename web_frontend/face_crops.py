@@ -6,6 +6,7 @@ the face again in it from the face's box within the crop. The margin matters: th
 (MTCNN) needs the head and some background around a face to find it. Boxes are in the pixels of
 the EXIF-oriented image, as the API gives them, so the photo is oriented the same way here.
 """
+
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,5 @@
 """What the site's upload forms share: reading the chosen files, and errors the person can fix."""
+
 from __future__ import annotations
 
 from flask import current_app

@@ -1,4 +1,5 @@
 """Enroll (a name, photos, the consent box) and the Gallery (identities, delete with a confirmation)."""
+
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -20,6 +21,7 @@ NAME_RULE = "Names may hold letters, digits, spaces and _ - . ' (1 to 64 charact
 @login_required
 def enroll_form():
     return render_template("enroll.html", name="")
+
 
 @bp.post("/enroll")
 @login_required
@@ -47,8 +49,11 @@ def enroll():
         return render_template("enroll.html", name=name, error=exc.message), exc.status
     added = len(result.get("added") or [])
     return render_template(
-        "enroll.html", name="", enrolled={"name": result.get("identity", name), "added": added, "total": result.get("faces")}
+        "enroll.html",
+        name="",
+        enrolled={"name": result.get("identity", name), "added": added, "total": result.get("faces")},
     )
+
 
 # --- Gallery --------------------------------------------------------------------------------
 @bp.get("/gallery")
@@ -59,6 +64,7 @@ def index():
         return render_template("gallery.html", identities=None, error=exc.message), exc.status
     return render_template("gallery.html", identities=identities)
 
+
 @bp.get("/gallery/delete")
 @login_required
 def confirm_delete():
@@ -67,6 +73,7 @@ def confirm_delete():
         return redirect(url_for("gallery.index"))
     return render_template("confirm_delete.html", name=name)
 
+
 @bp.post("/gallery/delete")
 @login_required
 def delete():
@@ -74,9 +81,7 @@ def delete():
     if not name:
         return redirect(url_for("gallery.index"))
     if request.form.get("confirm") != "yes":
-        return render_template(
-            "confirm_delete.html", name=name, error="Tick the box to confirm the deletion."
-        ), 400
+        return render_template("confirm_delete.html", name=name, error="Tick the box to confirm the deletion."), 400
     try:
         face_api().delete_identity(name)
     except ApiError as exc:

@@ -10,6 +10,7 @@ cannot run), one same-origin stylesheet, and the result page's drawn photo is an
 An ``after_request`` hook is all this needs; a library (Flask-Talisman) would add HTTPS
 redirects and HSTS that a loopback site on plain HTTP must not have.
 """
+
 from __future__ import annotations
 
 from flask import Flask, Response

@@ -1,4 +1,4 @@
-""""Name this face" on the result page: enroll exactly one face of a recognised photo.
+""" "Name this face" on the result page: enroll exactly one face of a recognised photo.
 
 The site keeps no upload, so each face's form carries the face itself: its crop (a small JPEG,
 :mod:`web_frontend.face_crops`) and a token signed with the site's secret key (itsdangerous, as
@@ -8,6 +8,7 @@ one is sent to the API's ``POST /identities/{name}/faces`` with that box, so the
 face the person saw, not the largest one of the crop. Like Enroll it needs the consent box and,
 when ``WEB_PASSWORD`` is set, a login; the CSRF check covers it as every POST.
 """
+
 from __future__ import annotations
 
 import base64
@@ -102,7 +103,11 @@ def _signed_face() -> tuple[bytes, str, FaceForm]:
         raise _FormError("This face's form is more than an hour old. Recognise the photo again.") from None
     except (BadSignature, binascii.Error, ValueError):
         raise _FormError(STALE_FORM) from None
-    if not isinstance(signed, dict) or not isinstance(signed.get("sha256"), str) or not isinstance(signed.get("box"), str):
+    if (
+        not isinstance(signed, dict)
+        or not isinstance(signed.get("sha256"), str)
+        or not isinstance(signed.get("box"), str)
+    ):
         raise _FormError(STALE_FORM)
     if not hmac.compare_digest(hashlib.sha256(crop).hexdigest(), signed["sha256"]):
         raise _FormError(STALE_FORM)
@@ -129,7 +134,9 @@ def name_face():
         if not name:
             raise _FormError("Enter the person's name.")
         if "/" in name or "\\" in name or name in (".", ".."):
-            raise _FormError("Names may hold letters, digits, spaces and _ - . ' (1 to 64 characters), and may not be . or ..")
+            raise _FormError(
+                "Names may hold letters, digits, spaces and _ - . ' (1 to 64 characters), and may not be . or .."
+            )
         if request.form.get("consent") != "yes":
             raise _FormError("Tick the box to confirm that this person agreed to be enrolled.")
         api: FaceClient = current_app.extensions["face_api"]

@@ -3,6 +3,7 @@
 Linked from the Gallery. Removing needs the login when ``WEB_PASSWORD`` is set, like every other
 change of the gallery, and every form carries the CSRF token.
 """
+
 from __future__ import annotations
 
 from flask import Flask, abort, flash, redirect, render_template, request, url_for
@@ -36,8 +37,11 @@ def init_people(app: Flask) -> None:
             for f in detail.get("faces") or []
         ]
         return render_template(
-            "person.html", name=detail.get("name", name), faces=faces,
-            consent=detail.get("consent"), expires_at=(detail.get("expires_at") or "").replace("T", " ")[:16],
+            "person.html",
+            name=detail.get("name", name),
+            faces=faces,
+            consent=detail.get("consent"),
+            expires_at=(detail.get("expires_at") or "").replace("T", " ")[:16],
         )
 
     @app.post("/gallery/person/face/delete")

@@ -1,4 +1,5 @@
 """Recognize: upload a photo, see every face boxed and named, with its candidates."""
+
 from __future__ import annotations
 
 import logging
@@ -31,7 +32,10 @@ def _face_rows(faces: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "identity": face.get("identity"),
                 "similarity": f"{similarity:.3f}" if isinstance(similarity, (int, float)) else "–",
                 "candidates": [
-                    (c.get("identity", "?"), f"{c['similarity']:.3f}" if isinstance(c.get("similarity"), (int, float)) else "–")
+                    (
+                        c.get("identity", "?"),
+                        f"{c['similarity']:.3f}" if isinstance(c.get("similarity"), (int, float)) else "–",
+                    )
                     for c in face.get("candidates") or []
                 ],
                 "score": f"{score:.3f}" if isinstance(score, (int, float)) else "–",
@@ -45,6 +49,7 @@ def _face_rows(faces: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @bp.get("/")
 def home():
     return render_template("home.html")
+
 
 @bp.post("/recognize")
 def recognize():

@@ -4,6 +4,7 @@ Drawn with Pillow on the server (the pages carry no script). Named people get a 
 order of screen time; every unknown track shares one last row, since nobody knows whether two
 unknown tracks are one person.
 """
+
 from __future__ import annotations
 
 import io

@@ -9,6 +9,7 @@ JSON (``/videos/<id>/status``) and moves the progress bar in place, reloading on
 The annotated video and the face crops are streamed from the API through the site (Range
 requests passed on), so the browser only ever talks to the site.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -29,7 +30,13 @@ from .timeline_image import UNKNOWN_ROW, rows_of, timeline_png
 UPLOAD_PATH = "/videos"
 REFRESH_S = 2
 PASSED_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "Last-Modified", "ETag")
-STATUS_WORDS = {"queued": "Waiting", "running": "Analysing", "done": "Done", "failed": "Failed", "cancelled": "Cancelled"}
+STATUS_WORDS = {
+    "queued": "Waiting",
+    "running": "Analysing",
+    "done": "Done",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+}
 
 
 class VideoTooLarge(RequestEntityTooLarge):
@@ -84,10 +91,15 @@ def _progress_text(job: dict) -> str:
 def _unknown_tracks(job: dict) -> list[dict[str, Any]]:
     """Unknown tracks with kept faces, longest first: the ones worth naming."""
     kept = job.get("track_faces") or {}
-    tracks = [t for t in (job.get("timeline") or {}).get("tracks", []) if t.get("identity") is None and kept.get(str(t["track_id"]))]
+    tracks = [
+        t
+        for t in (job.get("timeline") or {}).get("tracks", [])
+        if t.get("identity") is None and kept.get(str(t["track_id"]))
+    ]
     tracks.sort(key=lambda t: (-(t["end"] - t["start"]), t["track_id"]))
     return [
-        {"track_id": t["track_id"], "start": t["start"], "end": t["end"], "faces": kept[str(t["track_id"])]} for t in tracks
+        {"track_id": t["track_id"], "start": t["start"], "end": t["end"], "faces": kept[str(t["track_id"])]}
+        for t in tracks
     ]
 
 
@@ -122,7 +134,9 @@ def init_videos(app: Flask, settings: WebSettings) -> None:
     def upload_video():
         storage = request.files.get("video")
         if storage is None or not storage.filename:
-            return render_template("videos.html", jobs=[], error="Choose a video to upload.", status_words=STATUS_WORDS), 400
+            return render_template(
+                "videos.html", jobs=[], error="Choose a video to upload.", status_words=STATUS_WORDS
+            ), 400
         try:
             storage.stream.seek(0)
             job = api().upload_video(storage.filename, storage.mimetype, storage.stream)
@@ -173,7 +187,9 @@ def init_videos(app: Flask, settings: WebSettings) -> None:
         if job.get("status") != "done":
             abort(404, description="The video is not analysed yet.")
         order = [p["identity"] for p in (job.get("summary") or {}).get("people", [])]
-        return Response(timeline_png(job["timeline"], order), mimetype="image/png", headers={"Cache-Control": "private, max-age=60"})
+        return Response(
+            timeline_png(job["timeline"], order), mimetype="image/png", headers={"Cache-Control": "private, max-age=60"}
+        )
 
     def proxy(path: str):
         try:
@@ -188,7 +204,9 @@ def init_videos(app: Flask, settings: WebSettings) -> None:
             finally:
                 upstream.close()
 
-        return Response(stream_with_context(body()), status=upstream.status_code, headers=headers, direct_passthrough=True)
+        return Response(
+            stream_with_context(body()), status=upstream.status_code, headers=headers, direct_passthrough=True
+        )
 
     @app.get("/videos/<job_id>/annotated.mp4")
     def video_annotated(job_id: str):
@@ -213,7 +231,10 @@ def init_videos(app: Flask, settings: WebSettings) -> None:
                 flash(exc.message, "error")
             else:
                 added = len(result.get("added") or [])
-                flash(f"Added {added} face{'' if added == 1 else 's'} of track {track_id} to {result.get('identity', name)}.", "ok")
+                flash(
+                    f"Added {added} face{'' if added == 1 else 's'} of track {track_id} to {result.get('identity', name)}.",
+                    "ok",
+                )
         return redirect(url_for("video_page", job_id=job_id) + f"#track-{track_id}", code=303)
 
     @app.post("/videos/<job_id>/delete")

@@ -1,4 +1,5 @@
 """The HTTP API (FastAPI) over the face engine and the gallery."""
+
 from ..engine.loader import load_engine
 from .app import create_app, open_gallery
 

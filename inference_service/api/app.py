@@ -3,6 +3,7 @@
 ``create_app`` builds the app without loading anything; models load once, at start-up, in the
 lifespan (or are handed in, as tests and ``python -m inference_service`` do), never at import.
 """
+
 from __future__ import annotations
 
 import logging
@@ -82,15 +83,17 @@ def _declare_binary_uploads(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(
-    settings: Settings, engine: FaceEngine | None = None, gallery: Gallery | None = None
-) -> FastAPI:
+def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Gallery | None = None) -> FastAPI:
     """The API app. Engine and gallery are loaded in the lifespan unless given (then not closed)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned_gallery = gallery is None
-        eng = engine if engine is not None else load_engine(settings, gallery=settings.gallery, concurrent_callers=settings.workers)
+        eng = (
+            engine
+            if engine is not None
+            else load_engine(settings, gallery=settings.gallery, concurrent_callers=settings.workers)
+        )
         gal = gallery if gallery is not None else open_gallery(settings, eng)
         pool = InferencePool(settings.workers, settings.queue_size)
         sweeper = RetentionSweeper(gal, settings.retention_sweep_s, settings.audit_forget_names).start()
@@ -100,7 +103,11 @@ def create_app(
         warn_if_open(settings.api_key, settings.api_keys)
         log.info(
             "ready: embedder %s, threshold %.3f, %d workers + %d queue slots, uploads <= %g MiB",
-            eng.embedder.name, eng.threshold, settings.workers, settings.queue_size, settings.max_upload_mb,
+            eng.embedder.name,
+            eng.threshold,
+            settings.workers,
+            settings.queue_size,
+            settings.max_upload_mb,
         )
         try:
             yield
@@ -126,7 +133,5 @@ def create_app(
     app.include_router(videos.router)
     # add_middleware wraps outward: the size cap sees the raw stream before anything else.
     app.add_middleware(CatchAllMiddleware)
-    app.add_middleware(
-        UploadLimitExceptVideos, limit_mb=settings.max_upload_mb, body_timeout_s=settings.body_timeout_s
-    )
+    app.add_middleware(UploadLimitExceptVideos, limit_mb=settings.max_upload_mb, body_timeout_s=settings.body_timeout_s)
     return app

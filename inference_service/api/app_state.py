@@ -1,4 +1,5 @@
 """What request handlers share: the process's settings, engine, gallery and worker pool."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

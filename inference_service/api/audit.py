@@ -1,5 +1,6 @@
 """GET /audit, and what every route that writes tells the audit trail: who acted, and the
 consent and expiry an enrollment carries."""
+
 from __future__ import annotations
 
 import re

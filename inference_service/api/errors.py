@@ -5,6 +5,7 @@ the message to a person) want one readable sentence, so validation errors are re
 e.g. ``field 'image' is required``. Anything unexpected becomes a bare 500 with a log line on the
 server: the client learns that it failed, not how the server is built.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """GET /health: is the service up, and with which models and gallery."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends

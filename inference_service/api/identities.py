@@ -3,6 +3,7 @@
 Writes (enroll, delete) need the API key when one is configured. Deletion is for good: the
 store overwrites deleted rows and folds its write-ahead log, so no copy stays in the file.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """POST /detect, /embed, /recognize, /verify: read the upload, run the job on a worker, answer."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
@@ -98,6 +99,4 @@ async def verify(
     threshold = _threshold(services, threshold_form, threshold_query)
     data_a = await read_upload(image_a)
     data_b = await read_upload(image_b)
-    return await services.pool.run(
-        jobs.verify, services.engine, data_a, data_b, services.pixel_limits, threshold
-    )
+    return await services.pool.run(jobs.verify, services.engine, data_a, data_b, services.pixel_limits, threshold)

@@ -8,6 +8,7 @@ of MB, a chip kilobytes, so a request's peak memory is one image whatever it hol
 Nothing here knows about HTTP except :class:`InputError`, which carries the status a client
 should see for a problem with what it sent.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -168,9 +169,7 @@ def _chosen_face_chips(
     return faces, np.concatenate(chips)
 
 
-def verify(
-    engine: FaceEngine, data_a: bytes, data_b: bytes, limits: PixelLimits, threshold: float
-) -> dict:
+def verify(engine: FaceEngine, data_a: bytes, data_b: bytes, limits: PixelLimits, threshold: float) -> dict:
     faces, chips = _chosen_face_chips(engine, [("image_a", data_a), ("image_b", data_b)], limits)
     vectors = engine.embedder.embed(chips)
     similarity = float(np.clip(vectors[0] @ vectors[1], -1.0, 1.0))

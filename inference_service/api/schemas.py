@@ -1,4 +1,5 @@
 """Response models: the JSON contract of the API, each field described for /docs."""
+
 from __future__ import annotations
 
 from pydantic import BaseModel, Field

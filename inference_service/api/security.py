@@ -12,6 +12,7 @@ the site needs one key. ``/health`` stays open for probes. Keys are compared wit
 :func:`hmac.compare_digest`, whose time does not depend on where the first differing byte is,
 so a key cannot be guessed one character at a time from response times.
 """
+
 from __future__ import annotations
 
 import hmac

@@ -15,6 +15,7 @@ Like nginx's lingering close, the rest of the body is read and thrown away first
 A client that sends its body slowly, or stops half-way, holds a connection and a parser open;
 the whole body must arrive within ``FACE_BODY_TIMEOUT_S`` of the request's headers, else 408.
 """
+
 from __future__ import annotations
 
 import asyncio

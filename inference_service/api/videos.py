@@ -3,6 +3,7 @@
 The routes only receive, validate and hand over: ``inference_service.videos`` stores and runs the
 jobs. A video arrives only as an upload; the API never fetches a URL on a client's behalf.
 """
+
 from __future__ import annotations
 
 import json
@@ -156,8 +157,13 @@ async def create_video(request: Request, jobs: VideoJobs = Depends(get_jobs)) ->
         duration, frames = await run_in_threadpool(_probe_or_refuse, files, settings.max_video_seconds)
         files.partial_upload.replace(files.upload)
         job = Job(
-            id=files.job_id, status="queued", filename=filename, size_bytes=size, duration_s=duration,
-            frames_total=frames, created_at=time.time(),
+            id=files.job_id,
+            status="queued",
+            filename=filename,
+            size_bytes=size,
+            duration_s=duration,
+            frames_total=frames,
+            created_at=time.time(),
         )
         jobs.store.create(job)
     except BaseException:
@@ -206,7 +212,9 @@ def get_annotated(job_id: str = JobId, jobs: VideoJobs = Depends(get_jobs)) -> F
     path = jobs.files(job.id).annotated
     if job.status != "done" or not path.is_file():
         raise HTTPException(404, f"the annotated video is not ready (job {job.status})")
-    return FileResponse(path, media_type="video/mp4", filename=f"annotated-{job.id}.mp4", content_disposition_type="inline")
+    return FileResponse(
+        path, media_type="video/mp4", filename=f"annotated-{job.id}.mp4", content_disposition_type="inline"
+    )
 
 
 @router.get(
@@ -216,7 +224,9 @@ def get_annotated(job_id: str = JobId, jobs: VideoJobs = Depends(get_jobs)) -> F
     summary="One of the faces kept for a track (JPEG), as enrolling it would store",
 )
 def get_track_face(
-    job_id: str = JobId, track_id: int = Path(ge=1), number: int = Path(ge=0, lt=MAX_TRACK_FACES),
+    job_id: str = JobId,
+    track_id: int = Path(ge=1),
+    number: int = Path(ge=0, lt=MAX_TRACK_FACES),
     jobs: VideoJobs = Depends(get_jobs),
 ) -> FileResponse:
     job = _job_or_404(jobs, job_id)
@@ -234,8 +244,12 @@ def get_track_face(
     summary="Enroll a track's best faces (kept by the analysis) under a name",
 )
 def enroll_from_track(
-    request: Request, body: TrackEnrollRequest, job_id: str = JobId, track_id: int = Path(ge=1),
-    jobs: VideoJobs = Depends(get_jobs), services: Services = Depends(get_services),
+    request: Request,
+    body: TrackEnrollRequest,
+    job_id: str = JobId,
+    track_id: int = Path(ge=1),
+    jobs: VideoJobs = Depends(get_jobs),
+    services: Services = Depends(get_services),
 ) -> dict:
     name = validate_name(body.name)
     context = enrollment_context(request, services, body.consent, body.expires_at)  # audited, consent checked
@@ -261,5 +275,3 @@ def delete_video(job_id: str = JobId, jobs: VideoJobs = Depends(get_jobs)) -> Re
     if not valid_job_id(job_id) or not jobs.cancel_and_delete(job_id):
         raise HTTPException(404, f"no video job {job_id!r}")
     return Response(status_code=204)
-
-

@@ -6,6 +6,7 @@ without bound under overload (memory grows, every client waits longer and longer
 also counts the jobs that are running or waiting and refuses new ones beyond
 ``workers + queue_size``: the API answers those with 503 and a ``Retry-After`` estimate.
 """
+
 from __future__ import annotations
 
 import asyncio

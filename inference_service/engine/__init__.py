@@ -1,4 +1,5 @@
 """Face engine: image decoding, MTCNN detection, alignment and embedders."""
+
 from .detection import Face, MTCNNDetector, iou, pick_largest
 from .engine import AnalyzedFace, FaceEngine, select_device
 from .images import CorruptImageError, ImageError, ImageTooLargeError, UnsupportedImageError, load_image

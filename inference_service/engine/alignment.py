@@ -5,6 +5,7 @@ more accuracy than any threshold tuning. dlib's ResNet expects a 150x150 chip wh
 and mouth corners sit at fixed points; FaceNet's InceptionResnetV1 was trained on MTCNN's square
 160x160 box crops, so it gets those.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -70,9 +71,7 @@ def aligned_chips(
     out = np.empty((len(landmarks), size, size, 3), dtype=np.uint8)
     for i, points in enumerate(landmarks):
         matrix = similarity_transform(points, scaled_template)
-        out[i] = cv2.warpAffine(
-            image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-        )
+        out[i] = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out
 
 

@@ -7,6 +7,7 @@ OpenCV on uint8 pixels, the candidate crops with OpenCV too, and large photos ar
 detected on a downscaled copy whose boxes and landmarks are mapped back. The networks and their
 weights (shipped inside the facenet-pytorch wheel, so this works offline) are unchanged.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -237,7 +238,9 @@ class MTCNNDetector:
                 out[i] = cv2.resize(images[owners[i]][y1:y2, x1:x2], (size, size), interpolation=cv2.INTER_LINEAR)
         return _normalize(torch.from_numpy(out).to(self.device).permute(0, 3, 1, 2).float())
 
-    def _refine(self, images: Sequence[np.ndarray], boxes: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _refine(
+        self, images: Sequence[np.ndarray], boxes: torch.Tensor, ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Stage 2: R-net rejects most candidates and tightens the rest."""
         offsets, probs = self.rnet(self._crops(images, boxes, ids, 24))
         score = probs[:, 1]

@@ -1,4 +1,5 @@
 """The face engine: image -> faces -> embeddings. The only place in the project that loads models."""
+
 from __future__ import annotations
 
 import logging

@@ -4,6 +4,7 @@ Users send whatever their phone or tool produced: CMYK JPEGs, 16-bit or palette 
 rotated-by-EXIF photos. The models want one thing (H x W x 3 uint8 RGB), and a hostile or broken
 file must fail fast with a message the client can act on, never allocate gigabytes first.
 """
+
 from __future__ import annotations
 
 import io
@@ -91,9 +92,7 @@ def _open_header(data: bytes) -> Image.Image:
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
-        raise ImageTooLargeError(
-            f"image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}"
-        )
+        raise ImageTooLargeError(f"image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}")
 
 
 def image_pixels(data: bytes, max_pixels: int) -> int:
@@ -128,4 +127,3 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
 def load_image(data: bytes, max_pixels: int = 40_000_000) -> np.ndarray:
     """Decode ``data`` into a contiguous H x W x 3 uint8 RGB array (see :func:`open_image`)."""
     return np.ascontiguousarray(np.asarray(open_image(data, max_pixels), dtype=np.uint8))
-

@@ -1,4 +1,5 @@
 """The one way to build the engine from settings, for the API, the video pipeline and evaluation."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Enrolled identities: in-memory search over a persistent store."""
+
 from .errors import (
     GalleryError,
     GalleryFullError,

@@ -5,6 +5,7 @@ SRC and DST are what ``FACE_GALLERY`` takes (a SQLite path or ``sqlite:///path``
 whose id DST already holds is skipped, so an interrupted copy is finished by running it again.
 A DST written by another embedder is refused: its vectors cannot be compared with SRC's.
 """
+
 from __future__ import annotations
 
 import argparse

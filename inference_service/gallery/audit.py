@@ -9,6 +9,7 @@ context (``copy``, tests of the stores) leaves no audit row.
 The trail never holds an image or an embedding: the time, the action, the identity, the face
 ids, the key label and the client address.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -4,6 +4,7 @@ Nothing above the stores catches ``sqlite3`` or ``psycopg`` exceptions: each sto
 driver's failures into one of these, and the API maps them to status codes (503 with
 Retry-After for an unreachable store, 507 for a full disk) and ``__main__`` to one start-up line.
 """
+
 from __future__ import annotations
 
 

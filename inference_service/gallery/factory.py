@@ -5,6 +5,7 @@ spells it) is the embedded SQLite file; ``postgresql://user:pass@host:port/db`` 
 ``postgres://``) is a PostgreSQL database shared by several API replicas. Everything above
 the stores takes one of these strings, so the API, the pipeline and ``copy`` open either.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,7 @@ def sqlite_path(url: str | Path) -> Path:
     """The file a plain path or ``sqlite:///`` URL names."""
     text = str(url)
     if text.startswith(SQLITE_SCHEME):
-        text = text[len(SQLITE_SCHEME):]
+        text = text[len(SQLITE_SCHEME) :]
         if not text:
             raise GalleryOpenError("FACE_GALLERY sqlite:/// needs a file path after the scheme")
     elif "://" in text:

@@ -7,6 +7,7 @@ replica's writes on a shared store) reach memory through the ``apply_*`` methods
 Identities are compared by ``name_key``: ``Obama`` and ``obama`` are one person, shown in the
 spelling first enrolled.
 """
+
 from __future__ import annotations
 
 import threading
@@ -80,7 +81,9 @@ class Gallery:
                 continue
             candidates = [Candidate(name, similarity) for name, similarity in found]
             best = candidates[0]
-            out.append(Recognition(best.identity if best.similarity >= threshold else None, best.similarity, candidates))
+            out.append(
+                Recognition(best.identity if best.similarity >= threshold else None, best.similarity, candidates)
+            )
         return out
 
     # -- writes -------------------------------------------------------------------------------

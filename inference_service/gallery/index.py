@@ -18,6 +18,7 @@ Per-identity best similarity without grouping rows by identity: faces are scanne
 similar down and each identity is taken at its first (best) face, so no identity appears twice
 and the similarity reported is that identity's maximum, exactly as a per-identity ``max`` would.
 """
+
 from __future__ import annotations
 
 import threading
@@ -127,8 +128,14 @@ class FaceIndex:
         boxes = np.ascontiguousarray(table.boxes, dtype=np.float32)
         size = index.block_rows
         blocks = tuple(
-            _Block(vectors[s : s + size], identity[s : s + size], face_ids[s : s + size],
-                   created[s : s + size], boxes[s : s + size], rows=min(size, n - s))
+            _Block(
+                vectors[s : s + size],
+                identity[s : s + size],
+                face_ids[s : s + size],
+                created[s : s + size],
+                boxes[s : s + size],
+                rows=min(size, n - s),
+            )
             for s in range(0, n, size)
         )
         counts = np.bincount(identity, minlength=len(index._names)).astype(np.int64)

@@ -6,6 +6,7 @@ typed as one code point or as ``e`` plus a combining diaeresis) and several case
 stores) goes through :func:`validate_name`, which returns the NFC form to store and display,
 and compares identities by :func:`name_key`, so one person is never split into several.
 """
+
 from __future__ import annotations
 
 import unicodedata

@@ -11,6 +11,7 @@ The change log holds face ids and names, never embeddings: a replica re-reads ad
 so an erased person's vectors do not linger in the log. psycopg exceptions stay inside this
 module: unreachable server -> ``GalleryUnavailableError``, full disk -> ``GalleryFullError``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -165,7 +166,14 @@ def _translate(exc: Exception, url: str) -> GalleryError:
     if isinstance(exc, psycopg.errors.DiskFull):
         return GalleryFullError(f"PostgreSQL at {redact(url)} is out of disk space: {exc}")
     if isinstance(exc, (psycopg.OperationalError, PoolTimeout)) or getattr(exc, "sqlstate", "") in (
-        "57P01", "57P02", "57P03", "08000", "08003", "08006", "40001", "40P01",
+        "57P01",
+        "57P02",
+        "57P03",
+        "08000",
+        "08003",
+        "08006",
+        "40001",
+        "40P01",
     ):
         return GalleryUnavailableError(f"PostgreSQL at {redact(url)} is unreachable: {exc}".strip())
     return GalleryError(f"PostgreSQL error: {exc}")
@@ -196,13 +204,19 @@ class PostgresStore(GalleryStore):
         try:
             params = conninfo_to_dict(url)
         except psycopg.Error as exc:
-            raise GalleryOpenError(f"FACE_GALLERY {self.where} is not a PostgreSQL URL psycopg accepts: {exc}") from None
+            raise GalleryOpenError(
+                f"FACE_GALLERY {self.where} is not a PostgreSQL URL psycopg accepts: {exc}"
+            ) from None
         params.setdefault("connect_timeout", str(CONNECT_TIMEOUT_S))
         params.setdefault("application_name", "face-gallery")
         # A server that vanishes without closing the connection (a cut network) must fail a write
         # in seconds (-> 503), not after the kernel's TCP timeout of many minutes.
-        for key, value in (("keepalives_idle", "10"), ("keepalives_interval", "5"), ("keepalives_count", "3"),
-                           ("tcp_user_timeout", "15000")):
+        for key, value in (
+            ("keepalives_idle", "10"),
+            ("keepalives_interval", "5"),
+            ("keepalives_count", "3"),
+            ("tcp_user_timeout", "15000"),
+        ):
             params.setdefault(key, value)
         self.conninfo = make_conninfo("", **params)
         try:  # one plain connection first: its error says why (refused, bad password, no database)
@@ -313,8 +327,9 @@ class PostgresStore(GalleryStore):
         with observer.lock:
             return self._write_logged(work, observer)
 
-    def _write_logged(self, work: Callable[[psycopg.Cursor], tuple[Any, tuple | None]],
-                      observer: WriteObserver | None) -> Any:
+    def _write_logged(
+        self, work: Callable[[psycopg.Cursor], tuple[Any, tuple | None]], observer: WriteObserver | None
+    ) -> Any:
         earlier = None
         seq = None
         with self._cursor() as cur:
@@ -515,18 +530,26 @@ class PostgresStore(GalleryStore):
 
     # -- people's data: consent, expiry, audit ---------------------------------------------------
     @staticmethod
-    def _append_audit(cur: psycopg.Cursor, action: str, name: str | None, face_ids: Sequence[str],
-                      context: WriteContext) -> int:
+    def _append_audit(
+        cur: psycopg.Cursor, action: str, name: str | None, face_ids: Sequence[str], context: WriteContext
+    ) -> int:
         cur.execute(
             "INSERT INTO gallery_audit (action, name, name_key, face_ids, key_label, client) "
             "VALUES (%s, %s, %s, %s, %s, %s) RETURNING seq",
-            (action, name, None if name is None else name_key(name), list(face_ids),
-             context.actor.key_label, context.actor.client),
+            (
+                action,
+                name,
+                None if name is None else name_key(name),
+                list(face_ids),
+                context.actor.key_label,
+                context.actor.client,
+            ),
         )
         return int(cur.fetchone()[0])
 
-    def _erased(self, cur: psycopg.Cursor, name: str, face_ids: Sequence[str], action: str,
-                context: WriteContext) -> None:
+    def _erased(
+        self, cur: psycopg.Cursor, name: str, face_ids: Sequence[str], action: str, context: WriteContext
+    ) -> None:
         seq = self._append_audit(cur, action, name, face_ids, context)
         if context.forget_names:
             cur.execute(
@@ -534,8 +557,15 @@ class PostgresStore(GalleryStore):
                 (name_key(name), seq),
             )
 
-    def _record_enrollment(self, cur: psycopg.Cursor, identity_id: int, name: str, group: Sequence[FaceRecord],
-                           ids: Sequence[Any], context: WriteContext) -> None:
+    def _record_enrollment(
+        self,
+        cur: psycopg.Cursor,
+        identity_id: int,
+        name: str,
+        group: Sequence[FaceRecord],
+        ids: Sequence[Any],
+        context: WriteContext,
+    ) -> None:
         at = datetime.fromisoformat(group[0].created_at)
         if context.consent is not None:
             cur.execute(
@@ -543,7 +573,9 @@ class PostgresStore(GalleryStore):
                 (context.consent, at, context.actor.key_label, identity_id),
             )
         if context.expires_at is not None:
-            cur.execute("UPDATE gallery_identities SET expires_at = %s WHERE id = %s", (context.expires_at, identity_id))
+            cur.execute(
+                "UPDATE gallery_identities SET expires_at = %s WHERE id = %s", (context.expires_at, identity_id)
+            )
         self._append_audit(cur, "enroll", name, [_hex(i) for i in ids], context)
 
     @staticmethod
@@ -602,7 +634,8 @@ class PostgresStore(GalleryStore):
             args.append(query.until)
         cur.execute(
             "SELECT seq, at, action, name, face_ids, key_label, client FROM gallery_audit WHERE "
-            + " AND ".join(where) + " ORDER BY seq LIMIT %s",
+            + " AND ".join(where)
+            + " ORDER BY seq LIMIT %s",
             (*args, query.limit),
         )
         return [
@@ -616,9 +649,7 @@ class PostgresStore(GalleryStore):
 
     def expired_identities(self, now: datetime) -> list[str]:
         with self._cursor() as cur:
-            cur.execute(
-                "SELECT name FROM gallery_identities WHERE expires_at <= %s ORDER BY expires_at", (now,)
-            )
+            cur.execute("SELECT name FROM gallery_identities WHERE expires_at <= %s ORDER BY expires_at", (now,))
             return [r[0] for r in cur.fetchall()]
 
     def next_expiry(self) -> str | None:
@@ -662,7 +693,11 @@ class PostgresStore(GalleryStore):
 def _terms_of(row: Sequence[Any]) -> IdentityTerms:
     name, created, consent, consent_at, consent_by, expires = row
     return IdentityTerms(
-        name, utc_text(created), consent, None if consent_at is None else utc_text(consent_at), consent_by,
+        name,
+        utc_text(created),
+        consent,
+        None if consent_at is None else utc_text(consent_at),
+        consent_by,
         None if expires is None else utc_text(expires),
     )
 
@@ -695,9 +730,7 @@ def _read_changes(cur: psycopg.Cursor, after: int, embedder: str) -> ChangeBatch
     latest = _log_position(cur)
     if row is not None and after < row[0]:
         return ChangeBatch(after, [], latest, trimmed=True)
-    cur.execute(
-        "SELECT seq, op, name, face_ids FROM gallery_changes WHERE seq > %s ORDER BY seq", (after,)
-    )
+    cur.execute("SELECT seq, op, name, face_ids FROM gallery_changes WHERE seq > %s ORDER BY seq", (after,))
     entries = cur.fetchall()
     wanted = [fid for seq, op, name, ids in entries if op == "add" for fid in ids]
     faces: dict[str, FaceRecord] = {}
@@ -732,8 +765,10 @@ def _parse_copy(buffer: bytearray, row_dtype: np.dtype, identities: list[tuple[i
     ids = np.array([i for i, _ in identities], dtype=np.int64)
     names = [n for _, n in identities]
     hexed = _uuid_hex(rows["face_id"])
-    boxes = np.stack([rows[c].astype(np.float32) for c in ("x1", "y1", "x2", "y2")], axis=1) if len(rows) else (
-        np.zeros((0, 4), np.float32)
+    boxes = (
+        np.stack([rows[c].astype(np.float32) for c in ("x1", "y1", "x2", "y2")], axis=1)
+        if len(rows)
+        else (np.zeros((0, 4), np.float32))
     )
     return FaceTable(
         face_ids=hexed,

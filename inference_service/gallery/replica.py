@@ -13,6 +13,7 @@ order, through the gallery's ``apply_*`` methods (memory only), when:
 A replica whose position was trimmed out of the log reloads the whole gallery and applies the
 difference. While PostgreSQL is unreachable nothing here stops searches: memory keeps serving.
 """
+
 from __future__ import annotations
 
 import logging
@@ -145,8 +146,12 @@ class ReplicaSync:
             self.latest = max(self.latest, self.applied)
             self._reload = False
             self.synced_at = time.monotonic()
-            log.info("gallery reloaded at seq %d: %d faces added, %d removed", self.applied, len(added),
-                     sum(len(v) for v in gone.values()))
+            log.info(
+                "gallery reloaded at seq %d: %d faces added, %d removed",
+                self.applied,
+                len(added),
+                sum(len(v) for v in gone.values()),
+            )
 
     # -- the listener thread ----------------------------------------------------------------------
     def _listen(self) -> None:
@@ -171,8 +176,10 @@ class ReplicaSync:
                             next_poll = time.monotonic() + self.poll_s
             except (psycopg.Error, GalleryError) as exc:
                 if self.connected:
-                    log.warning("gallery sync lost PostgreSQL (%s); serving from memory, retrying",
-                                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                    log.warning(
+                        "gallery sync lost PostgreSQL (%s); serving from memory, retrying",
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    )
                 self.connected = False
                 self._stop.wait(RECONNECT_S)
             except Exception:  # never let the thread die silently: log and retry

@@ -8,6 +8,7 @@ transaction that every replica applies). The erase runs under a ``WriteContext``
 several replicas sweep one PostgreSQL gallery, exactly one of them erases a person and records
 the ``expire`` audit row; the others find nothing to do.
 """
+
 from __future__ import annotations
 
 import logging

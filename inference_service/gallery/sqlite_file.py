@@ -11,6 +11,7 @@ Our files carry SQLite's ``application_id`` :data:`APPLICATION_ID` and their sch
 the meta table. Files of the first version (application_id 0, the exact tables of
 :data:`SCHEMA_V1`) are recognised by their schema and upgraded in one transaction.
 """
+
 from __future__ import annotations
 
 import logging
@@ -296,13 +297,18 @@ def upgrade(db: sqlite3.Connection, path: Path | str, from_version: int) -> None
 def _v1_to_v2(db: sqlite3.Connection, path: Path | str) -> None:
     _run(db, _V1_TO_V2)
     first: dict[str, str] = {}
-    for name, in db.execute("SELECT name FROM identities ORDER BY created_at, rowid").fetchall():
+    for (name,) in db.execute("SELECT name FROM identities ORDER BY created_at, rowid").fetchall():
         key = identity_key(name)
         if key in first:
             moved = db.execute("UPDATE faces SET identity = ? WHERE identity = ?", (first[key], name)).rowcount
             db.execute("DELETE FROM identities WHERE name = ?", (name,))
-            log.warning("gallery %s: identity %r merged into %r (%d faces): names now compare case-insensitively",
-                        path, name, first[key], moved)
+            log.warning(
+                "gallery %s: identity %r merged into %r (%d faces): names now compare case-insensitively",
+                path,
+                name,
+                first[key],
+                moved,
+            )
         else:
             first[key] = name
             db.execute("UPDATE identities SET name_key = ? WHERE name = ?", (key, name))

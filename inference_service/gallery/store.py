@@ -3,6 +3,7 @@
 The in-memory index answers searches; this store is what survives a restart. Keeping it behind
 ``GalleryStore`` lets a server database replace SQLite without touching search or the API.
 """
+
 from __future__ import annotations
 
 import errno
@@ -69,9 +70,9 @@ class FaceTable:
             created_at=np.array(
                 [np.datetime64(r.created_at.replace("+00:00", ""), "us") for r in records], dtype="datetime64[us]"
             ).reshape(len(records)),
-            boxes=np.array(
-                [r.box if r.box is not None else (np.nan,) * 4 for r in records], dtype=np.float32
-            ).reshape(len(records), 4),
+            boxes=np.array([r.box if r.box is not None else (np.nan,) * 4 for r in records], dtype=np.float32).reshape(
+                len(records), 4
+            ),
         )
 
 
@@ -224,9 +225,7 @@ class SQLiteStore(GalleryStore):
 
     def _stored_name(self, identity: str) -> str | None:
         """The spelling an identity was first stored with, found by its key (in a transaction)."""
-        row = self._db.execute(
-            "SELECT name FROM identities WHERE name_key = ?", (identity_key(identity),)
-        ).fetchone()
+        row = self._db.execute("SELECT name FROM identities WHERE name_key = ?", (identity_key(identity),)).fetchone()
         return row[0] if row else None
 
     # -- interface ----------------------------------------------------------------------------
@@ -243,9 +242,7 @@ class SQLiteStore(GalleryStore):
         for face_id, identity, blob, dim, embedder, created_at, *box in rows:
             vector = np.frombuffer(blob, dtype="<f4", count=dim).astype(np.float32)
             records.append(
-                FaceRecord(
-                    face_id, identity, vector, embedder, created_at, None if box[0] is None else tuple(box)
-                )
+                FaceRecord(face_id, identity, vector, embedder, created_at, None if box[0] is None else tuple(box))
             )
         return records
 
@@ -277,8 +274,15 @@ class SQLiteStore(GalleryStore):
                 # numpy converts a slice of rows into these fields in one pass (each vector's bytes
                 # as one ``dim``-float field), then each field is copied into its column
                 corners = ("x1", "y1", "x2", "y2")
-                row = np.dtype([("face_id", "S32"), ("identity", "O"), ("vector", f"S{4 * width}"),
-                                ("created_at", "S40"), *((c, "<f4") for c in corners)])
+                row = np.dtype(
+                    [
+                        ("face_id", "S32"),
+                        ("identity", "O"),
+                        ("vector", f"S{4 * width}"),
+                        ("created_at", "S40"),
+                        *((c, "<f4") for c in corners),
+                    ]
+                )
                 done = 0
                 while rows := cursor.fetchmany(65536):
                     part = slice(done, done + len(rows))
@@ -364,9 +368,7 @@ class SQLiteStore(GalleryStore):
             name = self._stored_name(identity)
             if name is None:
                 return False
-            gone = self._db.execute(
-                "DELETE FROM faces WHERE identity = ? AND face_id = ?", (name, face_id)
-            ).rowcount
+            gone = self._db.execute("DELETE FROM faces WHERE identity = ? AND face_id = ?", (name, face_id)).rowcount
             if gone:
                 left = self._db.execute("SELECT COUNT(*) FROM faces WHERE identity = ?", (name,)).fetchone()[0]
                 if left == 0:
@@ -402,8 +404,13 @@ class SQLiteStore(GalleryStore):
         cursor = self._db.execute(
             "INSERT INTO audit(at, action, name, name_key, face_ids, key_label, client) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
-                utc_text(now_utc()), action, name, None if name is None else identity_key(name),
-                ",".join(face_ids), context.actor.key_label, context.actor.client,
+                utc_text(now_utc()),
+                action,
+                name,
+                None if name is None else identity_key(name),
+                ",".join(face_ids),
+                context.actor.key_label,
+                context.actor.client,
             ),
         )
         return int(cursor.lastrowid)
@@ -481,7 +488,8 @@ class SQLiteStore(GalleryStore):
             args.append(utc_text(query.until))
         rows = self._db.execute(
             "SELECT seq, at, action, name, face_ids, key_label, client FROM audit WHERE "
-            + " AND ".join(where) + " ORDER BY seq LIMIT ?",
+            + " AND ".join(where)
+            + " ORDER BY seq LIMIT ?",
             (*args, query.limit),
         ).fetchall()
         return [
@@ -612,9 +620,7 @@ class MemoryStore(GalleryStore):
         key = identity_key(identity)
         with self._lock:
             before = len(self._records)
-            self._records = [
-                r for r in self._records if not (identity_key(r.identity) == key and r.face_id == face_id)
-            ]
+            self._records = [r for r in self._records if not (identity_key(r.identity) == key and r.face_id == face_id)]
             return len(self._records) < before
 
     def close(self) -> None:

@@ -4,6 +4,7 @@
 runs them on bounded low-priority workers and removes them after retention, ``upload`` receives
 a video onto disk, ``summary`` and ``tracks`` read a finished job's results.
 """
+
 from .runner import VideoJobs
 
 __all__ = ["VideoJobs"]

@@ -3,6 +3,7 @@
 One folder per job makes "delete every file of a job" one ``rmtree``; ids are 32 hex digits
 (checked before any path is built), so no request can name a path outside the jobs' folder.
 """
+
 from __future__ import annotations
 
 import re

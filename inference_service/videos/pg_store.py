@@ -13,6 +13,7 @@ Every write of a running job is fenced by the attempt that claimed it: a replica
 was taken over finds its progress refused (``progress`` answers False) and stops, instead of
 finishing a job that another replica now runs.
 """
+
 from __future__ import annotations
 
 import threading
@@ -112,10 +113,17 @@ class PostgresJobStore:
                 url, connect_timeout=str(CONNECT_TIMEOUT_S), application_name="face-video-jobs"
             )
         except psycopg.Error as exc:
-            raise GalleryOpenError(f"FACE_GALLERY {self.where} is not a PostgreSQL URL psycopg accepts: {exc}") from None
+            raise GalleryOpenError(
+                f"FACE_GALLERY {self.where} is not a PostgreSQL URL psycopg accepts: {exc}"
+            ) from None
         self._pool = ConnectionPool(
-            conninfo, min_size=1, max_size=pool_size, kwargs={"row_factory": dict_row},
-            check=ConnectionPool.check_connection, open=False, name="face-video-jobs",
+            conninfo,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"row_factory": dict_row},
+            check=ConnectionPool.check_connection,
+            open=False,
+            name="face-video-jobs",
         )
         try:
             self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)
@@ -211,7 +219,9 @@ class PostgresJobStore:
         """Renew the lease of a running job (a stage without progress reports takes a while)."""
         fence, params = self._fence(job_id)
         with self._cursor() as cur:
-            cur.execute(f"UPDATE video_jobs SET heartbeat_at = {NOW} WHERE id = %(id)s AND status = 'running'{fence}", params)
+            cur.execute(
+                f"UPDATE video_jobs SET heartbeat_at = {NOW} WHERE id = %(id)s AND status = 'running'{fence}", params
+            )
             return cur.rowcount == 1
 
     def finish(self, job_id: str, status: str, error: str | None = None) -> None:

@@ -19,6 +19,7 @@ all of them (a shared volume), since the replica that takes a job reads the uplo
 received. A running job's lease is renewed by its progress and by a heartbeat thread; a job of
 a replica that died is taken over once its lease (FACE_VIDEO_LEASE_S) expired.
 """
+
 from __future__ import annotations
 
 import logging
@@ -75,7 +76,9 @@ def open_job_store(settings: Settings, root: Path) -> JobStore:
         from .pg_store import PostgresJobStore  # psycopg only loads for a PostgreSQL gallery
 
         return PostgresJobStore(
-            str(settings.gallery), lease_s=settings.video_lease_s, max_attempts=MAX_ATTEMPTS,
+            str(settings.gallery),
+            lease_s=settings.video_lease_s,
+            max_attempts=MAX_ATTEMPTS,
             pool_size=settings.video_workers + 3,
         )
     return SQLiteJobStore(root / JOBS_DB)
@@ -107,7 +110,9 @@ class VideoJobs:
         for job_id in failed:
             self.files(job_id).remove_upload()
         if requeued or failed:
-            log.warning("video jobs interrupted by the last stop: %d queued again, %d failed", len(requeued), len(failed))
+            log.warning(
+                "video jobs interrupted by the last stop: %d queued again, %d failed", len(requeued), len(failed)
+            )
         self.sweep()
         for n in range(self.settings.video_workers):
             thread = threading.Thread(target=self._work, name=f"video-worker-{n}", daemon=True)
@@ -223,7 +228,9 @@ class VideoJobs:
             if now - last_write >= PROGRESS_EVERY_S or done == total:
                 last_write = now
                 share = min(1.0, done / max(total, 1))
-                fraction = ANALYSIS_SHARE * share if stage == "analysing" else ANALYSIS_SHARE + (1 - ANALYSIS_SHARE) * share
+                fraction = (
+                    ANALYSIS_SHARE * share if stage == "analysing" else ANALYSIS_SHARE + (1 - ANALYSIS_SHARE) * share
+                )
                 if not self.store.progress(job.id, stage, done, fraction):
                     raise _Stop("cancelled")
 
@@ -231,7 +238,11 @@ class VideoJobs:
         try:
             info = probe(files.upload)
             annotate_video(
-                files.upload, info, matcher, files.results, label=job.filename,
+                files.upload,
+                info,
+                matcher,
+                files.results,
+                label=job.filename,
                 hooks=Hooks(progress=progress, codec="h264", best_faces=BEST_FACES_PER_TRACK, show_progress=False),
             )
         except _Stop as stop:

@@ -10,6 +10,7 @@ The SQLite file is the jobs' own (``FACE_VIDEO_DIR/jobs.sqlite3``), not the gall
 gallery's schema and migrations stay untouched. On a PostgreSQL gallery the jobs live in that
 database instead (``pg_store.PostgresJobStore``, same methods), so any replica may take them.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -113,7 +114,9 @@ class SQLiteJobStore:
 
     def count_unfinished(self) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM video_jobs WHERE status IN ('queued', 'running')").fetchone()[0])
+            return int(
+                self._db.execute("SELECT COUNT(*) FROM video_jobs WHERE status IN ('queued', 'running')").fetchone()[0]
+            )
 
     def finished_before(self, cutoff: float) -> list[str]:
         with self._lock:
@@ -137,9 +140,7 @@ class SQLiteJobStore:
         """The oldest queued job, now ``running`` and counted as one more attempt; None if none."""
         now = time.time()
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT id FROM video_jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1"
-            ).fetchone()
+            row = db.execute("SELECT id FROM video_jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1").fetchone()
             if row is None:
                 return None
             db.execute(
@@ -253,5 +254,3 @@ class _Tx:
             self.db.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
             self.lock.release()
-
-

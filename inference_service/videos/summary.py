@@ -4,6 +4,7 @@ Seconds on screen count the distinct frames a person's tracks cover (two tracks 
 overlapping in time count once), divided by the frame rate. Unknown tracks are different people
 as far as anyone knows, so they are summed apart, not merged into one "unknown" person.
 """
+
 from __future__ import annotations
 
 
@@ -21,7 +22,9 @@ def person_summary(timeline: dict) -> dict:
             unknown_tracks += 1
             unknown_frames.update(frames)
             continue
-        entry = people.setdefault(identity, {"identity": identity, "frames": set(), "tracks": 0, "first": None, "last": None})
+        entry = people.setdefault(
+            identity, {"identity": identity, "frames": set(), "tracks": 0, "first": None, "last": None}
+        )
         entry["frames"].update(frames)
         entry["tracks"] += 1
         entry["first"] = track["start"] if entry["first"] is None else min(entry["first"], track["start"])

@@ -4,6 +4,7 @@ The job kept each track's best faces (``pipeline.video.annotate.Hooks.best_faces
 boxes and crops stay in the result folder until retention removes it, so naming someone seen in
 a video needs neither the video nor a second analysis.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,7 +51,10 @@ def enroll_track(files: JobFiles, track_id: int, name: str, gallery, max_faces: 
     if not rows:
         raise TrackError(404, f"track {track_id} of this video has no kept faces")
     if index.get("embedder") != gallery.embedder_name:
-        raise TrackError(409, f"this job's faces were embedded with {index.get('embedder')}, the gallery uses {gallery.embedder_name}")
+        raise TrackError(
+            409,
+            f"this job's faces were embedded with {index.get('embedder')}, the gallery uses {gallery.embedder_name}",
+        )
     vectors = np.load(files.results / FACES_EMBEDDINGS, mmap_mode="r")
     chosen = np.stack([np.asarray(vectors[r["row"]], dtype=np.float32) for r in rows])
     records = gallery.enroll(name, chosen, [r["box"] for r in rows])

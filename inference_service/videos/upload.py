@@ -5,6 +5,7 @@ here python-multipart's push parser writes the ``video`` part's bytes to disk as
 arrive, counting them, and stops at ``FACE_MAX_VIDEO_MB`` (413). Other fields are ignored
 (bounded too); a second ``video`` part is refused. Memory stays at one network chunk.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -98,10 +99,18 @@ async def receive_video(request: Request, target: Path, limit_mb: float) -> tupl
     if kind != b"multipart/form-data" or not boundary:
         raise HTTPException(422, "send the video as multipart/form-data in the field 'video'")
     part = _VideoPart(target, max_bytes, limit_mb)
-    callbacks = {name: getattr(part, name) for name in (
-        "on_part_begin", "on_header_field", "on_header_value", "on_header_end",
-        "on_headers_finished", "on_part_data", "on_part_end",
-    )}
+    callbacks = {
+        name: getattr(part, name)
+        for name in (
+            "on_part_begin",
+            "on_header_field",
+            "on_header_value",
+            "on_header_end",
+            "on_headers_finished",
+            "on_part_data",
+            "on_part_end",
+        )
+    }
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     try:
         async for chunk in request.stream():

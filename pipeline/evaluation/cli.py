@@ -8,6 +8,7 @@ or standalone, ``python -m pipeline.evaluation evaluate DATASET``. The maths liv
 :mod:`pipeline.evaluation.metrics`, the datasets in :mod:`pipeline.evaluation.data`; models load only when a
 command runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -278,10 +279,14 @@ def write_pairs_csv(path: Path, data: Dataset) -> None:
         writer.writerow(["face_a", "identity_a", "face_b", "identity_b", "genuine", "similarity"])
         for p in sorted(data.pairs, key=lambda p: -p.similarity):
             a, b = specs[p.a], specs[p.b]
-            writer.writerow([a.label, a.identity or "?", b.label, b.identity or "?", int(p.genuine), f"{p.similarity:.6f}"])
+            writer.writerow(
+                [a.label, a.identity or "?", b.label, b.identity or "?", int(p.genuine), f"{p.similarity:.6f}"]
+            )
 
 
-def write_plots(out: Path, genuine: np.ndarray, impostor: np.ndarray, threshold: float, best: float, title: str) -> None:
+def write_plots(
+    out: Path, genuine: np.ndarray, impostor: np.ndarray, threshold: float, best: float, title: str
+) -> None:
     """roc.png (TAR against FAR, log scale) and histogram.png (both similarity distributions)."""
     import matplotlib
 
@@ -336,7 +341,11 @@ def format_summary(metrics: dict) -> str:
         f"{metrics['faces']} faces of {metrics['identities']} identities + {metrics['strangers']} strangers; "
         f"{pairs['genuine']} genuine and {pairs['impostor']} impostor pairs"
         + (f" ({pairs['same_photo_excluded']} same-photo pairs left out)" if pairs["same_photo_excluded"] else "")
-        + (f" ({pairs['skipped_face_not_found']} listed pairs skipped: face not found)" if pairs["skipped_face_not_found"] else "")
+        + (
+            f" ({pairs['skipped_face_not_found']} listed pairs skipped: face not found)"
+            if pairs["skipped_face_not_found"]
+            else ""
+        )
         + ".",
     ]
     if metrics["missed_faces"]:
@@ -406,7 +415,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_pairs_csv(out / "pairs.csv", data)
     if not args.no_plots and "best_threshold" in metrics:
-        write_plots(out, data.genuine, data.impostor, threshold, metrics["best_threshold"]["threshold"], engine.embedder.name)
+        write_plots(
+            out, data.genuine, data.impostor, threshold, metrics["best_threshold"]["threshold"], engine.embedder.name
+        )
     _write_json(out / "metrics.json", metrics)
     print(format_summary(metrics))
     print(f"\nWrote {out}/pairs.csv, metrics.json" + ("" if args.no_plots else ", roc.png, histogram.png") + ".")

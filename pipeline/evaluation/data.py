@@ -5,6 +5,7 @@ each photo is that person), an LFW-style ``pairs.txt`` with its image folder, an
 (``MANIFEST.tsv`` rows of ``identity@x1,y1,x2,y2`` per face) where every face of a multi-face
 photo is found by IoU with its manifest box. Each photo is decoded, detected and embedded once.
 """
+
 from __future__ import annotations
 
 import csv
@@ -220,7 +221,9 @@ def all_pairs(faces: EmbeddedFaces) -> tuple[list[Pair], int]:
     return pairs, duplicates
 
 
-def listed_pairs(faces_all: Sequence[FaceSpec], faces: EmbeddedFaces, listed: Iterable[tuple[int, int]]) -> tuple[list[Pair], int]:
+def listed_pairs(
+    faces_all: Sequence[FaceSpec], faces: EmbeddedFaces, listed: Iterable[tuple[int, int]]
+) -> tuple[list[Pair], int]:
     """The pairs a pairs.txt names, for the faces that were found; returns (pairs, skipped)."""
     position = {spec: k for k, spec in enumerate(faces.specs)}
     pairs, skipped = [], 0

@@ -5,6 +5,7 @@ a pair (or a probe) is *accepted* when its cosine similarity is ``>= threshold``
 rule); FAR is the fraction of impostor pairs accepted, TAR the fraction of genuine pairs accepted.
 Nothing here loads a model or touches a file, so each function is unit-tested on synthetic scores.
 """
+
 from __future__ import annotations
 
 import math

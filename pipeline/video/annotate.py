@@ -10,6 +10,7 @@ skipped frames. ``timeline.json`` lists the tracks with their frames, boxes and 
 engine and gallery (:class:`~pipeline.video.matchers.EngineMatcher`) and :class:`Hooks` for progress,
 cancelling, H.264 output and keeping each track's best faces for enrolling later.
 """
+
 from __future__ import annotations
 
 import sys
@@ -158,7 +159,14 @@ def annotate_video(
     kept = _best_faces(tracks, hooks.best_faces)
     if render:
         on_frame = _frame_hook(out, kept, hooks, frames_read)
-        write_video(info, overlays, out / "annotated.mp4", codec=hooks.codec, on_frame=on_frame, show_progress=hooks.show_progress)
+        write_video(
+            info,
+            overlays,
+            out / "annotated.mp4",
+            codec=hooks.codec,
+            on_frame=on_frame,
+            show_progress=hooks.show_progress,
+        )
     if kept:
         _write_best_faces(out, kept, matcher.embedder)
     write_json(out / "timeline.json", timeline)

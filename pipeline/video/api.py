@@ -1,4 +1,5 @@
 """The pipeline's client of the face API (``--api URL``): the project's one client, ``face_client``."""
+
 from __future__ import annotations
 
 import os

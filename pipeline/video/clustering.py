@@ -7,6 +7,7 @@ one stray look-alike frame from chaining two people together. A face left alone 
 false detection, a passer-by, a profile), listed apart rather than as a one-face "person".
 Clusters are numbered 1, 2, ... from the largest down.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -7,6 +7,7 @@ stand in for five views. Through the API each face goes as a JPEG crop with a ma
 re-detects and embeds it with the server's own embedder); into a gallery file the run's own
 embeddings go straight in (the file must hold the same embedder's vectors).
 """
+
 from __future__ import annotations
 
 import logging
@@ -134,7 +135,9 @@ def _enroll_api(run: RunDir, url: str, name: str, faces: list[dict], consent: st
     client.health()  # a clear "cannot reach" before any work
     crops = [(f"face_{f['id']}.jpg", _crop_jpeg(run, f)[0]) for f in faces]
     try:
-        answer = client.enroll(name, [Upload(filename, data, "image/jpeg") for filename, data in crops], consent=consent)
+        answer = client.enroll(
+            name, [Upload(filename, data, "image/jpeg") for filename, data in crops], consent=consent
+        )
         return {"added": len(answer["added"]), "total": answer.get("faces"), "via": url}
     except ApiError as exc:
         if exc.status != 422:
@@ -156,8 +159,9 @@ def _enroll_api(run: RunDir, url: str, name: str, faces: list[dict], consent: st
     return {"added": added, "total": total, "via": url, "skipped": skipped}
 
 
-def _enroll_gallery(path: str | Path, embedder: dict, name: str, faces: list[dict], vectors: np.ndarray,
-                    consent: str | None = None) -> dict:
+def _enroll_gallery(
+    path: str | Path, embedder: dict, name: str, faces: list[dict], vectors: np.ndarray, consent: str | None = None
+) -> dict:
     import sqlite3
 
     from inference_service.gallery import Gallery, GalleryError

@@ -6,6 +6,7 @@ of the next batch overlaps inference of the current one in a reader thread.
 Writes ``faces.json`` (one record per face), ``embeddings.npy`` (row i is face i) and
 ``crops/`` (each face with a margin, for contact sheets and enrollment).
 """
+
 from __future__ import annotations
 
 import shutil

@@ -3,6 +3,7 @@
 ``frames.json`` records for every frame its index in the video and its time (index / fps), which
 is what every later step (faces, clusters, plots) refers to.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -21,9 +22,7 @@ from .source import open_source, probe, read_frames, sample_indices
 JPEG_QUALITY = 95  # frames are re-read for detection: keep compression artefacts out of the way
 
 
-def extract(
-    source: str, out: Path, start: float = 0.0, duration: float | None = None, every: float = 1.0
-) -> dict:
+def extract(source: str, out: Path, start: float = 0.0, duration: float | None = None, every: float = 1.0) -> dict:
     """Write the sampled frames of ``source`` into run folder ``out``; returns ``frames.json``."""
     if start < 0:
         raise PipelineError("--start must be 0 or more seconds")

@@ -6,6 +6,7 @@ gallery is searched in process (embeddings are kept for tracking). The API has n
 returns gallery embeddings, so there each frame goes to ``POST /recognize`` (two requests in
 flight, to keep the server's worker pool busy) and tracks link on overlap alone.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -32,7 +33,9 @@ class EngineMatcher:
 
     MAX_CANDIDATES = 20
 
-    def __init__(self, engine, gallery, threshold: float | None = None, workers: int | None = None, source: str = "engine") -> None:
+    def __init__(
+        self, engine, gallery, threshold: float | None = None, workers: int | None = None, source: str = "engine"
+    ) -> None:
         self.engine = engine
         self.gallery = gallery
         self.workers = workers
@@ -101,7 +104,9 @@ class ApiMatcher:
         self._pool = ThreadPoolExecutor(max_workers=API_CONCURRENCY)
 
     def _one(self, frame_rgb: np.ndarray, index: int) -> list[Detection]:
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, API_JPEG_QUALITY])
+        ok, data = cv2.imencode(
+            ".jpg", cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, API_JPEG_QUALITY]
+        )
         if not ok:
             raise PipelineError(f"cannot encode frame {index} as JPEG")
         answer = self.client.recognize(data.tobytes())

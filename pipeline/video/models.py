@@ -3,6 +3,7 @@
 Models load here, when a command needs them, never at import. When a gallery file is involved its
 embedder wins (``auto`` resolves to it), because vectors of two embedders must never be compared.
 """
+
 from __future__ import annotations
 
 import logging

@@ -6,6 +6,7 @@
 * ``plots/similarity.png``: the cosine-similarity matrix of the faces ordered by cluster, so each
   person is a bright block on the diagonal and a look-alike is a bright off-diagonal patch.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -110,7 +111,9 @@ def _embedding_plot(
         from sklearn.manifold import TSNE
 
         perplexity = float(min(30, max(2, len(vectors) // 4)))
-        points = TSNE(n_components=2, metric="cosine", perplexity=perplexity, init="pca", random_state=0).fit_transform(vectors)
+        points = TSNE(n_components=2, metric="cosine", perplexity=perplexity, init="pca", random_state=0).fit_transform(
+            vectors
+        )
         method = "t-SNE (cosine)"
     else:
         from sklearn.decomposition import PCA
@@ -124,8 +127,14 @@ def _embedding_plot(
         mask = labels_arr == label
         if mask.any():
             name = label if label in (NOISE, "unclustered") else f"cluster {label}"
-            ax.scatter(points[mask, 0], points[mask, 1], s=14, color=colours.get(label, colours[NOISE]),
-                       label=f"{name} ({int(mask.sum())})", alpha=0.85)
+            ax.scatter(
+                points[mask, 0],
+                points[mask, 1],
+                s=14,
+                color=colours.get(label, colours[NOISE]),
+                label=f"{name} ({int(mask.sum())})",
+                alpha=0.85,
+            )
     ax.set_title(f"face embeddings, {method}")
     ax.legend(fontsize=7, loc="best", markerscale=1.5)
     fig.tight_layout()

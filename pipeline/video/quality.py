@@ -4,6 +4,7 @@ A gallery built from a video should hold the person's clearest, most frontal vie
 and profiles make poor references (the dlib embedding of a profile sits closer to other people's
 frontal faces than to the same person's, as the stage clip's profile shots show).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

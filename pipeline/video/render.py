@@ -5,6 +5,7 @@ play it) and H.264 through the ffmpeg binary that the ``imageio-ffmpeg`` wheel s
 OpenCV's own FFmpeg here has no software H.264 encoder and its VP8 writer is 5x slower than x264
 ``veryfast`` on the stage clip). The API's video jobs write H.264 so Chromium plays the result.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -33,7 +34,9 @@ def label_colour(identity: str | None) -> tuple[int, int, int]:
     return NAMED if identity else UNKNOWN
 
 
-def draw(frame: np.ndarray, items: Sequence[tuple[tuple[float, float, float, float], str, tuple[int, int, int]]]) -> None:
+def draw(
+    frame: np.ndarray, items: Sequence[tuple[tuple[float, float, float, float], str, tuple[int, int, int]]]
+) -> None:
     """Boxes with a filled caption above each (below it when the box touches the top)."""
     scale = max(0.4, min(frame.shape[:2]) / 720)
     thickness = max(1, round(2 * scale))
@@ -43,7 +46,16 @@ def draw(frame: np.ndarray, items: Sequence[tuple[tuple[float, float, float, flo
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, thickness)
         top = y1 - th - base - 4 if y1 - th - base - 4 >= 0 else y2
         cv2.rectangle(frame, (x1, top), (x1 + tw + 6, top + th + base + 4), colour, -1)
-        cv2.putText(frame, text, (x1 + 3, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (0, 0, 0), thickness, cv2.LINE_AA)
+        cv2.putText(
+            frame,
+            text,
+            (x1 + 3, top + th + 2),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.6 * scale,
+            (0, 0, 0),
+            thickness,
+            cv2.LINE_AA,
+        )
 
 
 class _OpenCVWriter:
@@ -69,11 +81,39 @@ class _H264Writer:
             raise PipelineError("H.264 output needs the imageio-ffmpeg package (pip install imageio-ffmpeg)") from None
         # x264 wants even dimensions for yuv420p: pad one pixel when needed.
         command = [
-            imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{info.width}x{info.height}", "-r", f"{info.fps:.6f}",
-            "-i", "-", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
-            "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
-            "-threads", str(threads), "-movflags", "+faststart", "-f", "mp4", str(path),
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "bgr24",
+            "-s",
+            f"{info.width}x{info.height}",
+            "-r",
+            f"{info.fps:.6f}",
+            "-i",
+            "-",
+            "-vf",
+            "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "23",
+            "-pix_fmt",
+            "yuv420p",
+            "-threads",
+            str(threads),
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(path),
         ]
         self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 

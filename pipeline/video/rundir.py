@@ -5,6 +5,7 @@ on where things are, and each reports a missing earlier step by the command that
 Files are written to a temporary name and renamed, so an interrupted command never leaves a
 half-written ``faces.json`` that a later step would trust.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Contact sheets: a grid of face crops in one JPEG, to see at a glance who a cluster is."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

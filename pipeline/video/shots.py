@@ -6,6 +6,7 @@ them. The Bhattacharyya distance between HSV histograms of consecutive analysed 
 0.37-0.45 at the stage clip's three cuts and at most 0.13 within its shots (0.06 for the street
 clip), at one and at three frames apart; 0.25 splits them.
 """
+
 from __future__ import annotations
 
 import cv2

@@ -4,6 +4,7 @@ A URL is downloaded once into a temporary folder that the caller owns (``open_so
 context manager), so extraction and annotation read the same bytes and nothing is left behind.
 YouTube pages are not video files; they go through ``yt-dlp`` when it is installed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -76,9 +77,10 @@ def _download_http(url: str, folder: Path) -> Path:
             if response.status_code != 200:
                 raise PipelineError(f"could not download {url}: HTTP {response.status_code}")
             total = int(response.headers.get("content-length") or 0) or None
-            with open(target, "wb") as fh, tqdm(
-                total=total, unit="B", unit_scale=True, desc="download", file=sys.stderr, leave=False
-            ) as bar:
+            with (
+                open(target, "wb") as fh,
+                tqdm(total=total, unit="B", unit_scale=True, desc="download", file=sys.stderr, leave=False) as bar,
+            ):
                 for chunk in response.iter_content(chunk_size=1 << 20):
                     fh.write(chunk)
                     bar.update(len(chunk))

@@ -13,6 +13,7 @@ collects a face's every appearance in a shot, so the decision can use all of the
   single frame, cannot be won by one lucky frame. The best identity must reach the threshold and
   lead the runner-up by ``margin``; short tracks (fewer than ``min_faces`` faces) stay unnamed.
 """
+
 from __future__ import annotations
 
 import math

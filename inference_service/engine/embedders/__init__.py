@@ -1,4 +1,5 @@
 """Build an embedder by its registry name (inference_service/registry.py), or pick one automatically."""
+
 from __future__ import annotations
 
 import importlib
@@ -46,7 +47,11 @@ def _way_out(name: str, gallery_embedder: str | None) -> str:
 
 
 def _create(
-    name: str, device: torch.device, weights_dir: Path | None, dlib_model_path: Path | None, batch_size: int,
+    name: str,
+    device: torch.device,
+    weights_dir: Path | None,
+    dlib_model_path: Path | None,
+    batch_size: int,
     allow_download: bool,
 ) -> Embedder:
     spec = EMBEDDERS.get(name)
@@ -55,7 +60,11 @@ def _create(
     module_name, function = spec.loader.split(":")
     load = getattr(importlib.import_module(module_name), function)
     return load(
-        spec, device, weights_dir=weights_dir, dlib_model_path=dlib_model_path, batch_size=batch_size,
+        spec,
+        device,
+        weights_dir=weights_dir,
+        dlib_model_path=dlib_model_path,
+        batch_size=batch_size,
         allow_download=allow_download,
     )
 
@@ -72,7 +81,11 @@ def resolve_auto(
     FaceNet when its weights are configured, cached or downloadable, else dlib-resnet."""
     if gallery_embedder:
         return create_embedder(
-            gallery_embedder, device, weights_dir=weights_dir, dlib_model_path=dlib_model_path, batch_size=batch_size,
+            gallery_embedder,
+            device,
+            weights_dir=weights_dir,
+            dlib_model_path=dlib_model_path,
+            batch_size=batch_size,
             gallery_embedder=gallery_embedder,
         )
     try:

