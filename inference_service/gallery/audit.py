@@ -12,11 +12,13 @@ ids, the key label and the client address.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from .names import identity_key
 
 ACTIONS = ("enroll", "delete_face", "delete_identity", "expire", "export")
 CONSENT_MAX_LENGTH = 200
@@ -94,6 +96,27 @@ class AuditQuery:
     until: datetime | None = None
     after: int = 0  # the last seq of the previous page
     limit: int = 100
+
+    def where(self, placeholder: str, time_value: Callable[[datetime], object]) -> tuple[str, list]:
+        """The SQL condition and arguments of this query, for either store's audit table.
+
+        ``placeholder`` is the driver's parameter mark (``?`` or ``%s``); ``time_value`` turns a
+        bound of the time range into what that table stores.
+        """
+        where, args = [f"seq > {placeholder}"], [self.after]
+        if self.identity is not None:
+            where.append(f"name_key = {placeholder}")
+            args.append(identity_key(self.identity))
+        if self.action is not None:
+            where.append(f"action = {placeholder}")
+            args.append(self.action)
+        if self.since is not None:
+            where.append(f"at >= {placeholder}")
+            args.append(time_value(self.since))
+        if self.until is not None:
+            where.append(f"at < {placeholder}")
+            args.append(time_value(self.until))
+        return " AND ".join(where), args
 
 
 _current: ContextVar[WriteContext | None] = ContextVar("gallery_write_context", default=None)

@@ -619,22 +619,10 @@ class PostgresStore(GalleryStore):
 
     @staticmethod
     def _events(cur: psycopg.Cursor, query: AuditQuery) -> list[AuditEvent]:
-        where, args = ["seq > %s"], [query.after]
-        if query.identity is not None:
-            where.append("name_key = %s")
-            args.append(name_key(query.identity))
-        if query.action is not None:
-            where.append("action = %s")
-            args.append(query.action)
-        if query.since is not None:
-            where.append("at >= %s")
-            args.append(query.since)
-        if query.until is not None:
-            where.append("at < %s")
-            args.append(query.until)
+        where, args = query.where("%s", lambda bound: bound)
         cur.execute(
             "SELECT seq, at, action, name, face_ids, key_label, client FROM gallery_audit WHERE "
-            + " AND ".join(where)
+            + where
             + " ORDER BY seq LIMIT %s",
             (*args, query.limit),
         )

@@ -473,22 +473,10 @@ class SQLiteStore(GalleryStore):
         return {key: IdentityTerms(*rest) for key, *rest in rows}
 
     def _events_unlocked(self, query: AuditQuery) -> list[AuditEvent]:
-        where, args = ["seq > ?"], [query.after]
-        if query.identity is not None:
-            where.append("name_key = ?")
-            args.append(identity_key(query.identity))
-        if query.action is not None:
-            where.append("action = ?")
-            args.append(query.action)
-        if query.since is not None:
-            where.append("at >= ?")
-            args.append(utc_text(query.since))
-        if query.until is not None:
-            where.append("at < ?")
-            args.append(utc_text(query.until))
+        where, args = query.where("?", utc_text)
         rows = self._db.execute(
             "SELECT seq, at, action, name, face_ids, key_label, client FROM audit WHERE "
-            + " AND ".join(where)
+            + where
             + " ORDER BY seq LIMIT ?",
             (*args, query.limit),
         ).fetchall()
