@@ -105,7 +105,7 @@ def run(quick: bool = False) -> dict:
         on_gpu = gpu.embedder.embed(chips[:32])
         cosine = np.sum(on_cpu * on_gpu, axis=1) / (np.linalg.norm(on_cpu, axis=1) * np.linalg.norm(on_gpu, axis=1))
         dlib_rates = _embed_rates(gpu.embedder, chips, max(3, rounds // 4), torch)
-        facenet = FaceNetEmbedder("random-weights", InceptionResnetV1(pretrained=None), torch.device("cuda"))
+        facenet = FaceNetEmbedder("vggface2", InceptionResnetV1(pretrained=None), torch.device("cuda"))
         facenet_chips = chips_for(facenet, photos, len(chips))
         facenet_rates = _embed_rates(facenet, facenet_chips, max(3, rounds // 4), torch)
         image = load_images()["1080p"]

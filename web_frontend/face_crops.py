@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image, ImageOps
+from PIL import Image
+
+from .drawing import open_upright
 
 # Of the face's width and height, on each side: the crop is about twice the face, enough context
 # for the detector's first stage and not so much that a neighbour's whole face comes with it.
@@ -77,10 +79,12 @@ def _crop_one(img: Image.Image, box: Sequence[float]) -> FaceCrop | None:
     return FaceCrop(out.getvalue(), inner, crop.width, crop.height)
 
 
-def cut_faces(image_bytes: bytes, faces: Sequence[dict[str, Any]]) -> list[FaceCrop | None]:
-    """A crop per face of the API's answer (None past :data:`MAX_NAMEABLE_FACES` or for a bad box)."""
-    with Image.open(io.BytesIO(image_bytes)) as opened:
-        img = (ImageOps.exif_transpose(opened) or opened).convert("RGB")
+def cut_faces(photo: bytes | Image.Image, faces: Sequence[dict[str, Any]]) -> list[FaceCrop | None]:
+    """A crop per face of the API's answer (None past :data:`MAX_NAMEABLE_FACES` or for a bad box).
+
+    ``photo`` is the upload's bytes or the image :func:`web_frontend.drawing.open_upright` decoded.
+    """
+    img = (open_upright(photo) if isinstance(photo, bytes) else photo).convert("RGB")
     crops: list[FaceCrop | None] = []
     for index, face in enumerate(faces):
         box = face.get("box")

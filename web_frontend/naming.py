@@ -23,6 +23,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from PIL import Image
 
 from face_client import ApiError, FaceClient, Upload
 
@@ -72,10 +73,10 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.secret_key, salt=_SALT)
 
 
-def face_forms(image_bytes: bytes, faces: Sequence[dict[str, Any]], labels: Sequence[str]) -> list[FaceForm]:
-    """A form per face of ``faces`` (the API's answer for ``image_bytes``); none if it cannot be cut."""
+def face_forms(photo: bytes | Image.Image, faces: Sequence[dict[str, Any]], labels: Sequence[str]) -> list[FaceForm]:
+    """A form per face of ``faces`` (the API's answer for ``photo``); none if it cannot be cut."""
     try:
-        crops = cut_faces(image_bytes, faces)
+        crops = cut_faces(photo, faces)
     except Exception:  # noqa: BLE001 - the result page is still worth showing without the forms
         log.exception("could not cut the faces out of the photo")
         return []

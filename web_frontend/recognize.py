@@ -10,7 +10,7 @@ from flask import Blueprint, render_template, request
 
 from face_client import ApiError
 
-from .drawing import annotate, face_label
+from .drawing import annotate, face_label, open_upright
 from .forms import FormError, face_api, read_uploads, web_settings
 from .naming import face_forms
 
@@ -67,14 +67,15 @@ def recognize():
         return render_template("home.html", error=exc.message), exc.status
     api_done = time.perf_counter()
     faces = result.get("faces") or []
-    image, image_error = None, None
+    image, image_error, photo = None, None, None
     try:
-        image = annotate(upload.data, faces)
+        photo = open_upright(upload.data)  # decoded once for the drawing and the face crops
+        image = annotate(photo, faces)
     except Exception:  # noqa: BLE001 - the table is still worth showing without the drawing
         log.exception("could not draw the result image")
         image_error = "The faces were found, but the photo could not be drawn."
     rows = _face_rows(faces)
-    naming = face_forms(upload.data, faces, [row["label"] for row in rows])
+    naming = face_forms(photo, faces, [row["label"] for row in rows]) if photo is not None else []
     drawn = time.perf_counter()
     html = render_template(
         "result.html",
