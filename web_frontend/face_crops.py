@@ -67,7 +67,9 @@ def _crop_one(img: Image.Image, box: Sequence[float]) -> FaceCrop | None:
     scale = min(CROP_MAX_SIDE / longest, max(1.0, CROP_MIN_SIDE / longest))
     if scale != 1.0:
         size = (max(1, round(crop.width * scale)), max(1, round(crop.height * scale)))
-        crop = crop.resize(size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
+        # Bilinear, not Lanczos: the API re-detects the face in this crop either way, and on a
+        # 400x500 crop Lanczos took 2.9 ms against 1.3 ms, per face, on every result page.
+        crop = crop.resize(size, Image.Resampling.BILINEAR if scale < 1 else Image.Resampling.BICUBIC)
     out = io.BytesIO()
     crop.save(out, format="JPEG", quality=JPEG_QUALITY)
     inner = (
