@@ -179,6 +179,27 @@ def _translate(exc: Exception, url: str) -> GalleryError:
     return GalleryError(f"PostgreSQL error: {exc}")
 
 
+def open_pool(conninfo: str, *, name: str, max_size: int, failure: str, **connection_kwargs: Any) -> ConnectionPool:
+    """A small pool, opened now so that a wrong URL or a server that is down stops the start with
+    ``failure`` (a ``GalleryOpenError``) instead of failing the first request; connections are
+    checked before each use, so one cut while idle is replaced rather than handed out."""
+    pool = ConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=max_size,
+        kwargs=connection_kwargs,
+        check=ConnectionPool.check_connection,
+        open=False,
+        name=name,
+    )
+    try:
+        pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)
+    except PoolTimeout:
+        pool.close()
+        raise GalleryOpenError(failure) from None
+    return pool
+
+
 class PostgresStore(GalleryStore):
     """Faces in PostgreSQL through a small psycopg connection pool."""
 
@@ -227,23 +248,16 @@ class PostgresStore(GalleryStore):
                 f"cannot connect to the gallery database {self.where}: {reason} (is PostgreSQL running "
                 "there, and are the user, password and database in FACE_GALLERY right?)"
             ) from None
-        self._pool = ConnectionPool(
+        self._pool = open_pool(
             self.conninfo,
-            min_size=1,
-            max_size=pool_size,
-            kwargs={"options": "-c TimeZone=UTC"},
-            check=ConnectionPool.check_connection,
-            open=False,
             name="face-gallery",
-        )
-        try:
-            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)
-        except PoolTimeout:
-            self._pool.close()
-            raise GalleryOpenError(
+            max_size=pool_size,
+            failure=(
                 f"cannot connect to the gallery database {self.where}: is PostgreSQL running there, "
                 "and are the user, password and database in FACE_GALLERY right?"
-            ) from None
+            ),
+            options="-c TimeZone=UTC",
+        )
         try:
             self._create_schema()
             self._check_embedder(embedder_name, dim)

@@ -23,14 +23,13 @@ from dataclasses import asdict
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from ..gallery.errors import GalleryOpenError, GalleryUnavailableError
-from ..gallery.postgres import redact
+from ..gallery.postgres import CONNECT_TIMEOUT_S, open_pool, redact
 from .store import Job
 
 SCHEMA_LOCK = 0x66616365_7601  # pg_advisory_xact_lock key: replicas starting at once create the table once
-CONNECT_TIMEOUT_S = 5
 POOL_TIMEOUT_S = 5.0
 NOW = "extract(epoch FROM clock_timestamp())"
 
@@ -116,20 +115,13 @@ class PostgresJobStore:
             raise GalleryOpenError(
                 f"FACE_GALLERY {self.where} is not a PostgreSQL URL psycopg accepts: {exc}"
             ) from None
-        self._pool = ConnectionPool(
+        self._pool = open_pool(
             conninfo,
-            min_size=1,
-            max_size=pool_size,
-            kwargs={"row_factory": dict_row},
-            check=ConnectionPool.check_connection,
-            open=False,
             name="face-video-jobs",
+            max_size=pool_size,
+            failure=f"cannot connect to the jobs' database {self.where}",
+            row_factory=dict_row,
         )
-        try:
-            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)
-        except PoolTimeout:
-            self._pool.close()
-            raise GalleryOpenError(f"cannot connect to the jobs' database {self.where}") from None
         try:
             with self._cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
