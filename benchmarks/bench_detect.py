@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from benchmarks.timing import bench_main, interleaved, median_ms
-from tests.conftest import faces_dir_path
+from tests.support.faces import faces_dir_path
 
 THREADS = 2
 SIZES = ("240p", "480p", "720p", "1080p")

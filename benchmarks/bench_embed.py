@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.timing import bench_main, interleaved
-from tests.conftest import faces_dir_path
+from tests.support.faces import faces_dir_path
 
 THREADS = 2
 BATCH_SIZES = (1, 8, 32)

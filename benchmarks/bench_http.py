@@ -39,8 +39,8 @@ from inference_service.api import jobs
 from inference_service.config import Settings
 from inference_service.engine import FaceEngine
 from inference_service.gallery import FaceRecord, Gallery, MemoryStore
-from tests.conftest import faces_dir_path
-from tests.live_servers import start_api
+from tests.support.faces import faces_dir_path
+from tests.support.live_servers import start_api
 
 CLIENTS = 8
 

@@ -36,7 +36,7 @@ def child() -> None:
     steps = {"started": _status_mb()}
     from inference_service.config import Settings
     from inference_service.engine import FaceEngine, load_image
-    from tests.conftest import faces_dir_path
+    from tests.support.faces import faces_dir_path
 
     steps["imported"] = _status_mb()
     engine = FaceEngine.from_settings(Settings(embedder="dlib-resnet", threads=2, device="cpu"))

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from benchmarks.timing import bench_main
-from tests.conftest import faces_dir_path, read_manifest
+from tests.support.faces import faces_dir_path, read_manifest
 
 THREADS = 2
 TOLERANCE = 0.6  # face_recognition's documented default for compare_faces

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from benchmarks.timing import bench_main, machine
-from tests.conftest import faces_dir_path
+from tests.support.faces import faces_dir_path
 
 THREADS = 2
 TARGET = 3.0

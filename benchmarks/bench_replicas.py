@@ -23,9 +23,9 @@ import numpy as np
 import requests
 
 from benchmarks.timing import bench_main, cpu_model
-from tests.conftest import faces_dir_path
-from tests.live_servers import start_api
-from tests.pg_server import pg_bin_dir, start_postgres
+from tests.support.faces import faces_dir_path
+from tests.support.live_servers import start_api
+from tests.support.pg_server import pg_bin_dir, start_postgres
 
 LIST_EVERY_S = 0.01
 

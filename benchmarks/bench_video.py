@@ -29,8 +29,8 @@ import numpy as np
 import requests
 
 from benchmarks.timing import bench_main, machine
-from tests.conftest import faces_dir_path
-from tests.live_servers import REPO, clean_env, start_api
+from tests.support.faces import faces_dir_path
+from tests.support.live_servers import REPO, clean_env, start_api
 
 MIRANDA = "lin_manuel_miranda"
 THREADS = "2"

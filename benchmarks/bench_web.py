@@ -29,8 +29,8 @@ from pathlib import Path
 import requests
 
 from benchmarks.timing import cpu_model
-from tests.conftest import faces_dir_path
-from tests.live_servers import CHROMIUM, CHROMIUM_ARGS, start_api, start_web
+from tests.support.faces import faces_dir_path
+from tests.support.live_servers import CHROMIUM, CHROMIUM_ARGS, start_api, start_web
 
 
 def _median_ms(samples: list[float]) -> float:

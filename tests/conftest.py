@@ -8,46 +8,14 @@ starts with ``OPTIONAL_SKIP``; such a skip is reported but does not fail the run
 
 from __future__ import annotations
 
-import csv
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from support.faces import OPTIONAL_SKIP, ManifestRow, faces_dir_path, read_manifest
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-@dataclass(frozen=True)
-class LabelledFace:
-    identity: str  # "?" for an unlabelled person
-    box: tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
-class ManifestRow:
-    path: Path
-    role: str
-    faces: tuple[LabelledFace, ...]
-    note: str
-
-
-def faces_dir_path() -> Path:
-    return Path(os.environ.get("FACES_DIR", REPO.parent / "shared" / "faces")).resolve()
-
-
-def read_manifest(root: Path) -> list[ManifestRow]:
-    rows = []
-    with open(root / "MANIFEST.tsv", newline="") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            faces = []
-            if row["role"] != "video":
-                for spec in filter(None, row["faces"].split(";")):
-                    name, box = spec.split("@")
-                    x1, y1, x2, y2 = (float(v) for v in box.split(","))
-                    faces.append(LabelledFace(name, (x1, y1, x2, y2)))
-            rows.append(ManifestRow(root / row["path"], row["role"], tuple(faces), row.get("note") or ""))
-    return rows
 
 
 @pytest.fixture(scope="session")
@@ -72,16 +40,25 @@ def engine():
     return FaceEngine.from_settings(Settings(embedder="dlib-resnet", threads=2))
 
 
+UNIT_DIR = Path(__file__).resolve().parent / "unit"
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``unit`` (no model weights, no servers, no test faces) run first, in their
-    order, so a broken refactor fails in seconds rather than after the slow tests."""
+    """Every test under ``tests/unit`` is marked ``unit`` (no model weights, no servers, no test
+    faces; others may carry the marker themselves), and unit tests run first, in their order, so a
+    broken refactor fails in seconds rather than after the slow tests. ``tryfirst`` so that the
+    marker is set before ``-m unit`` selects."""
+    for item in items:
+        if UNIT_DIR in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.unit)
     items.sort(key=lambda item: item.get_closest_marker("unit") is None)
 
 
 @pytest.fixture(scope="module")
 def browser():
     """Headless Chromium (Debian's) driven by playwright; skips without it."""
-    from live_servers import CHROMIUM, CHROMIUM_ARGS
+    from support.live_servers import CHROMIUM, CHROMIUM_ARGS
 
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found: apt-get install chromium")
@@ -91,9 +68,6 @@ def browser():
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
-
-
-OPTIONAL_SKIP = "needs a privilege this machine does not grant:"
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
@@ -117,7 +91,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(scope="session")
 def pg_server():
     """A throwaway PostgreSQL server for the session (tests/pg_server.py); skips without binaries."""
-    from tests.pg_server import pg_bin_dir, start_postgres
+    from support.pg_server import pg_bin_dir, start_postgres
 
     if pg_bin_dir() is None:
         pytest.skip("PostgreSQL binaries not found: apt-get install postgresql (.ci/run does)")

@@ -1,0 +1,152 @@
+"""The site with the inference API replaced by an in-process fake behind a ``requests`` adapter, so
+the site's real client code, headers and error mapping run; only the server at the other end is pretend."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from email.parser import BytesParser
+from email.policy import HTTP
+from urllib.parse import unquote, urlsplit
+
+import requests
+from PIL import Image, ImageDraw
+from requests.adapters import BaseAdapter
+
+from face_client import FaceClient
+from web_frontend.app import create_app
+from web_frontend.config import WebSettings
+
+API = "http://face-api.test"
+
+
+class FakeApi(BaseAdapter):
+    """Answers the contract's endpoints from a dict gallery; ``fail`` forces an error reply."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gallery: dict[str, int] = {}
+        self.calls: list[requests.PreparedRequest] = []
+        self.fail: tuple[int, object, dict[str, str]] | None = None
+        self.raise_exc: Exception | None = None
+        self.faces: list[dict] = []
+        self.videos: dict[str, dict] = {}  # job id -> the API's GET /videos/{id} answer
+
+    def send(self, request, **kwargs):  # noqa: ANN001 - requests' adapter signature
+        self.calls.append(request)
+        if self.raise_exc is not None:
+            raise self.raise_exc
+        if self.fail is not None:
+            status, detail, headers = self.fail
+            return self._reply(request, status, {"detail": detail}, headers)
+        path = unquote(urlsplit(request.url).path)
+        if request.method == "POST" and path == "/recognize":
+            return self._reply(request, 200, {"threshold": 0.926, "faces": self.faces})
+        match = re.fullmatch(r"/identities/(.+)/faces", path)
+        if request.method == "POST" and match:
+            name = match.group(1)
+            files = [
+                p for p in multipart_parts(request) if p.get_param("name", header="content-disposition") == "image"
+            ]
+            self.gallery[name] = self.gallery.get(name, 0) + len(files)
+            added = [{"face_id": i + 1, "box": [0, 0, 10, 10]} for i in range(len(files))]
+            return self._reply(request, 201, {"identity": name, "added": added, "faces": self.gallery[name]})
+        match = re.fullmatch(r"/videos/([0-9a-f]{32})", path)
+        if request.method == "GET" and match:
+            job = self.videos.get(match.group(1))
+            return self._reply(request, 200, job) if job else self._reply(request, 404, {"detail": "no such video job"})
+        if request.method == "GET" and path == "/identities":
+            return self._reply(request, 200, {"identities": [{"name": n, "faces": c} for n, c in self.gallery.items()]})
+        match = re.fullmatch(r"/identities/([^/]+)", path)
+        if request.method == "DELETE" and match:
+            if self.gallery.pop(match.group(1), None) is None:
+                return self._reply(request, 404, {"detail": f"no identity named {match.group(1)!r}"})
+            return self._reply(request, 204, None)
+        return self._reply(request, 404, {"detail": "Not Found"})
+
+    @staticmethod
+    def _reply(request, status: int, body: object, headers: dict[str, str] | None = None) -> requests.Response:
+        response = requests.Response()
+        response.status_code = status
+        response._content = b"" if body is None else json.dumps(body).encode()
+        response.headers.update({"content-type": "application/json", **(headers or {})})
+        response.url = request.url
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def multipart_parts(request: requests.PreparedRequest):
+    head = f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode()
+    return list(BytesParser(policy=HTTP).parsebytes(head + request.body).iter_parts())
+
+
+def synthetic_photo(width: int = 640, height: int = 360, fmt: str = "JPEG") -> bytes:
+    img = Image.new("RGB", (width, height), (200, 205, 210))
+    ImageDraw.Draw(img).ellipse((100, 50, 250, 250), fill=(180, 140, 120))
+    out = io.BytesIO()
+    img.save(out, format=fmt)
+    return out.getvalue()
+
+
+FACES = [
+    {
+        "box": [100.0, 50.0, 250.0, 250.0],
+        "score": 0.999,
+        "landmarks": [[0, 0]] * 5,
+        "identity": "obama",
+        "similarity": 0.953,
+        "candidates": [{"identity": "obama", "similarity": 0.953}, {"identity": "biden", "similarity": 0.71}],
+    },
+    {
+        "box": [400.0, 60.0, 520.0, 220.0],
+        "score": 0.987,
+        "landmarks": [[0, 0]] * 5,
+        "identity": None,
+        "similarity": 0.64,
+        "candidates": [{"identity": "<b>eve</b>", "similarity": 0.64}],
+    },
+]
+
+
+def site_app(fake: FakeApi, **overrides):
+    settings = WebSettings(api_url=API, secret_key="test", **overrides)
+    session = requests.Session()
+    session.mount(API, fake)
+    app = create_app(settings, FaceClient(API, settings.api_key, timeout=5, session=session))
+    app.testing = True
+    return app
+
+
+def token(client, path: str = "/") -> str:
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def recognize(client, data: bytes | None = None, filename: str = "photo.jpg"):
+    form = {"csrf_token": token(client), "image": (io.BytesIO(synthetic_photo() if data is None else data), filename)}
+    return client.post("/recognize", data=form, content_type="multipart/form-data")
+
+
+def enroll(client, name: str, photos: int = 1, consent: bool = True):
+    form = {
+        "csrf_token": token(client, "/enroll"),
+        "name": name,
+        "photos": [(io.BytesIO(synthetic_photo()), f"p{i}.jpg") for i in range(photos)],
+    }
+    if consent:
+        form["consent"] = "yes"
+    return client.post("/enroll", data=form, content_type="multipart/form-data")
+
+
+RUNNING_JOB = {
+    "id": "a" * 32,
+    "status": "running",
+    "filename": "stage.mp4",
+    "duration_s": 11.0,
+    "error": None,
+    "progress": {"stage": "analysing", "frames_done": 110, "frames_total": 275, "fraction": 0.34},
+}
