@@ -17,22 +17,21 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
 import psycopg
-import psycopg.errors
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .audit import AuditEvent, AuditQuery, IdentityTerms, WriteContext, current, utc_text
-from .errors import GalleryError, GalleryFullError, GalleryMismatchError, GalleryOpenError, GalleryUnavailableError
+from .errors import GalleryError, GalleryMismatchError, GalleryOpenError
 from .names import identity_key, name_key
+from .pg_connect import connect_pool, conninfo, pooled_cursor
 from .store import FaceRecord, FaceTable, GalleryStore, export_document
+from .urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +40,6 @@ CHANNEL = "face_gallery"
 # pg_advisory_xact_lock keys: one serialises every gallery write, one the schema creation.
 WRITE_LOCK = 0x66616365_7301
 SCHEMA_LOCK = 0x66616365_7300
-CONNECT_TIMEOUT_S = 5
-POOL_TIMEOUT_S = 5.0
 # Change-log trimming: an entry goes once it is both older than a day and not among the last
 # 10,000; a replica further behind than that reloads the whole gallery instead of replaying.
 LOG_KEEP = 10_000
@@ -152,56 +149,14 @@ class WriteObserver(Protocol):
     def after_commit(self, earlier: ChangeBatch, seq: int | None) -> None: ...
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for log lines and messages."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
-
-
 def _hex(face_id: Any) -> str:
     return face_id.hex if isinstance(face_id, uuid.UUID) else str(face_id)
 
 
-def _translate(exc: Exception, url: str) -> GalleryError:
-    """A psycopg failure as the gallery error the layers above understand."""
-    if isinstance(exc, psycopg.errors.DiskFull):
-        return GalleryFullError(f"PostgreSQL at {redact(url)} is out of disk space: {exc}")
-    if isinstance(exc, (psycopg.OperationalError, PoolTimeout)) or getattr(exc, "sqlstate", "") in (
-        "57P01",
-        "57P02",
-        "57P03",
-        "08000",
-        "08003",
-        "08006",
-        "40001",
-        "40P01",
-    ):
-        return GalleryUnavailableError(f"PostgreSQL at {redact(url)} is unreachable: {exc}".strip())
-    return GalleryError(f"PostgreSQL error: {exc}")
-
-
-def open_pool(conninfo: str, *, name: str, max_size: int, failure: str, **connection_kwargs: Any) -> ConnectionPool:
-    """A small pool, opened now so that a wrong URL or a server that is down stops the start with
-    ``failure`` (a ``GalleryOpenError``) instead of failing the first request; connections are
-    checked before each use, so one cut while idle is replaced rather than handed out."""
-    pool = ConnectionPool(
-        conninfo,
-        min_size=1,
-        max_size=max_size,
-        kwargs=connection_kwargs,
-        check=ConnectionPool.check_connection,
-        open=False,
-        name=name,
-    )
-    try:
-        pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)
-    except PoolTimeout:
-        pool.close()
-        raise GalleryOpenError(failure) from None
-    return pool
-
-
 class PostgresStore(GalleryStore):
     """Faces in PostgreSQL through a small psycopg connection pool."""
+
+    replicated = True
 
     def __init__(
         self,
@@ -222,42 +177,8 @@ class PostgresStore(GalleryStore):
         self.loaded_seq = 0  # the change-log position the last load_all/load_table saw
         self.observer: WriteObserver | None = None
         self._embedder_name: str | None = None
-        try:
-            params = conninfo_to_dict(url)
-        except psycopg.Error as exc:
-            raise GalleryOpenError(
-                f"FACE_GALLERY {self.where} is not a PostgreSQL URL psycopg accepts: {exc}"
-            ) from None
-        params.setdefault("connect_timeout", str(CONNECT_TIMEOUT_S))
-        params.setdefault("application_name", "face-gallery")
-        # A server that vanishes without closing the connection (a cut network) must fail a write
-        # in seconds (-> 503), not after the kernel's TCP timeout of many minutes.
-        for key, value in (
-            ("keepalives_idle", "10"),
-            ("keepalives_interval", "5"),
-            ("keepalives_count", "3"),
-            ("tcp_user_timeout", "15000"),
-        ):
-            params.setdefault(key, value)
-        self.conninfo = make_conninfo("", **params)
-        try:  # one plain connection first: its error says why (refused, bad password, no database)
-            psycopg.connect(self.conninfo).close()
-        except psycopg.Error as exc:
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise GalleryOpenError(
-                f"cannot connect to the gallery database {self.where}: {reason} (is PostgreSQL running "
-                "there, and are the user, password and database in FACE_GALLERY right?)"
-            ) from None
-        self._pool = open_pool(
-            self.conninfo,
-            name="face-gallery",
-            max_size=pool_size,
-            failure=(
-                f"cannot connect to the gallery database {self.where}: is PostgreSQL running there, "
-                "and are the user, password and database in FACE_GALLERY right?"
-            ),
-            options="-c TimeZone=UTC",
-        )
+        self.conninfo = conninfo(url, "face-gallery")
+        self._pool = connect_pool(url, name="face-gallery", max_size=pool_size, what="the gallery database")
         try:
             self._create_schema()
             self._check_embedder(embedder_name, dim)
@@ -266,19 +187,9 @@ class PostgresStore(GalleryStore):
             raise
 
     # -- plumbing -----------------------------------------------------------------------------
-    @contextmanager
-    def _cursor(self, transaction: bool = True) -> Iterator[psycopg.Cursor]:
+    def _cursor(self, transaction: bool = True) -> AbstractContextManager[psycopg.Cursor]:
         """A cursor on a pooled connection (inside one transaction); driver errors translated."""
-        try:
-            with self._pool.connection(timeout=POOL_TIMEOUT_S) as conn:
-                if transaction:
-                    with conn.transaction(), conn.cursor() as cur:
-                        yield cur
-                else:
-                    with conn.cursor() as cur:
-                        yield cur
-        except (psycopg.Error, PoolTimeout) as exc:
-            raise _translate(exc, self.url) from exc
+        return pooled_cursor(self._pool, self.where, transaction)
 
     def _create_schema(self) -> None:
         with self._cursor() as cur:

@@ -20,14 +20,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import psycopg
 
 from .errors import GalleryError
 from .gallery import Gallery
-from .postgres import CHANNEL, Change, ChangeBatch, PostgresStore
 from .store import FaceRecord, FaceTable
+
+if TYPE_CHECKING:  # psycopg loads only for a PostgreSQL gallery: the API imports this module always
+    from .postgres import Change, ChangeBatch, PostgresStore
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +157,14 @@ class ReplicaSync:
 
     # -- the listener thread ----------------------------------------------------------------------
     def _listen(self) -> None:
+        import psycopg
+
+        from .pg_connect import listen_connection
+        from .postgres import CHANNEL
+
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.store.conninfo, autocommit=True) as conn:
+                with listen_connection(self.store.conninfo) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     if not self.connected:
                         log.info("listening for gallery changes on %s", self.store.where)
@@ -213,6 +220,6 @@ def replica_status(gallery: Gallery) -> dict | None:
 
 def start_sync(gallery: Gallery, poll_s: float) -> ReplicaSync | None:
     """Keep ``gallery`` in step with its store when that is PostgreSQL; None otherwise."""
-    if not isinstance(gallery.store, PostgresStore):
+    if not gallery.store.replicated:
         return None
-    return ReplicaSync(gallery.store, gallery, poll_s).start()
+    return ReplicaSync(gallery.store, gallery, poll_s).start()  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import sqlite_file
 from .audit import AuditEvent, AuditQuery, IdentityTerms, WriteContext, current, now_utc, utc_text
-from .errors import GalleryFullError, GalleryOpenError
+from .errors import GalleryError, GalleryFullError, GalleryOpenError, GalleryUnavailableError
 from .names import identity_key
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,10 @@ class FaceTable:
 
 class GalleryStore(ABC):
     """What the gallery needs from persistent storage. Each call is atomic."""
+
+    # True for a store several processes write (PostgreSQL): each then follows the others' changes
+    # (``replica.start_sync``).
+    replicated: bool = False
 
     @abstractmethod
     def embedder(self) -> str | None:
@@ -200,24 +204,38 @@ class SQLiteStore(GalleryStore):
                     if self._db.in_transaction:
                         self._db.execute("ROLLBACK")
                     raise
-            except sqlite3.OperationalError as exc:
+            except sqlite3.Error as exc:
                 if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL:
                     raise GalleryFullError(
                         f"the disk holding gallery {self.path} is full; nothing of this change was stored: "
                         "free space there and retry"
                     ) from exc
-                raise
+                raise self._failed(exc) from exc
             except OSError as exc:
                 if exc.errno == errno.ENOSPC:
                     raise GalleryFullError(f"the disk holding gallery {self.path} is full: free space there") from exc
                 raise
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Reads under the store's lock, a driver failure turned into a ``GalleryError``."""
+        with self._lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                raise self._failed(exc) from exc
+
+    def _failed(self, exc: sqlite3.Error) -> GalleryError:
+        busy = isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+        kind = GalleryUnavailableError if busy else GalleryError
+        return kind(f"gallery {self.path}: {' '.join(str(exc).split())}")
 
     def _meta_unlocked(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def _meta(self, key: str) -> str | None:
-        with self._lock:
+        with self._reading():
             return self._meta_unlocked(key)
 
     def _set_meta(self, key: str, value: str) -> None:
@@ -233,7 +251,7 @@ class SQLiteStore(GalleryStore):
         return self._meta("embedder")
 
     def load_all(self) -> list[FaceRecord]:
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(
                 "SELECT face_id, identity, embedding, dim, embedder, created_at, box_x1, box_y1, box_x2, box_y2 "
                 "FROM faces ORDER BY identity, rowid"
@@ -253,7 +271,7 @@ class SQLiteStore(GalleryStore):
         (times as bytes parsed by numpy, names factorised by dicts at C speed), and no Python
         object per face outlives its slice of rows.
         """
-        with self._lock:
+        with self._reading():
             self._db.execute("BEGIN")  # one snapshot for the count and the rows
             try:
                 # One embedder per file (checked at open), so the first face's width is every face's.
@@ -446,7 +464,7 @@ class SQLiteStore(GalleryStore):
         return IdentityTerms(*row) if row else None
 
     def identity_terms(self, identity: str) -> IdentityTerms | None:
-        with self._lock:
+        with self._reading():
             return self._terms_unlocked(identity)
 
     def restore_terms(self, terms: Sequence[IdentityTerms]) -> None:
@@ -466,7 +484,7 @@ class SQLiteStore(GalleryStore):
                     )
 
     def all_terms(self) -> dict[str, IdentityTerms]:
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(
                 "SELECT name_key, name, created_at, consent, consent_at, consent_by, expires_at FROM identities"
             ).fetchall()
@@ -486,11 +504,11 @@ class SQLiteStore(GalleryStore):
         ]
 
     def audit_events(self, query: AuditQuery) -> list[AuditEvent]:
-        with self._lock:
+        with self._reading():
             return self._events_unlocked(query)
 
     def expired_identities(self, now: datetime) -> list[str]:
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(
                 "SELECT name FROM identities WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at",
                 (utc_text(now),),
@@ -498,7 +516,7 @@ class SQLiteStore(GalleryStore):
         return [r[0] for r in rows]
 
     def next_expiry(self) -> str | None:
-        with self._lock:
+        with self._reading():
             return self._db.execute("SELECT min(expires_at) FROM identities").fetchone()[0]
 
     def export_identity(self, identity: str, context: WriteContext) -> dict | None:
@@ -551,26 +569,6 @@ def _utc_micros(stamps: np.ndarray) -> np.ndarray:
             moment = moment.astimezone(UTC).replace(tzinfo=None)
         out[row] = np.datetime64(moment, "us")
     return out
-
-
-def stored_embedder(path: str | Path) -> str | None:
-    """The embedder an existing gallery file was written with (None if absent or empty).
-
-    Reads through a read-only connection and writes nothing; a file that is not a gallery
-    raises ``GalleryOpenError`` (``auto`` must not guess an embedder from a foreign file).
-    """
-    path = Path(path)
-    sqlite_file.check_location(path)
-    found = sqlite_file.identify(path, thorough=False)
-    return found.embedder if found else None
-
-
-def check_gallery_file(path: str | Path, embedder_name: str | None = None) -> str | None:
-    """Every check the store makes before its first write, without writing: the start-up runs it
-    before loading any model so a bad ``FACE_GALLERY`` fails in a second with one line.
-    Returns the stored embedder (None for a new or empty gallery)."""
-    found = sqlite_file.open_checks(Path(path), embedder_name)
-    return found.embedder if found else None
 
 
 class MemoryStore(GalleryStore):
