@@ -29,10 +29,10 @@ __all__ = [
 def open_store(url: str | Path, embedder_name: str | None = None, dim: int | None = None) -> GalleryStore:
     """Open (creating if new) the store ``url`` names; refuses one written by another embedder."""
     if is_postgres(url):
-        from .postgres import PostgresStore  # psycopg only loads for a PostgreSQL gallery
+        from .pg_store import PostgresStore  # psycopg only loads for a PostgreSQL gallery
 
         return PostgresStore(str(url), embedder_name, dim)
-    from .store import SQLiteStore
+    from .sqlite_store import SQLiteStore
 
     return SQLiteStore(sqlite_path(url), embedder_name, dim)
 

@@ -1,7 +1,7 @@
 """Keeping this process's in-memory gallery in step with a PostgreSQL gallery other replicas write.
 
 Every write appends to ``gallery_changes`` in its own transaction and NOTIFYs its ``seq`` (see
-``postgres.py``). This process applies the entries after the last one it applied, in ``seq``
+``pg_changes.py``). This process applies the entries after the last one it applied, in ``seq``
 order, through the gallery's ``apply_*`` methods (memory only), when:
 - a notification arrives on a dedicated autocommit connection LISTENing in a background thread;
 - every ``poll_s`` seconds anyway, so a lost notification or a dropped connection leaves memory
@@ -29,7 +29,8 @@ from .gallery import Gallery
 from .store import FaceRecord, FaceTable
 
 if TYPE_CHECKING:  # psycopg loads only for a PostgreSQL gallery: the API imports this module always
-    from .postgres import Change, ChangeBatch, PostgresStore
+    from .pg_changes import Change, ChangeBatch
+    from .pg_store import PostgresStore
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class ReplicaSync:
             "connected": self.connected,
         }
 
-    # -- this process's writes (postgres.WriteObserver) ------------------------------------------
+    # -- this process's writes (pg_changes.WriteObserver) ------------------------------------------
     @property
     def lock(self):
         """Held by the store across a write: no listener apply between its catch-up and commit."""
@@ -159,8 +160,8 @@ class ReplicaSync:
     def _listen(self) -> None:
         import psycopg
 
+        from .pg_changes import CHANNEL
         from .pg_connect import listen_connection
-        from .postgres import CHANNEL
 
         while not self._stop.is_set():
             try:

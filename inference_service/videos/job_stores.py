@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..gallery.factory import is_postgres, local_folder
 from .files import JOBS_DB
-from .store import JobStore
+from .jobs import JobStore
 
 DEFAULT_VIDEO_DIR = Path("data/videos")
 
@@ -33,6 +33,6 @@ def open_job_store(
         from .pg_store import PostgresJobStore  # psycopg only loads for a PostgreSQL gallery
 
         return PostgresJobStore(str(gallery_url), lease_s=lease_s, max_attempts=max_attempts, pool_size=pool_size)
-    from .store import SQLiteJobStore
+    from .sqlite_store import SQLiteJobStore
 
     return SQLiteJobStore(folder / JOBS_DB)

@@ -1,6 +1,6 @@
 """Video jobs in PostgreSQL, so that any API replica sharing the gallery database may run them.
 
-The same methods as :class:`~.store.SQLiteJobStore`. A replica claims the oldest queued job with
+The same methods as :class:`~.sqlite_store.SQLiteJobStore`. A replica claims the oldest queued job with
 ``FOR UPDATE SKIP LOCKED``: two replicas claiming at once lock different rows, never the same one.
 A replica cannot tell whether a ``running`` row of another replica is still being worked on, so
 a running job holds a *lease*: its worker renews ``heartbeat_at`` (progress writes and a
@@ -25,7 +25,7 @@ from psycopg.rows import dict_row
 
 from ..gallery.pg_connect import connect_pool, pooled_cursor
 from ..gallery.urls import redact
-from .store import Job
+from .jobs import Job
 
 SCHEMA_LOCK = 0x66616365_7601  # pg_advisory_xact_lock key: replicas starting at once create the table once
 NOW = "extract(epoch FROM clock_timestamp())"

@@ -38,7 +38,7 @@ from ..config import Settings
 from .files import JobFiles, valid_job_id
 from .job_stores import jobs_folder
 from .job_stores import open_job_store as open_gallery_job_store
-from .store import Job, JobStore
+from .jobs import Job, JobStore
 
 log = logging.getLogger(__name__)
 

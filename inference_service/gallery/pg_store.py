@@ -10,6 +10,8 @@ taking a number and committing it). Gallery writes are rare, so serialising them
 The change log holds face ids and names, never embeddings: a replica re-reads added faces by id,
 so an erased person's vectors do not linger in the log. psycopg exceptions stay inside this
 module: unreachable server -> ``GalleryUnavailableError``, full disk -> ``GalleryFullError``.
+The change log's format is ``pg_changes``'s, the bulk load's ``pg_copy``'s, the connections'
+``pg_connect``'s and the people's data (consent, expiry, audit, export) ``pg_people``'s.
 """
 
 from __future__ import annotations
@@ -19,24 +21,33 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
 import numpy as np
 import psycopg
 
-from .audit import AuditEvent, AuditQuery, IdentityTerms, WriteContext, current, utc_text
-from .errors import GalleryError, GalleryMismatchError, GalleryOpenError
-from .names import identity_key, name_key
+from .audit import current
+from .errors import GalleryMismatchError, GalleryOpenError
+from .names import name_key
+from .pg_changes import (
+    CHANNEL,
+    ChangeBatch,
+    WriteObserver,
+    face_hex,
+    face_record,
+    log_position,
+    read_changes_after,
+)
 from .pg_connect import connect_pool, conninfo, pooled_cursor
-from .store import FaceRecord, FaceTable, GalleryStore, export_document
+from .pg_copy import COPY_FACES, copy_row_dtype, parse_copy
+from .pg_people import PostgresPeople
+from .store import FaceRecord, FaceTable, GalleryStore
 from .urls import redact
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-CHANNEL = "face_gallery"
 # pg_advisory_xact_lock keys: one serialises every gallery write, one the schema creation.
 WRITE_LOCK = 0x66616365_7301
 SCHEMA_LOCK = 0x66616365_7300
@@ -96,64 +107,8 @@ CREATE TABLE IF NOT EXISTS gallery_audit (
 CREATE INDEX IF NOT EXISTS gallery_audit_by_key ON gallery_audit(name_key, seq);
 """
 
-# One row of ``COPY ... TO STDOUT (FORMAT binary)`` of _COPY_FACES is fixed-width (no NULLs: a
-# missing box is NaN), so the whole stream is read as one numpy structured array.
-_COPY_FACES = (
-    "COPY (SELECT face_id, identity_id, embedding, created_at, coalesce(box_x1, 'NaN'), "
-    "coalesce(box_y1, 'NaN'), coalesce(box_x2, 'NaN'), coalesce(box_y2, 'NaN') "
-    "FROM gallery_faces) TO STDOUT (FORMAT binary)"
-)  # no ORDER BY: sorting a million rows doubles the load time; created_at gives the order
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_PG_EPOCH_US = np.datetime64("2000-01-01T00:00:00", "us")
 
-
-def _row_dtype(dim: int) -> np.dtype:
-    fields: list[tuple] = [("n", ">i2"), ("l_id", ">i4"), ("face_id", "V16"), ("l_ident", ">i4"), ("ident", ">i4")]
-    fields += [("l_emb", ">i4"), ("emb", "<f4", (dim,)), ("l_ts", ">i4"), ("ts", ">i8")]
-    for name in ("x1", "y1", "x2", "y2"):
-        fields += [(f"l_{name}", ">i4"), (name, ">f4")]
-    return np.dtype(fields)
-
-
-@dataclass(frozen=True)
-class Change:
-    """One committed gallery write, as a replica applies it."""
-
-    seq: int
-    op: str  # add | delete_identity | delete_face
-    name: str  # display name of the identity
-    face_ids: tuple[str, ...]
-    records: tuple[FaceRecord, ...] = ()  # for adds: the faces still stored when the log was read
-
-
-@dataclass(frozen=True)
-class ChangeBatch:
-    """What a replica reads after ``after``: the changes in order, or ``trimmed`` when the log
-    no longer reaches back that far (the replica must then reload everything)."""
-
-    after: int
-    changes: list[Change] = field(default_factory=list)
-    latest: int = 0
-    trimmed: bool = False
-
-
-class WriteObserver(Protocol):
-    """Told about each write of this process (``replica.ReplicaSync``): reads, inside the write's
-    transaction, what others committed before it, and is told once it committed. ``lock`` (the
-    gallery's reentrant write lock) is held from before the read until after the commit."""
-
-    lock: Any
-
-    def before_write(self, read: Callable[[int], ChangeBatch]) -> ChangeBatch: ...
-
-    def after_commit(self, earlier: ChangeBatch, seq: int | None) -> None: ...
-
-
-def _hex(face_id: Any) -> str:
-    return face_id.hex if isinstance(face_id, uuid.UUID) else str(face_id)
-
-
-class PostgresStore(GalleryStore):
+class PostgresStore(PostgresPeople, GalleryStore):
     """Faces in PostgreSQL through a small psycopg connection pool."""
 
     replicated = True
@@ -260,7 +215,7 @@ class PostgresStore(GalleryStore):
         with self._cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             if observer is not None:
-                earlier = observer.before_write(lambda after: _read_changes(cur, after, self._embedder_name or ""))
+                earlier = observer.before_write(lambda after: read_changes_after(cur, after, self._embedder_name or ""))
             result, change = work(cur)
             if change is not None:
                 cur.execute(
@@ -300,42 +255,42 @@ class PostgresStore(GalleryStore):
     def load_all(self) -> list[FaceRecord]:
         with self._cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            self.loaded_seq = _log_position(cur)
+            self.loaded_seq = log_position(cur)
             embedder = self._meta(cur, "embedder") or ""
             cur.execute(
                 "SELECT f.face_id, i.name, f.embedding, f.created_at, f.box_x1, f.box_y1, f.box_x2, f.box_y2 "
                 "FROM gallery_faces f JOIN gallery_identities i ON i.id = f.identity_id "
                 "ORDER BY i.name_key, f.row_id"
             )
-            return [_record(row, embedder) for row in cur]
+            return [face_record(row, embedder) for row in cur]
 
     def load_table(self, dim: int) -> FaceTable:
         """Every face in one binary COPY read straight into numpy, in table order (not grouped)."""
-        row_dtype = _row_dtype(dim)
+        row_dtype = copy_row_dtype(dim)
         with self._cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            self.loaded_seq = _log_position(cur)
+            self.loaded_seq = log_position(cur)
             cur.execute("SELECT id, name FROM gallery_identities ORDER BY id")
             identities = cur.fetchall()
             buffer = bytearray()
             # One CopyData message per row: read() is the cheapest way through a million of them
             # (measured: faster than iterating the Copy object or filling a preallocated buffer).
-            with cur.copy(_COPY_FACES) as copy:
+            with cur.copy(COPY_FACES) as copy:
                 while chunk := copy.read():
                     buffer += chunk
-        return _parse_copy(buffer, row_dtype, identities, dim)
+        return parse_copy(buffer, row_dtype, identities, dim)
 
     def face_ids(self) -> set[str]:
         """Every stored face id (what ``copy`` skips when re-run)."""
         with self._cursor() as cur:
             cur.execute("SELECT face_id FROM gallery_faces")
-            return {_hex(row[0]) for row in cur}
+            return {face_hex(row[0]) for row in cur}
 
     def read_changes(self, after: int) -> ChangeBatch:
         """The changes committed after ``after``, read in one snapshot (the replica's poll)."""
         with self._cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            return _read_changes(cur, after, self._embedder_name or "")
+            return read_changes_after(cur, after, self._embedder_name or "")
 
     # -- writes -------------------------------------------------------------------------------
     def add_faces(self, records: Sequence[FaceRecord]) -> None:
@@ -419,7 +374,7 @@ class PostgresStore(GalleryStore):
             cur.execute("DELETE FROM gallery_identities WHERE id = %s", (row[0],))
             if context is not None:
                 action = "expire" if expired_before is not None else "delete_identity"
-                self._erased(cur, row[1], [_hex(f) for f in face_ids], action, context)
+                self._erased(cur, row[1], [face_hex(f) for f in face_ids], action, context)
             return len(face_ids), ("delete_identity", key, row[1], face_ids)
 
         return self._write(work_counted)
@@ -453,253 +408,8 @@ class PostgresStore(GalleryStore):
 
         return self._write(work)
 
-    # -- people's data: consent, expiry, audit ---------------------------------------------------
-    @staticmethod
-    def _append_audit(
-        cur: psycopg.Cursor, action: str, name: str | None, face_ids: Sequence[str], context: WriteContext
-    ) -> int:
-        cur.execute(
-            "INSERT INTO gallery_audit (action, name, name_key, face_ids, key_label, client) "
-            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING seq",
-            (
-                action,
-                name,
-                None if name is None else name_key(name),
-                list(face_ids),
-                context.actor.key_label,
-                context.actor.client,
-            ),
-        )
-        return int(cur.fetchone()[0])
-
-    def _erased(
-        self, cur: psycopg.Cursor, name: str, face_ids: Sequence[str], action: str, context: WriteContext
-    ) -> None:
-        seq = self._append_audit(cur, action, name, face_ids, context)
-        if context.forget_names:
-            cur.execute(
-                "UPDATE gallery_audit SET name = NULL, name_key = NULL WHERE name_key = %s AND seq < %s",
-                (name_key(name), seq),
-            )
-
-    def _record_enrollment(
-        self,
-        cur: psycopg.Cursor,
-        identity_id: int,
-        name: str,
-        group: Sequence[FaceRecord],
-        ids: Sequence[Any],
-        context: WriteContext,
-    ) -> None:
-        at = datetime.fromisoformat(group[0].created_at)
-        if context.consent is not None:
-            cur.execute(
-                "UPDATE gallery_identities SET consent = %s, consent_at = %s, consent_by = %s WHERE id = %s",
-                (context.consent, at, context.actor.key_label, identity_id),
-            )
-        if context.expires_at is not None:
-            cur.execute(
-                "UPDATE gallery_identities SET expires_at = %s WHERE id = %s", (context.expires_at, identity_id)
-            )
-        self._append_audit(cur, "enroll", name, [_hex(i) for i in ids], context)
-
-    @staticmethod
-    def _terms(cur: psycopg.Cursor, identity: str) -> tuple[int, IdentityTerms] | None:
-        cur.execute(
-            "SELECT id, name, created_at, consent, consent_at, consent_by, expires_at FROM gallery_identities "
-            "WHERE name_key = %s",
-            (name_key(identity),),
-        )
-        row = cur.fetchone()
-        return None if row is None else (row[0], _terms_of(row[1:]))
-
-    def restore_terms(self, terms: Sequence[IdentityTerms]) -> None:
-        """Not a change replicas need to apply (terms are read from the database), so no log entry."""
-        with self._cursor() as cur:
-            for t in terms:
-                key = identity_key(t.name)  # names an older rule let in are folded, not refused
-                if t.consent is not None:
-                    cur.execute(
-                        "UPDATE gallery_identities SET consent = %s, consent_at = %s, consent_by = %s "
-                        "WHERE name_key = %s AND consent IS NULL",
-                        (t.consent, t.consent_at, t.consent_by, key),
-                    )
-                if t.expires_at is not None:
-                    cur.execute(
-                        "UPDATE gallery_identities SET expires_at = %s WHERE name_key = %s AND expires_at IS NULL",
-                        (t.expires_at, key),
-                    )
-
-    def all_terms(self) -> dict[str, IdentityTerms]:
-        with self._cursor() as cur:
-            cur.execute(
-                "SELECT name_key, name, created_at, consent, consent_at, consent_by, expires_at FROM gallery_identities"
-            )
-            return {row[0]: _terms_of(row[1:]) for row in cur.fetchall()}
-
-    def identity_terms(self, identity: str) -> IdentityTerms | None:
-        with self._cursor() as cur:
-            found = self._terms(cur, identity)
-        return None if found is None else found[1]
-
-    @staticmethod
-    def _events(cur: psycopg.Cursor, query: AuditQuery) -> list[AuditEvent]:
-        where, args = query.where("%s", lambda bound: bound)
-        cur.execute(
-            "SELECT seq, at, action, name, face_ids, key_label, client FROM gallery_audit WHERE "
-            + where
-            + " ORDER BY seq LIMIT %s",
-            (*args, query.limit),
-        )
-        return [
-            AuditEvent(int(seq), utc_text(at), action, name, tuple(ids), label, client)
-            for seq, at, action, name, ids, label, client in cur.fetchall()
-        ]
-
-    def audit_events(self, query: AuditQuery) -> list[AuditEvent]:
-        with self._cursor() as cur:
-            return self._events(cur, query)
-
-    def expired_identities(self, now: datetime) -> list[str]:
-        with self._cursor() as cur:
-            cur.execute("SELECT name FROM gallery_identities WHERE expires_at <= %s ORDER BY expires_at", (now,))
-            return [r[0] for r in cur.fetchall()]
-
-    def next_expiry(self) -> str | None:
-        with self._cursor() as cur:
-            cur.execute("SELECT min(expires_at) FROM gallery_identities")
-            found = cur.fetchone()[0]
-        return None if found is None else utc_text(found)
-
-    def export_identity(self, identity: str, context: WriteContext) -> dict | None:
-        with self._cursor() as cur:
-            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            found = self._terms(cur, identity)
-            if found is None:
-                return None
-            ident, terms = found
-            cur.execute(
-                "SELECT face_id, embedding, created_at, box_x1, box_y1, box_x2, box_y2 FROM gallery_faces "
-                "WHERE identity_id = %s ORDER BY row_id",
-                (ident,),
-            )
-            faces = [
-                {
-                    "face_id": _hex(face_id),
-                    "box": None if box[0] is None else [float(v) for v in box],
-                    "created_at": utc_text(created),
-                    "embedding": np.frombuffer(blob, dtype="<f4").astype(float).tolist(),
-                }
-                for face_id, blob, created, *box in cur.fetchall()
-            ]
-            self._append_audit(cur, "export", terms.name, [f["face_id"] for f in faces], context)
-            events = self._events(cur, AuditQuery(identity=terms.name, limit=1_000_000))
-        return export_document(terms, faces, events)
-
     def close(self) -> None:
         observer, self.observer = self.observer, None
         if observer is not None and hasattr(observer, "stop"):
             observer.stop()
         self._pool.close()
-
-
-def _terms_of(row: Sequence[Any]) -> IdentityTerms:
-    name, created, consent, consent_at, consent_by, expires = row
-    return IdentityTerms(
-        name,
-        utc_text(created),
-        consent,
-        None if consent_at is None else utc_text(consent_at),
-        consent_by,
-        None if expires is None else utc_text(expires),
-    )
-
-
-# -- helpers shared by the store's reads and the replica's catch-up --------------------------------
-def _log_position(cur: psycopg.Cursor) -> int:
-    """The last committed change (or the trimmed position when the log is empty)."""
-    cur.execute(
-        "SELECT greatest((SELECT max(seq) FROM gallery_changes), "
-        "(SELECT value::bigint FROM gallery_meta WHERE key = 'trimmed_through'), 0)"
-    )
-    return int(cur.fetchone()[0])
-
-
-def _record(row: Sequence[Any], embedder: str) -> FaceRecord:
-    face_id, name, blob, created_at, *box = row
-    return FaceRecord(
-        face_id=_hex(face_id),
-        identity=name,
-        embedding=np.frombuffer(blob, dtype="<f4").astype(np.float32),
-        embedder=embedder,
-        created_at=created_at.astimezone(UTC).isoformat(timespec="microseconds"),
-        box=None if box[0] is None else tuple(float(v) for v in box),
-    )
-
-
-def _read_changes(cur: psycopg.Cursor, after: int, embedder: str) -> ChangeBatch:
-    cur.execute("SELECT value::bigint FROM gallery_meta WHERE key = 'trimmed_through'")
-    row = cur.fetchone()
-    latest = _log_position(cur)
-    if row is not None and after < row[0]:
-        return ChangeBatch(after, [], latest, trimmed=True)
-    cur.execute("SELECT seq, op, name, face_ids FROM gallery_changes WHERE seq > %s ORDER BY seq", (after,))
-    entries = cur.fetchall()
-    wanted = [fid for seq, op, name, ids in entries if op == "add" for fid in ids]
-    faces: dict[str, FaceRecord] = {}
-    if wanted:
-        cur.execute(
-            "SELECT f.face_id, i.name, f.embedding, f.created_at, f.box_x1, f.box_y1, f.box_x2, f.box_y2 "
-            "FROM gallery_faces f JOIN gallery_identities i ON i.id = f.identity_id "
-            "WHERE f.face_id = ANY(%s) ORDER BY f.row_id",
-            (wanted,),
-        )
-        faces = {rec.face_id: rec for rec in (_record(r, embedder) for r in cur)}
-    changes = []
-    for seq, op, name, ids in entries:
-        hex_ids = tuple(_hex(i) for i in ids)
-        records = tuple(faces[i] for i in hex_ids if i in faces) if op == "add" else ()
-        changes.append(Change(int(seq), op, name, hex_ids, records))
-    return ChangeBatch(after, changes, max(latest, after))
-
-
-def _parse_copy(buffer: bytearray, row_dtype: np.dtype, identities: list[tuple[int, str]], dim: int) -> FaceTable:
-    """The binary COPY stream as a FaceTable (header, fixed-width rows, -1 trailer)."""
-    if buffer[:11] != _COPY_SIGNATURE:
-        raise GalleryError("unexpected COPY stream from PostgreSQL")
-    ext = int.from_bytes(buffer[15:19], "big")
-    start = 19 + ext
-    body = memoryview(buffer)[start : len(buffer) - 2]
-    if len(body) % row_dtype.itemsize:
-        raise GalleryError(f"gallery holds embeddings that are not {dim}-d")
-    rows = np.frombuffer(body, dtype=row_dtype)
-    if len(rows) and (np.any(rows["n"] != 8) or np.any(rows["l_emb"] != 4 * dim)):
-        raise GalleryError(f"gallery holds embeddings that are not {dim}-d")
-    ids = np.array([i for i, _ in identities], dtype=np.int64)
-    names = [n for _, n in identities]
-    hexed = _uuid_hex(rows["face_id"])
-    boxes = (
-        np.stack([rows[c].astype(np.float32) for c in ("x1", "y1", "x2", "y2")], axis=1)
-        if len(rows)
-        else (np.zeros((0, 4), np.float32))
-    )
-    return FaceTable(
-        face_ids=hexed,
-        identity=np.searchsorted(ids, rows["ident"].astype(np.int64)).astype(np.int32),
-        names=names,
-        embeddings=np.ascontiguousarray(rows["emb"], dtype=np.float32).reshape(len(rows), dim),
-        created_at=_PG_EPOCH_US + rows["ts"].astype(np.int64).astype("timedelta64[us]"),
-        boxes=boxes.reshape(len(rows), 4),
-    )
-
-
-_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-
-
-def _uuid_hex(raw: np.ndarray) -> np.ndarray:
-    """16-byte uuids as their 32-character hex ("S32"), vectorised."""
-    octets = np.frombuffer(raw.tobytes(), dtype=np.uint8).reshape(len(raw), 16)
-    digits = np.empty((len(raw), 32), dtype=np.uint8)
-    digits[:, 0::2] = _HEX_DIGITS[octets >> 4]
-    digits[:, 1::2] = _HEX_DIGITS[octets & 15]
-    return digits.view("S32").reshape(len(raw))
