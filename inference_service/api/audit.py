@@ -10,7 +10,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from ..gallery import validate_name
-from ..gallery.audit import CONSENT_MAX_LENGTH, Actor, AuditQuery, WriteContext, now_utc
+from ..gallery.audit import CONSENT_MAX_LENGTH, Actor, AuditQuery, WriteContext, now_utc, visible_consent
 from .app_state import Services, get_services
 from .schemas import AuditPage, error_responses
 from .security import require_api_key
@@ -51,7 +51,7 @@ def enrollment_context(
 ) -> WriteContext:
     """The consent record and expiry of one enrollment, checked; 422 says what is missing."""
     settings = services.settings
-    consent = (consent or "").strip() or None
+    consent = visible_consent(consent)  # only spaces or invisible characters: no consent given
     if consent is not None:
         if len(consent) > CONSENT_MAX_LENGTH:
             raise HTTPException(422, f"consent is {len(consent)} characters; at most {CONSENT_MAX_LENGTH} are kept")

@@ -148,6 +148,7 @@ class AuditEventModel(BaseModel):
     face_ids: list[str] = Field(description="The faces the action concerned.")
     key_label: str | None = Field(description="Label of the key used ('retention' for expiry erases).")
     client: str | None = Field(description="The client's address.")
+    consent: str | None = Field(None, description="The consent text an enrollment carried (null for other actions).")
 
 
 class AuditPage(BaseModel):
@@ -166,9 +167,15 @@ class IdentityExport(BaseModel):
     name: str = Field(description="Identity name, as first enrolled.")
     enrolled_at: str = Field(description="When the identity was first enrolled.")
     consent: ConsentRecord | None = Field(description="The last consent record given, or null.")
+    consents: list[ConsentRecord] = Field(
+        description="Every consent record given, one per enrollment that carried one, oldest first."
+    )
     expires_at: str | None = Field(description="When the identity is erased (ISO 8601 UTC), or null.")
     faces: list[ExportedFace] = Field(description="Every stored face, with its embedding.")
-    audit: list[AuditEventModel] = Field(description="Every audit event about this person, this export included.")
+    audit: list[AuditEventModel] = Field(
+        description="Every audit event about this person since their first enrollment (not about an earlier "
+        "person who had the name), this export included."
+    )
 
 
 ERROR_DESCRIPTIONS = {
