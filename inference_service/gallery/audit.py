@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from .names import identity_key
 
-ACTIONS = ("enroll", "delete_face", "delete_identity", "expire", "export")
+ACTIONS = ("enroll", "delete_face", "delete_identity", "expire", "export", "rename", "merge", "move_face")
 CONSENT_MAX_LENGTH = 200
 
 
@@ -60,6 +60,7 @@ class AuditEvent:
     key_label: str | None
     client: str | None
     consent: str | None = None  # the consent text an enrollment carried
+    detail: str | None = None  # what a rename, merge or move did, e.g. "from 'Chris Lee'"
 
     def as_json(self) -> dict:
         return {
@@ -71,6 +72,7 @@ class AuditEvent:
             "key_label": self.key_label,
             "client": self.client,
             "consent": self.consent,
+            "detail": self.detail,
         }
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from .errors import GalleryMismatchError
 from .factory import open_store
 from .index import FaceIndex
+from .index_moves import reassign
 from .names import validate_name
 from .store import FaceRecord, GalleryStore
 
@@ -158,6 +159,11 @@ class Gallery:
         """Drop deleted faces of an identity from memory; returns how many were there."""
         with self._write_lock:
             return self._index.remove_faces(identity, face_ids)
+
+    def apply_moved(self, source: str, target: str, face_ids: Sequence[str] | None = None) -> int:
+        """Give committed faces of ``source`` (all, or those named) to ``target``, seen at once."""
+        with self._write_lock:
+            return reassign(self._index, source, target, face_ids)
 
     def close(self) -> None:
         self.store.close()

@@ -41,10 +41,11 @@ class PostgresPeople:
         face_ids: Sequence[str],
         context: WriteContext,
         consent: str | None = None,
+        detail: str | None = None,
     ) -> int:
         cur.execute(
-            "INSERT INTO gallery_audit (action, name, name_key, face_ids, key_label, client, identity_uid, consent) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq",
+            "INSERT INTO gallery_audit (action, name, name_key, face_ids, key_label, client, identity_uid, consent, "
+            "detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq",
             (
                 action,
                 name,
@@ -54,6 +55,7 @@ class PostgresPeople:
                 context.actor.client,
                 uid,
                 consent,
+                detail,
             ),
         )
         return int(_one(cur))
@@ -80,11 +82,8 @@ class PostgresPeople:
                 (uid, identity_key(name), seq),
             )
 
-    def _record_enrollment(
-        self, cur: Cursor, uid: Any, name: str, face_ids: Sequence[str], at: datetime, context: WriteContext
-    ) -> None:
-        """One enrollment: its consent added to the history (the identity shows the latest), its
-        expiry, and its audit row with the consent text."""
+    def _record_terms(self, cur: Cursor, uid: Any, at: datetime, context: WriteContext) -> None:
+        """An enrollment's consent added to the history (the identity shows the latest) and its expiry."""
         if context.consent is not None:
             cur.execute(
                 "INSERT INTO gallery_consents (identity_uid, consent, given_at, key_label) VALUES (%s, %s, %s, %s)",
@@ -96,6 +95,12 @@ class PostgresPeople:
             )
         if context.expires_at is not None:
             cur.execute("UPDATE gallery_identities SET expires_at = %s WHERE uid = %s", (context.expires_at, uid))
+
+    def _record_enrollment(
+        self, cur: Cursor, uid: Any, name: str, face_ids: Sequence[str], at: datetime, context: WriteContext
+    ) -> None:
+        """One enrollment: its terms, and its audit row with the consent text."""
+        self._record_terms(cur, uid, at, context)
         self._append_audit(cur, "enroll", uid, name, face_ids, context, consent=context.consent)
 
     def _terms(self, cur: Cursor, identity: str) -> tuple[Any, IdentityTerms] | None:
@@ -116,14 +121,14 @@ class PostgresPeople:
     def _events(self, cur: Cursor, query: AuditQuery) -> list[AuditEvent]:
         where, args = query.where("%s", lambda bound: bound)
         cur.execute(
-            "SELECT seq, at, action, name, face_ids, key_label, client, consent FROM gallery_audit WHERE "
+            "SELECT seq, at, action, name, face_ids, key_label, client, consent, detail FROM gallery_audit WHERE "
             + where
             + " ORDER BY seq LIMIT %s",
             (*args, query.limit),
         )
         return [
-            AuditEvent(int(seq), utc_text(at), action, name, tuple(ids), label, client, consent)
-            for seq, at, action, name, ids, label, client, consent in cur.fetchall()
+            AuditEvent(int(seq), utc_text(at), action, name, tuple(ids), label, client, consent, detail)
+            for seq, at, action, name, ids, label, client, consent, detail in cur.fetchall()
         ]
 
     # -- reads and writes of their own ---------------------------------------------------------

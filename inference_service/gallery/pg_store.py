@@ -41,7 +41,7 @@ from .pg_changes import (
 )
 from .pg_connect import connect_pool, conninfo, pooled_cursor
 from .pg_copy import COPY_FACES, copy_row_dtype, parse_copy
-from .pg_people import PostgresPeople
+from .pg_curation import PostgresCuration
 from .store import FaceRecord, FaceTable, GalleryStore
 from .urls import redact
 
@@ -114,6 +114,7 @@ _SCHEMA_V3 = """
 ALTER TABLE gallery_identities ADD COLUMN IF NOT EXISTS uid uuid UNIQUE DEFAULT gen_random_uuid();
 ALTER TABLE gallery_audit ADD COLUMN IF NOT EXISTS identity_uid uuid;
 ALTER TABLE gallery_audit ADD COLUMN IF NOT EXISTS consent text;
+ALTER TABLE gallery_audit ADD COLUMN IF NOT EXISTS detail text;
 CREATE INDEX IF NOT EXISTS gallery_audit_by_uid ON gallery_audit(identity_uid, seq);
 CREATE TABLE IF NOT EXISTS gallery_consents (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -124,6 +125,13 @@ CREATE TABLE IF NOT EXISTS gallery_consents (
 );
 CREATE INDEX IF NOT EXISTS gallery_consents_by_uid ON gallery_consents(identity_uid, seq);
 """
+# A rename, merge or move is logged as ``move``: the faces named leave the identity named and are
+# re-read (with the identity they belong to now) by the replicas, like an ``add``.
+_V3_CHANGE_OPS = """
+ALTER TABLE gallery_changes DROP CONSTRAINT IF EXISTS gallery_changes_op_check;
+ALTER TABLE gallery_changes ADD CONSTRAINT gallery_changes_op_check
+    CHECK (op IN ('add', 'delete_identity', 'delete_face', 'move'));
+"""
 _V3_BACKFILL = """
 UPDATE gallery_audit a SET identity_uid = i.uid FROM gallery_identities i
 WHERE a.name_key = i.name_key AND a.identity_uid IS NULL AND a.seq > coalesce((SELECT max(e.seq) FROM gallery_audit e
@@ -133,7 +141,7 @@ SELECT uid, consent, coalesce(consent_at, created_at), consent_by FROM gallery_i
 """
 
 
-class PostgresStore(PostgresPeople, GalleryStore):
+class PostgresStore(PostgresCuration, GalleryStore):
     """Faces in PostgreSQL through a small psycopg connection pool."""
 
     replicated = True
@@ -185,6 +193,7 @@ class PostgresStore(PostgresPeople, GalleryStore):
             cur.execute(_SCHEMA_V2)
             cur.execute(_SCHEMA_V3)
             if row is None or int(row[0]) < SCHEMA_VERSION:
+                cur.execute(_V3_CHANGE_OPS)
                 if row is not None and int(row[0]) < 3:
                     cur.execute(_V3_BACKFILL)
                 if row is not None:

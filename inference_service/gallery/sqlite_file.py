@@ -81,12 +81,14 @@ CREATE INDEX audit_by_key ON audit(name_key, seq);
 # Version 4: an identity's history is its own. Each identity gets a ``uid`` when first enrolled
 # (a name enrolled again after an erase is another person, with another uid); audit rows and the
 # consent history point at it, so an export lists this person's events and consents only. Every
-# enrollment's consent is kept (``consents``), and its text is in the enrollment's audit row.
+# enrollment's consent is kept (``consents``), and its text is in the enrollment's audit row;
+# ``detail`` says what a rename, merge or move did (``from 'Chris Lee'``).
 _V3_TO_V4 = """
 ALTER TABLE identities ADD COLUMN uid TEXT;
 CREATE UNIQUE INDEX identities_by_uid ON identities(uid);
 ALTER TABLE audit ADD COLUMN identity_uid TEXT;
 ALTER TABLE audit ADD COLUMN consent TEXT;
+ALTER TABLE audit ADD COLUMN detail TEXT;
 CREATE INDEX audit_by_uid ON audit(identity_uid, seq);
 CREATE TABLE consents (
     seq INTEGER PRIMARY KEY,

@@ -44,10 +44,11 @@ class SQLitePeople:
         face_ids: Sequence[str],
         context: WriteContext,
         consent: str | None = None,
+        detail: str | None = None,
     ) -> int:
         row = cur.execute(
-            "INSERT INTO audit(at, action, name, name_key, face_ids, key_label, client, identity_uid, consent) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit(at, action, name, name_key, face_ids, key_label, client, identity_uid, consent, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 utc_text(now_utc()),
                 action,
@@ -58,6 +59,7 @@ class SQLitePeople:
                 context.actor.client,
                 uid,
                 consent,
+                detail,
             ),
         )
         return int(row.lastrowid or 0)
@@ -84,11 +86,8 @@ class SQLitePeople:
                 (uid, identity_key(name), seq),
             )
 
-    def _record_enrollment(
-        self, cur: Cursor, uid: str, name: str, face_ids: Sequence[str], at: str, context: WriteContext
-    ) -> None:
-        """One enrollment: its consent added to the history (the identity shows the latest), its
-        expiry, and its audit row with the consent text."""
+    def _record_terms(self, cur: Cursor, uid: str, at: str, context: WriteContext) -> None:
+        """An enrollment's consent added to the history (the identity shows the latest) and its expiry."""
         if context.consent is not None:
             cur.execute(
                 "INSERT INTO consents(identity_uid, consent, given_at, key_label) VALUES (?, ?, ?, ?)",
@@ -100,6 +99,12 @@ class SQLitePeople:
             )
         if context.expires_at is not None:
             cur.execute("UPDATE identities SET expires_at = ? WHERE uid = ?", (utc_text(context.expires_at), uid))
+
+    def _record_enrollment(
+        self, cur: Cursor, uid: str, name: str, face_ids: Sequence[str], at: str, context: WriteContext
+    ) -> None:
+        """One enrollment: its terms, and its audit row with the consent text."""
+        self._record_terms(cur, uid, at, context)
         self._append_audit(cur, "enroll", uid, name, face_ids, context, consent=context.consent)
 
     def _terms(self, cur: Cursor, identity: str) -> tuple[str, IdentityTerms] | None:
@@ -119,14 +124,14 @@ class SQLitePeople:
     def _events(self, cur: Cursor, query: AuditQuery) -> list[AuditEvent]:
         where, args = query.where("?", utc_text)
         rows = cur.execute(
-            "SELECT seq, at, action, name, face_ids, key_label, client, consent FROM audit WHERE "
+            "SELECT seq, at, action, name, face_ids, key_label, client, consent, detail FROM audit WHERE "
             + where
             + " ORDER BY seq LIMIT ?",
             (*args, query.limit),
         ).fetchall()
         return [
-            AuditEvent(seq, at, action, name, tuple(filter(None, ids.split(","))), label, client, consent)
-            for seq, at, action, name, ids, label, client, consent in rows
+            AuditEvent(seq, at, action, name, tuple(filter(None, ids.split(","))), label, client, consent, detail)
+            for seq, at, action, name, ids, label, client, consent, detail in rows
         ]
 
     # -- reads and writes of their own ---------------------------------------------------------

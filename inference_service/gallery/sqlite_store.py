@@ -23,7 +23,7 @@ from . import sqlite_file
 from .audit import current, utc_text
 from .errors import GalleryError, GalleryFullError, GalleryOpenError, GalleryUnavailableError
 from .names import identity_key
-from .sqlite_people import SQLitePeople
+from .sqlite_curation import SQLiteCuration
 from .store import FaceRecord, FaceTable, GalleryStore
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 _SQLITE_FULL = 13
 
 
-class SQLiteStore(SQLitePeople, GalleryStore):
+class SQLiteStore(SQLiteCuration, GalleryStore):
     """SQLite in WAL mode. ``secure_delete`` overwrites deleted rows so an erased person's
     embeddings do not linger in free pages of the file.
 
