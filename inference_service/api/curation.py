@@ -22,7 +22,7 @@ from .security import require_api_key
 router = APIRouter(prefix="/identities", tags=["identities"])
 
 FaceIdPath = Path(description="Id of an enrolled face.", max_length=64)
-ERRORS = error_responses(401, 404, 409, 422, 503, 507)
+ERRORS = error_responses(400, 401, 404, 409, 422, 503, 507)  # 400: a body that is not JSON
 
 
 def _result(services: Services, name: str, moved: list[str]) -> dict:
