@@ -114,7 +114,7 @@ class Gallery:
                     embedding=vector,
                     embedder=self.embedder_name,
                     created_at=now,
-                    box=None if box is None else tuple(float(v) for v in box),
+                    box=None if box is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
                 )
                 for vector, box in zip(vectors, boxes)
             ]
