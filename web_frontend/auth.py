@@ -22,11 +22,13 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from flask import Flask, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, current_app, redirect, render_template, request, session, url_for
 
 from .config import WebSettings
 
 log = logging.getLogger(__name__)
+
+bp = Blueprint("auth", __name__)
 
 _SESSION_KEY = "_login"
 # Wrong passwords allowed per client address per window before it must wait: enough for typos,
@@ -102,6 +104,10 @@ def _settings() -> WebSettings:
     return current_app.extensions["web_settings"]
 
 
+def _throttle() -> LoginThrottle:
+    return current_app.extensions["login_throttle"]
+
+
 def login_enabled() -> bool:
     return _settings().password is not None
 
@@ -140,7 +146,9 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
             return view(*args, **kwargs)
         target = request.full_path.rstrip("?") if request.method == "GET" else request.path
         # 303: after a refused POST the browser follows with a GET.
-        return redirect(url_for("login") + "?" + urlencode({"next": target}), 302 if request.method == "GET" else 303)
+        return redirect(
+            url_for("auth.login") + "?" + urlencode({"next": target}), 302 if request.method == "GET" else 303
+        )
 
     return wrapper
 
@@ -150,7 +158,7 @@ def _login_page(next_path: str | None, error: str | None = None, status: int = 2
 
 
 def init_auth(app: Flask, settings: WebSettings) -> None:
-    """Add ``/login`` and ``/logout``, and what the templates need to show the login state."""
+    """What the login adds to every request and page: the templates' login state and the throttle."""
     throttle = LoginThrottle()
     app.extensions["login_throttle"] = throttle
     if settings.password is not None:
@@ -160,39 +168,43 @@ def init_auth(app: Flask, settings: WebSettings) -> None:
     def _login_state() -> dict[str, Any]:
         return {"login_enabled": login_enabled, "logged_in": logged_in}
 
-    @app.get("/login")
-    def login():
-        next_path = safe_next(request.args.get("next"))
-        if not login_enabled() or logged_in():
-            return redirect(next_path or url_for("recognize.home"))
-        return _login_page(next_path)
 
-    @app.post("/login")
-    def login_submit():
-        next_path = safe_next(request.form.get("next"))
-        if not login_enabled():
-            return redirect(next_path or url_for("recognize.home"), 303)
-        client = request.remote_addr or "unknown"
-        wait = throttle.attempt(client)
-        if wait > 0:
-            seconds = int(wait) + 1
-            return _login_page(
-                next_path, f"Too many wrong passwords. Try again in {seconds} s.", 429, **{"Retry-After": str(seconds)}
-            )
-        # Digests of equal length: the comparison's time says nothing about the password, its length included.
-        sent = hashlib.sha256(request.form.get("password", "").encode()).digest()
-        expected = hashlib.sha256(settings.password.get_secret_value().encode()).digest()
-        if not hmac.compare_digest(sent, expected):
-            log.warning("wrong password from %s", client)
-            return _login_page(next_path, "Wrong password.", 403)
-        throttle.succeeded(client)
-        # A fresh session on login: nothing set before it (the CSRF token included) carries over.
-        session.clear()
-        session.permanent = True
-        session[_SESSION_KEY] = _fingerprint(settings)
+@bp.get("/login")
+def login():
+    next_path = safe_next(request.args.get("next"))
+    if not login_enabled() or logged_in():
+        return redirect(next_path or url_for("recognize.home"))
+    return _login_page(next_path)
+
+
+@bp.post("/login")
+def login_submit():
+    next_path = safe_next(request.form.get("next"))
+    settings = _settings()
+    if settings.password is None:
         return redirect(next_path or url_for("recognize.home"), 303)
+    client = request.remote_addr or "unknown"
+    wait = _throttle().attempt(client)
+    if wait > 0:
+        seconds = int(wait) + 1
+        return _login_page(
+            next_path, f"Too many wrong passwords. Try again in {seconds} s.", 429, **{"Retry-After": str(seconds)}
+        )
+    # Digests of equal length: the comparison's time says nothing about the password, its length included.
+    sent = hashlib.sha256(request.form.get("password", "").encode()).digest()
+    expected = hashlib.sha256(settings.password.get_secret_value().encode()).digest()
+    if not hmac.compare_digest(sent, expected):
+        log.warning("wrong password from %s", client)
+        return _login_page(next_path, "Wrong password.", 403)
+    _throttle().succeeded(client)
+    # A fresh session on login: nothing set before it (the CSRF token included) carries over.
+    session.clear()
+    session.permanent = True
+    session[_SESSION_KEY] = _fingerprint(settings)
+    return redirect(next_path or url_for("recognize.home"), 303)
 
-    @app.post("/logout")
-    def logout():
-        session.clear()
-        return redirect(url_for("recognize.home"), 303)
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("recognize.home"), 303)

@@ -8,7 +8,8 @@ from face_client import ApiError
 
 from .auth import login_required
 from .consent import ConsentNoteError, consent_record
-from .forms import FormError, face_api, read_uploads, web_settings
+from .context import face_api, web_settings
+from .forms import FormError, read_uploads
 
 bp = Blueprint("gallery", __name__)
 

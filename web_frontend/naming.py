@@ -25,10 +25,11 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from PIL import Image
 
-from face_client import ApiError, FaceClient, Upload
+from face_client import ApiError, Upload
 
 from .auth import login_required
 from .consent import consent_record
+from .context import face_api
 from .face_crops import cut_faces
 
 log = logging.getLogger(__name__)
@@ -140,9 +141,8 @@ def name_face():
             )
         if request.form.get("consent") != "yes":
             raise _FormError("Tick the box to confirm that this person agreed to be enrolled.")
-        api: FaceClient = current_app.extensions["face_api"]
         consent = consent_record("", "Name this face")
-        result = api.enroll(name, [Upload("face.jpg", crop, "image/jpeg")], boxes=[box], consent=consent)
+        result = face_api().enroll(name, [Upload("face.jpg", crop, "image/jpeg")], boxes=[box], consent=consent)
     except _FormError as exc:
         return render_template("name_face.html", face=form, name=name, error=exc.message), exc.status
     except ApiError as exc:

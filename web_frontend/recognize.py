@@ -10,8 +10,9 @@ from flask import Blueprint, render_template, request
 
 from face_client import ApiError
 
+from .context import face_api, web_settings
 from .drawing import annotate, face_label, open_upright
-from .forms import FormError, face_api, read_uploads, web_settings
+from .forms import FormError, read_uploads
 from .naming import face_forms
 
 log = logging.getLogger(__name__)

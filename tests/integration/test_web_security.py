@@ -58,9 +58,17 @@ ENDPOINTS = {
     "gallery.delete",
     "health",
     "static",
-    "login",
-    "login_submit",
-    "logout",
+    "auth.login",
+    "auth.login_submit",
+    "auth.logout",
+    "people.person",
+    "people.delete_face",
+    "videos.index",
+    "videos.page",
+    "videos.annotated",
+    "videos.track_face",
+    "videos.timeline",
+    "videos.enroll_track",
 }
 
 
