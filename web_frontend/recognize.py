@@ -10,6 +10,7 @@ from flask import Blueprint, render_template, request
 
 from face_client import ApiError
 
+from .auth import logged_in
 from .context import face_api, web_settings
 from .drawing import annotate, face_label, open_upright
 from .forms import FormError, read_uploads
@@ -76,7 +77,9 @@ def recognize():
         log.exception("could not draw the result image")
         image_error = "The faces were found, but the photo could not be drawn."
     rows = _face_rows(faces)
-    naming = face_forms(photo, faces, [row["label"] for row in rows]) if photo is not None else []
+    # Forms (each a one-time token the site keeps) only for whom the page offers them: a logged-in visitor.
+    nameable = photo is not None and logged_in()
+    naming = face_forms(photo, faces, [row["label"] for row in rows]) if nameable else []
     drawn = time.perf_counter()
     html = render_template(
         "result.html",

@@ -30,7 +30,6 @@ from flask.blueprints import BlueprintSetupState
 
 from face_client import ApiError
 
-from .auth import login_required
 from .consent import consent_record
 from .context import SETTINGS, face_api
 from .timeline_image import UNKNOWN_ROW, rows_of, timeline_png
@@ -98,7 +97,6 @@ def index():
 
 
 @bp.post(UPLOAD_PATH)
-@login_required
 def upload():
     storage = request.files.get("video")
     if storage is None or not storage.filename:
@@ -190,7 +188,6 @@ def track_face(job_id: str, track_id: int, number: int):
 
 
 @bp.post("/videos/<job_id>/tracks/<int:track_id>/enroll")
-@login_required
 def enroll_track(job_id: str, track_id: int):
     name = request.form.get("name", "").strip()
     if not name:
@@ -212,7 +209,6 @@ def enroll_track(job_id: str, track_id: int):
 
 
 @bp.post("/videos/<job_id>/delete")
-@login_required
 def delete(job_id: str):
     try:
         face_api().delete_video(job_id)

@@ -56,6 +56,18 @@ class FakeApi(BaseAdapter):
         if request.method == "GET" and match:
             job = self.videos.get(match.group(1))
             return self._reply(request, 200, job) if job else self._reply(request, 404, {"detail": "no such video job"})
+        if request.method == "GET" and path == "/videos":
+            return self._reply(request, 200, {"videos": list(self.videos.values())})
+        match = re.fullmatch(r"/identities/([^/]+)", path)
+        if request.method == "GET" and match:
+            count = self.gallery.get(match.group(1))
+            if count is None:
+                return self._reply(request, 404, {"detail": f"no identity named {match.group(1)!r}"})
+            faces = [
+                {"face_id": f"{i:032x}", "created_at": "2026-01-01T00:00:00Z", "box": [0, 0, 10, 10]}
+                for i in range(count)
+            ]
+            return self._reply(request, 200, {"name": match.group(1), "faces": faces, "consent": None})
         if request.method == "GET" and path == "/identities":
             return self._reply(request, 200, {"identities": [{"name": n, "faces": c} for n, c in self.gallery.items()]})
         match = re.fullmatch(r"/identities/([^/]+)", path)

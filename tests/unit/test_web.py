@@ -349,3 +349,34 @@ def test_video_progress_refreshes_without_script_and_polls_with_it(fake, client)
     ended = client.get(f"/videos/{RUNNING_JOB['id']}").get_data(as_text=True)
     assert "<script" not in ended and "refresh" not in ended  # an ended job's page stays as it is
     assert client.get(f"/videos/{RUNNING_JOB['id']}/status").get_json()["text"] is None
+
+
+def test_an_issued_id_is_used_once_even_by_racing_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from web_frontend.issued_ids import IdState, IssuedIds
+
+    ids = IssuedIds(max_ids=10, ttl_s=60)
+    issued = ids.issue()
+    with ThreadPoolExecutor(8) as pool:
+        states = list(pool.map(lambda _: ids.use(issued), range(32)))
+    assert states.count(IdState.OPEN) == 1 and states.count(IdState.USED) == 31
+    ids.reopen(issued)
+    assert ids.use(issued) is IdState.OPEN
+    assert ids.use("never issued") is IdState.UNKNOWN and ids.use(None) is IdState.UNKNOWN
+
+
+def test_issued_ids_are_bounded_and_expire():
+    from web_frontend.issued_ids import IssuedIds
+
+    now = [0.0]
+    ids = IssuedIds(max_ids=3, ttl_s=10, timer=lambda: now[0])
+    first = ids.issue()
+    rest = [ids.issue() for _ in range(3)]  # a fourth id pushes the oldest one out
+    assert not ids.is_open(first) and all(ids.is_open(i) for i in rest)
+    now[0] = 9.0
+    assert ids.is_open(rest[0], renew=True)  # renewed: lives 10 s from now
+    now[0] = 15.0
+    assert ids.is_open(rest[0]) and not ids.is_open(rest[1])
+    ids.revoke(rest[0])
+    assert not ids.is_open(rest[0])
