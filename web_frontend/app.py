@@ -11,7 +11,7 @@ import io
 import logging
 from typing import Any
 
-from flask import Flask, Request, jsonify, render_template
+from flask import Flask, Request, jsonify, redirect, render_template, url_for
 from werkzeug.exceptions import HTTPException
 
 from face_client import FaceClient
@@ -86,6 +86,11 @@ def create_app(settings: WebSettings | None = None, api: FaceClient | None = Non
     def health():
         """Liveness of the site itself (compose's healthcheck); says nothing about the API."""
         return jsonify(status="ok")
+
+    @app.get("/favicon.ico")
+    def favicon():
+        """Pages link the icon; this is for what has no page (a video or an image opened on its own)."""
+        return redirect(url_for("static", filename="favicon.svg"), 301)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
