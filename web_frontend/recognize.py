@@ -12,7 +12,7 @@ from face_client import ApiError
 
 from .auth import logged_in
 from .context import face_api, web_settings
-from .drawing import annotate, face_label, open_upright
+from .drawing import annotate, face_label, open_upright, similarity_text
 from .forms import FormError, read_uploads
 from .naming import face_forms
 
@@ -25,20 +25,15 @@ def _face_rows(faces: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One table row per face: what the template shows, already formatted."""
     rows = []
     for number, face in enumerate(faces, start=1):
-        similarity = face.get("similarity")
         score = face.get("score")
         rows.append(
             {
                 "number": number,
                 "label": face_label(face),
                 "identity": face.get("identity"),
-                "similarity": f"{similarity:.3f}" if isinstance(similarity, (int, float)) else "–",
+                "similarity": similarity_text(face.get("similarity")),
                 "candidates": [
-                    (
-                        c.get("identity", "?"),
-                        f"{c['similarity']:.3f}" if isinstance(c.get("similarity"), (int, float)) else "–",
-                    )
-                    for c in face.get("candidates") or []
+                    (c.get("identity", "?"), similarity_text(c.get("similarity"))) for c in face.get("candidates") or []
                 ],
                 "score": f"{score:.3f}" if isinstance(score, (int, float)) else "–",
                 "box": ", ".join(f"{v:.0f}" for v in face.get("box") or []),
