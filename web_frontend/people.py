@@ -1,7 +1,9 @@
 """A page per enrolled person: their faces (when, from what box), removing one face or the person.
 
-Linked from the Gallery. Removing needs the login when ``WEB_PASSWORD`` is set, like every other
-change of the gallery, and every form carries the CSRF token.
+Linked from the Gallery. Removing a face asks first (a page with a confirmation box, as deleting a
+person does): it cannot be undone. Like every page showing a person it needs the login when
+``WEB_PASSWORD`` is set, and every form carries the CSRF token. The faces are listed without
+pictures: the API keeps no image of an enrolled face (only its embedding), so there is none to show.
 """
 
 from __future__ import annotations
@@ -26,14 +28,7 @@ def person():
         if exc.status == 404:
             abort(404, description=f"{name} is not in the gallery.")
         return render_template("person.html", name=name, faces=None, error=exc.message), exc.status
-    faces = [
-        {
-            "face_id": f.get("face_id", ""),
-            "created_at": (f.get("created_at") or "").replace("T", " ")[:19],
-            "box": ", ".join(f"{v:.0f}" for v in f.get("box") or []) or "–",
-        }
-        for f in detail.get("faces") or []
-    ]
+    faces = _face_rows(detail)
     return render_template(
         "person.html",
         name=detail.get("name", name),
@@ -43,12 +38,42 @@ def person():
     )
 
 
+def _face_rows(detail: dict) -> list[dict[str, str]]:
+    return [
+        {
+            "face_id": f.get("face_id", ""),
+            "created_at": (f.get("created_at") or "").replace("T", " ")[:19],
+            "box": ", ".join(f"{v:.0f}" for v in f.get("box") or []) or "–",
+        }
+        for f in detail.get("faces") or []
+    ]
+
+
+@bp.get("/gallery/person/face/delete")
+def confirm_delete_face():
+    name = request.args.get("name", "")
+    face_id = request.args.get("face_id", "")
+    if not name or not face_id:
+        return redirect(url_for("gallery.index"))
+    try:
+        faces = _face_rows(face_api().identity(name))
+    except ApiError as exc:
+        abort(404 if exc.status == 404 else 502, description=exc.message)
+    face = next((f for f in faces if f["face_id"] == face_id), None)
+    if face is None:
+        abort(404, description=f"{name} has no face {face_id}.")
+    return render_template("confirm_delete_face.html", name=name, face=face, last=len(faces) == 1)
+
+
 @bp.post("/gallery/person/face/delete")
 def delete_face():
     name = request.form.get("name", "")
     face_id = request.form.get("face_id", "")
     if not name or not face_id:
         return redirect(url_for("gallery.index"))
+    if request.form.get("confirm") != "yes":
+        flash("Tick the box to confirm removing the face.", "error")
+        return redirect(url_for("people.confirm_delete_face", name=name, face_id=face_id), code=303)
     try:
         face_api().delete_face(name, face_id)
     except ApiError as exc:

@@ -143,10 +143,14 @@ def test_video_page_analyses_plays_and_names(stack, browser, faces_dir, tmp_path
     shown = page.locator("table.person-faces td.face-id").all_inner_texts()
     assert sorted(shown) == sorted(f["face_id"] for f in faces)
     assert len(faces) > 1  # the longest unknown track keeps several faces
-    with page.expect_navigation():
+    with page.expect_navigation():  # removing a face asks first
         page.locator("table.person-faces tr", has_text=faces[0]["face_id"]).get_by_role(
-            "button", name="Remove this face"
+            "link", name=f"Remove face {faces[0]['face_id']}"
         ).click()
+    assert faces[0]["face_id"] in page.inner_text("main")
+    page.check("#confirm")
+    with page.expect_navigation():
+        page.click("main form button.danger")
     assert "Removed one face of Stage Guest." in page.inner_text("main")
     left = [f["face_id"] for f in requests.get(f"{api.url}/identities/Stage%20Guest", timeout=30).json()["faces"]]
     assert faces[0]["face_id"] not in left and len(left) == len(faces) - 1

@@ -70,6 +70,15 @@ class FakeApi(BaseAdapter):
             return self._reply(request, 200, {"name": match.group(1), "faces": faces, "consent": None})
         if request.method == "GET" and path == "/identities":
             return self._reply(request, 200, {"identities": [{"name": n, "faces": c} for n, c in self.gallery.items()]})
+        match = re.fullmatch(r"/identities/([^/]+)/faces/([0-9a-f]{32})", path)
+        if request.method == "DELETE" and match:
+            name, face = match.group(1), int(match.group(2), 16)
+            if face >= self.gallery.get(name, 0):
+                return self._reply(request, 404, {"detail": f"no face {match.group(2)} of {name!r}"})
+            self.gallery[name] -= 1  # the fake's face ids are 0..count-1: the last one goes
+            if not self.gallery[name]:
+                del self.gallery[name]
+            return self._reply(request, 204, None)
         match = re.fullmatch(r"/identities/([^/]+)", path)
         if request.method == "DELETE" and match:
             if self.gallery.pop(match.group(1), None) is None:

@@ -380,3 +380,26 @@ def test_issued_ids_are_bounded_and_expire():
     assert ids.is_open(rest[0]) and not ids.is_open(rest[1])
     ids.revoke(rest[0])
     assert not ids.is_open(rest[0])
+
+
+def test_removing_a_face_asks_first():
+    fake = FakeApi()
+    fake.gallery["Ada"] = 2
+    client = site_app(fake).test_client()
+    page = client.get("/gallery/person?name=Ada").get_data(as_text=True)
+    face = f"{1:032x}"
+    # the person's page links a confirmation page; no form on it removes a face at one click
+    assert "/gallery/person/face/delete" not in re.findall(r'<form[^>]*action="([^"]*)"', page)
+    assert f'href="/gallery/person/face/delete?name=Ada&amp;face_id={face}"' in page
+    confirm = client.get(f"/gallery/person/face/delete?name=Ada&face_id={face}")
+    text = confirm.get_data(as_text=True)
+    assert confirm.status_code == 200 and face in text and 'name="confirm"' in text
+    assert client.get(f"/gallery/person/face/delete?name=Ada&face_id={'f' * 32}").status_code == 404
+    # posting without ticking the box removes nothing and goes back to the question
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', text).group(1)
+    form = {"csrf_token": csrf, "name": "Ada", "face_id": face}
+    refused = client.post("/gallery/person/face/delete", data=form)
+    assert refused.status_code == 303 and "/gallery/person/face/delete?" in refused.headers["Location"]
+    assert fake.gallery == {"Ada": 2} and not any(c.method == "DELETE" for c in fake.calls)
+    done = client.post("/gallery/person/face/delete", data={**form, "confirm": "yes"}, follow_redirects=True)
+    assert "Removed one face of Ada." in done.get_data(as_text=True) and fake.gallery == {"Ada": 1}
