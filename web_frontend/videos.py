@@ -11,7 +11,8 @@ requests passed on), so the browser only ever talks to the site.
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import json
 from urllib.parse import quote
 
 from flask import (
@@ -33,6 +34,8 @@ from face_client import ApiError
 from .consent import consent_record
 from .context import SETTINGS, face_api
 from .timeline_image import UNKNOWN_ROW, rows_of, timeline_png
+from .track_namings import forget, namings, remember
+from .video_tracks import not_nameable_because, person_summary, unknown_tracks, with_namings
 from .video_upload import UPLOAD_PATH, install_video_uploads
 
 bp = Blueprint("videos", __name__)
@@ -65,19 +68,14 @@ def _progress_text(job: dict) -> str:
     return f"{stage}: frame {p.get('frames_done', 0)} of {p.get('frames_total', '?')} ({100 * float(p.get('fraction') or 0):.0f}%)"
 
 
-def _unknown_tracks(job: dict) -> list[dict[str, Any]]:
-    """Unknown tracks with kept faces, longest first: the ones worth naming."""
-    kept = job.get("track_faces") or {}
-    tracks = [
-        t
-        for t in (job.get("timeline") or {}).get("tracks", [])
-        if t.get("identity") is None and kept.get(str(t["track_id"]))
-    ]
-    tracks.sort(key=lambda t: (-(t["end"] - t["start"]), t["track_id"]))
-    return [
-        {"track_id": t["track_id"], "start": t["start"], "end": t["end"], "faces": kept[str(t["track_id"])]}
-        for t in tracks
-    ]
+def _named_here(job_id: str) -> dict[int, str]:
+    """Track id -> person, for the tracks of this job this browser named (the API's job predates them)."""
+    return {track: naming["name"] for track, naming in namings(job_id).items()}
+
+
+def _timeline_version(named: dict[int, str]) -> str:
+    """Part of the timeline image's URL, so a naming or an undo is not hidden by the browser's cache."""
+    return hashlib.sha256(json.dumps(sorted(named.items())).encode()).hexdigest()[:12] if named else "0"
 
 
 def job_or_abort(job_id: str) -> dict:
@@ -118,7 +116,15 @@ def upload():
 def page(job_id: str):
     job = job_or_abort(job_id)
     running = job.get("status") in ("queued", "running")
-    people = (job.get("summary") or {}).get("people", [])
+    done = job.get("status") == "done" and bool(job.get("timeline"))
+    named = namings(job_id) if done else {}
+    summary = job.get("summary") or {}
+    timeline = job.get("timeline")
+    if named and timeline:
+        timeline = with_namings(timeline, {track: n["name"] for track, n in named.items()})
+        summary = person_summary(timeline)
+    people = summary.get("people", [])
+    nameable, apart = unknown_tracks(job, named) if done else ([], [])
     return render_template(
         "video.html",
         job=job,
@@ -126,9 +132,12 @@ def page(job_id: str):
         progress_text=_progress_text(job) if running else None,
         status_words=STATUS_WORDS,
         people=people,
-        unknown=(job.get("summary") or {}).get("unknown"),
-        unknown_tracks=_unknown_tracks(job) if job.get("status") == "done" else [],
-        timeline_rows=len(rows_of(job["timeline"], [p["identity"] for p in people])) if job.get("timeline") else 0,
+        unknown=summary.get("unknown"),
+        unknown_tracks=nameable,
+        unnameable_tracks=apart,
+        named_tracks=sorted(named.items()),
+        timeline_version=_timeline_version(_named_here(job_id)) if done else "0",
+        timeline_rows=len(rows_of(timeline, [p["identity"] for p in people])) if timeline else 0,
         unknown_row=UNKNOWN_ROW,
     )
 
@@ -155,9 +164,12 @@ def timeline(job_id: str):
     job = job_or_abort(job_id)
     if job.get("status") != "done":
         abort(404, description="The video is not analysed yet.")
-    order = [p["identity"] for p in (job.get("summary") or {}).get("people", [])]
+    named = _named_here(job_id)
+    timeline = with_namings(job["timeline"], named)
+    summary = person_summary(timeline) if named else job.get("summary") or {}
+    order = [p["identity"] for p in summary.get("people", [])]
     return Response(
-        timeline_png(job["timeline"], order), mimetype="image/png", headers={"Cache-Control": "private, max-age=60"}
+        timeline_png(timeline, order), mimetype="image/png", headers={"Cache-Control": "private, max-age=60"}
     )
 
 
@@ -187,24 +199,64 @@ def track_face(job_id: str, track_id: int, number: int):
     return proxy(f"/videos/{quote(job_id, safe='')}/tracks/{track_id}/faces/{number}")
 
 
+def _refusal(job_id: str, track_id: int) -> str | None:
+    """Why this track may not be named from the page, if it may not (the page offers no form for it)."""
+    if track_id in namings(job_id):
+        return f"Track {track_id} is already named here; undo that naming first."
+    job = job_or_abort(job_id)
+    track = next((t for t in (job.get("timeline") or {}).get("tracks", []) if t["track_id"] == track_id), None)
+    if track is None:
+        return f"This video has no track {track_id}."
+    if track.get("identity") is not None:
+        return f"Track {track_id} was already recognised as {track['identity']}."
+    reason = not_nameable_because(track, int((job.get("timeline") or {}).get("min_faces") or 1))
+    return f"Track {track_id} cannot be named: {reason}." if reason else None
+
+
 @bp.post("/videos/<job_id>/tracks/<int:track_id>/enroll")
 def enroll_track(job_id: str, track_id: int):
     name = request.form.get("name", "").strip()
+    anchor = f"#track-{track_id}"
     if not name:
         flash("Enter the person's name.", "error")
     elif request.form.get("consent") != "yes":
         flash("Tick the box to confirm that this person agreed to be enrolled.", "error")
+    elif (refused := _refusal(job_id, track_id)) is not None:
+        flash(refused, "error")
     else:
         try:
             result = face_api().enroll_track(job_id, track_id, name, consent_record("", "Video"))
         except ApiError as exc:
             flash(exc.message, "error")
         else:
-            added = len(result.get("added") or [])
-            flash(
-                f"Added {added} face{'' if added == 1 else 's'} of track {track_id} to {result.get('identity', name)}.",
-                "ok",
-            )
+            added = [str(f["face_id"]) for f in result.get("added") or []]
+            person = result.get("identity", name)
+            remember(job_id, track_id, person, added)
+            flash(f"Added {len(added)} face{'' if len(added) == 1 else 's'} of track {track_id} to {person}.", "ok")
+            anchor = f"#named-{track_id}"
+    return redirect(url_for("videos.page", job_id=job_id) + anchor, code=303)
+
+
+@bp.post("/videos/<job_id>/tracks/<int:track_id>/undo")
+def undo_naming(job_id: str, track_id: int):
+    """Delete exactly the faces a naming of this browser added (the person goes with their last face)."""
+    naming = namings(job_id).get(track_id)
+    if naming is None:
+        flash(f"There is no naming of track {track_id} to undo here.", "error")
+        return redirect(url_for("videos.page", job_id=job_id), code=303)
+    removed = 0
+    for face_id in naming["face_ids"]:
+        try:
+            face_api().delete_face(naming["name"], face_id)
+            removed += 1
+        except ApiError as exc:
+            if exc.status != 404:  # a face already removed elsewhere is as good as undone
+                flash(f"Undo stopped: {exc.message}", "error")
+                return redirect(url_for("videos.page", job_id=job_id) + f"#named-{track_id}", code=303)
+    forget(job_id, track_id)
+    flash(
+        f"Undone: removed {removed} face{'' if removed == 1 else 's'} of track {track_id} from {naming['name']}.", "ok"
+    )
     return redirect(url_for("videos.page", job_id=job_id) + f"#track-{track_id}", code=303)
 
 

@@ -52,6 +52,14 @@ class FakeApi(BaseAdapter):
             self.gallery[name] = self.gallery.get(name, 0) + len(files)
             added = [{"face_id": i + 1, "box": [0, 0, 10, 10]} for i in range(len(files))]
             return self._reply(request, 201, {"identity": name, "added": added, "faces": self.gallery[name]})
+        match = re.fullmatch(r"/videos/([0-9a-f]{32})/tracks/(\d+)/enroll", path)
+        if request.method == "POST" and match:
+            name = json.loads(request.body)["name"]
+            kept = (self.videos.get(match.group(1)) or {}).get("track_faces", {}).get(match.group(2), 0)
+            first = self.gallery.get(name, 0)
+            self.gallery[name] = first + kept
+            added = [{"face_id": f"{first + i:032x}", "box": [0, 0, 10, 10]} for i in range(kept)]
+            return self._reply(request, 201, {"identity": name, "added": added, "faces": self.gallery[name]})
         match = re.fullmatch(r"/videos/([0-9a-f]{32})", path)
         if request.method == "GET" and match:
             job = self.videos.get(match.group(1))
@@ -72,10 +80,10 @@ class FakeApi(BaseAdapter):
             return self._reply(request, 200, {"identities": [{"name": n, "faces": c} for n, c in self.gallery.items()]})
         match = re.fullmatch(r"/identities/([^/]+)/faces/([0-9a-f]{32})", path)
         if request.method == "DELETE" and match:
-            name, face = match.group(1), int(match.group(2), 16)
-            if face >= self.gallery.get(name, 0):
+            name = match.group(1)
+            if not self.gallery.get(name):
                 return self._reply(request, 404, {"detail": f"no face {match.group(2)} of {name!r}"})
-            self.gallery[name] -= 1  # the fake's face ids are 0..count-1: the last one goes
+            self.gallery[name] -= 1  # the fake counts faces only: any id of a known person removes one
             if not self.gallery[name]:
                 del self.gallery[name]
             return self._reply(request, 204, None)
