@@ -92,8 +92,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _faces(run: Path, embedder: str | None, batch: int) -> dict:
+    from .video.engine_loader import load_engine
     from .video.faces import detect_faces
-    from .video.models import load_engine
 
     return detect_faces(run, load_engine(embedder), batch)
 

@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from inference_service.analysis.quality import crop_with_margin, frontality, sharpness
 from inference_service.atomic import write_json, write_npy
 
 from ..errors import PipelineError
-from .quality import crop_with_margin, frontality, sharpness
 from .rundir import RunDir
 
 DEFAULT_BATCH = 32  # frames per batch: their faces share the embedder's forward passes

@@ -16,8 +16,8 @@ log = logging.getLogger(__name__)
 
 def load_engine(embedder: str | None = None, gallery: str | Path | None = None):
     """A ``FaceEngine`` configured from the environment, with ``embedder`` overriding FACE_EMBEDDER."""
+    from inference_service.analysis.engine_loader import load_engine as load_service_engine
     from inference_service.config import Settings
-    from inference_service.engine.loader import load_engine as load_service_engine
     from inference_service.gallery import stored_embedder
 
     overrides = {"embedder": embedder} if embedder else {}
