@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import GalleryMismatchError
 from .factory import open_store
 from .index import FaceIndex
 from .names import validate_name
@@ -51,7 +52,9 @@ class Gallery:
         self._write_lock = threading.RLock()
         table = store.load_table(dim)
         if len(table.face_ids) and table.embeddings.shape[1] != dim:
-            raise ValueError(f"gallery holds {table.embeddings.shape[1]}-d vectors; {embedder_name} makes {dim}-d")
+            raise GalleryMismatchError(
+                f"gallery holds {table.embeddings.shape[1]}-d vectors; {embedder_name} makes {dim}-d"
+            )
         self._index = FaceIndex.from_table(table, dim, embedder_name)
 
     @classmethod
