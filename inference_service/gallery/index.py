@@ -17,10 +17,16 @@ the caller (``Gallery``'s write lock) and by this index's own lock.
 Per-identity best similarity without grouping rows by identity: faces are scanned from the most
 similar down and each identity is taken at its first (best) face, so no identity appears twice
 and the similarity reported is that identity's maximum, exactly as a per-identity ``max`` would.
+
+Large galleries (``kind`` ``auto`` from ``AUTO_MIN_FACES`` faces, or ``ivf``) are searched through
+an approximate IVF index kept beside the blocks (``ann.py``, ``ann_search.py``): it proposes
+candidate faces by label and the blocks' exact vectors re-rank them. It is (re)built in a
+background thread; until it is ready the exact search answers.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,6 +34,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from . import ann_search
 from .names import identity_key as name_key  # also folds names an older rule let in
 from .store import FaceRecord, FaceTable
 
@@ -42,6 +49,16 @@ MIN_BLOCK_ROWS = 1024
 # against a million enrolled ones is searched in slices instead of a 120 MB temporary.
 MAX_SIMILARITIES = 16_000_000
 FACE_ID_BYTES = 32  # uuid4 hex, the ``S32`` column of ``FaceTable``
+INDEX_KINDS = ("auto", "exact", "ivf")
+# ``auto`` searches approximately from this many faces: exact search measured 3 ms per face at
+# 100k and 21 ms at 1M here (bench_gallery), so about 5 ms, the issue's budget, near 250k.
+AUTO_MIN_FACES = 250_000
+# ``ivf`` below this many faces searches exactly: k-means needs faces for its 64 lists.
+IVF_MIN_FACES = 1_000
+# An IVF trained when the gallery was a quarter of its size has lists 4x as long: retrain then.
+REBUILD_GROWTH = 4
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,7 @@ class _Block:
 
     vectors: np.ndarray  # (capacity, dim) float32, unit rows
     identity: np.ndarray  # (capacity,) int32 identity id; -1 = deleted
+    labels: np.ndarray  # (capacity,) int64, increasing: the face's key in the approximate index
     face_ids: np.ndarray  # (capacity,) S32
     created_at: np.ndarray  # (capacity,) datetime64[us], UTC
     boxes: np.ndarray  # (capacity, 4) float32, NaN = unknown
@@ -65,6 +83,7 @@ class _Block:
         return cls(
             vectors=np.empty((capacity, dim), np.float32),
             identity=np.empty(capacity, np.int32),
+            labels=np.empty(capacity, np.int64),
             face_ids=np.empty(capacity, f"S{FACE_ID_BYTES}"),
             created_at=np.empty(capacity, "datetime64[us]"),
             boxes=np.empty((capacity, 4), np.float32),
@@ -72,7 +91,10 @@ class _Block:
         )
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.vectors, self.identity, self.face_ids, self.created_at, self.boxes))
+        return sum(a.nbytes for a in self.columns())
+
+    def columns(self) -> tuple[np.ndarray, ...]:
+        return (self.vectors, self.identity, self.labels, self.face_ids, self.created_at, self.boxes)
 
 
 @dataclass(frozen=True)
@@ -99,8 +121,11 @@ class _View:
 class FaceIndex:
     """Faces of one embedder, searchable by cosine similarity, grouped by identity name key."""
 
-    def __init__(self, dim: int, embedder: str = "") -> None:
+    def __init__(self, dim: int, embedder: str = "", kind: str = "exact") -> None:
+        if kind not in INDEX_KINDS:
+            raise ValueError(f"index kind {kind!r} is not one of {', '.join(INDEX_KINDS)}")
         self.dim = dim
+        self.kind = kind
         self.block_rows = max(MIN_BLOCK_ROWS, BLOCK_BYTES // (4 * dim))
         self.embedder = embedder  # what ``faces_of`` records say they were embedded with
         self._lock = threading.Lock()
@@ -109,16 +134,23 @@ class FaceIndex:
         self._names: list[str] = []
         self._ids: dict[str, int] = {}
         self._view = _View((), np.zeros(0, np.int64), 0, 0)
+        self._next_label = 0
+        self._ann: ann_search.Approximate | None = None
+        # The background build in flight: its label watermark and the faces removed since it began.
+        self._building: tuple[int, list[tuple[np.ndarray, int]]] | None = None
+        self._build_thread: threading.Thread | None = None
 
     # -- building -----------------------------------------------------------------------------
     @classmethod
-    def from_table(cls, table: FaceTable, dim: int, embedder: str = "") -> FaceIndex:
+    def from_table(cls, table: FaceTable, dim: int, embedder: str = "", kind: str = "exact") -> FaceIndex:
         """The index over a store's start-up load; the table's arrays are used without copies
         where they already have the right type (blocks are views into them)."""
-        index = cls(dim, embedder)
+        index = cls(dim, embedder, kind)
         n = len(table.face_ids)
         if n == 0:
             return index
+        labels = np.arange(n, dtype=np.int64)
+        index._next_label = n
         # Identities whose names differ only in case or byte form are one person: first spelling wins.
         remap = np.fromiter((index._id_for(name) for name in table.names), np.int32, len(table.names))
         identity = remap[np.asarray(table.identity, np.int32)]
@@ -131,6 +163,7 @@ class FaceIndex:
             _Block(
                 vectors[s : s + size],
                 identity[s : s + size],
+                labels[s : s + size],
                 face_ids[s : s + size],
                 created[s : s + size],
                 boxes[s : s + size],
@@ -140,6 +173,8 @@ class FaceIndex:
         )
         counts = np.bincount(identity, minlength=len(index._names)).astype(np.int64)
         index._view = _View(blocks, counts, n, int(np.count_nonzero(counts)))
+        with index._lock:
+            index._plan_ann()
         return index
 
     def _id_for(self, display: str) -> int:
@@ -201,6 +236,9 @@ class FaceIndex:
         if view.identities == 0:
             return [[] for _ in queries]
         blocks = [b for b in view.blocks if b.rows]
+        ann = self._ann
+        if ann is not None:
+            return ann.search(blocks, self._names, queries, top_k, view.identities)
         identity, dead = view.identity_column()
         k = min(top_k, view.identities)
         step = max(1, MAX_SIMILARITIES // len(identity))
@@ -258,9 +296,10 @@ class FaceIndex:
         since untouched pages of ``np.empty`` take none)."""
         view = self._view
         seen: set[int] = set()
-        total = view.counts.nbytes
+        ann = self._ann
+        total = view.counts.nbytes + (ann.nbytes() if ann is not None else 0)
         for block in view.blocks:
-            columns = (block.vectors, block.identity, block.face_ids, block.created_at, block.boxes)
+            columns = block.columns()
             if not reserved:
                 total += sum(a[: block.rows].nbytes for a in columns)
                 continue
@@ -293,6 +332,8 @@ class FaceIndex:
             boxes = np.array(
                 [r.box if r.box is not None else (np.nan,) * 4 for r in records], dtype=np.float32
             ).reshape(len(records), 4)
+            labels = np.arange(self._next_label, self._next_label + len(records), dtype=np.int64)
+            self._next_label += len(records)
             blocks = list(view.blocks)
             done = 0
             while done < len(records):
@@ -307,6 +348,7 @@ class FaceIndex:
                 part = slice(done, done + take)
                 tail.vectors[rows] = vectors[part]
                 tail.identity[rows] = ids[part]
+                tail.labels[rows] = labels[part]
                 tail.face_ids[rows] = face_ids[part]
                 tail.created_at[rows] = created[part]
                 tail.boxes[rows] = boxes[part]
@@ -316,6 +358,9 @@ class FaceIndex:
             counts[: len(view.counts)] = view.counts
             np.add.at(counts, ids, 1)
             self._publish(blocks, counts)
+            if self._ann is not None:
+                self._ann.add(vectors, labels, ids)
+            self._plan_ann()
             return len(records)
 
     def remove_identity(self, identity: str) -> int:
@@ -340,6 +385,7 @@ class FaceIndex:
     def _remove(self, view: _View, ident: int, wanted: np.ndarray | None) -> int:
         blocks = []
         gone = 0
+        labels = []
         for block in view.blocks:
             rows = np.flatnonzero(block.identity[: block.rows] == ident)
             if wanted is not None and len(rows):
@@ -350,6 +396,7 @@ class FaceIndex:
             identity = block.identity.copy()
             identity[rows] = -1
             gone += len(rows)
+            labels.append(block.labels[rows])
             changed = replace(block, identity=identity, dead=block.dead + len(rows))
             if changed.dead * 2 > changed.rows:
                 changed = _compacted(changed)
@@ -362,7 +409,57 @@ class FaceIndex:
         if counts[ident] == 0:
             self._ids.pop(name_key(self._names[ident]), None)
         self._publish(blocks, counts)
+        removed = np.concatenate(labels)
+        if self._ann is not None:
+            self._ann.remove(removed, ident)
+        if self._building is not None:
+            self._building[1].append((removed, ident))
+        self._plan_ann()
         return gone
+
+    # -- the approximate index (writers hold ``_lock``) -----------------------------------------
+    def _plan_ann(self) -> None:
+        """Start a background (re)build when the gallery crossed a size, or drop the IVF below it."""
+        faces = self._view.faces
+        wanted = self.kind == "ivf" and faces >= IVF_MIN_FACES or self.kind == "auto" and faces >= AUTO_MIN_FACES
+        if not wanted:
+            if self._ann is not None and faces < (AUTO_MIN_FACES // 2 if self.kind == "auto" else IVF_MIN_FACES):
+                self._ann = None  # small again: exact search is fast enough (half: no flapping)
+            return
+        if self._building is not None:
+            return
+        if self._ann is not None and faces <= REBUILD_GROWTH * self._ann.trained_on:
+            return
+        view = self._view
+        self._building = (self._next_label, [])
+        self._build_thread = threading.Thread(target=self._build_ann, args=(view,), name="face-ivf-build", daemon=True)
+        self._build_thread.start()
+
+    def _build_ann(self, view: _View) -> None:
+        try:
+            blocks = [b for b in view.blocks if b.rows]
+            approx = ann_search.build(blocks, view.faces)
+            with self._lock:
+                assert self._building is not None
+                watermark, removed = self._building
+                ann_search.catch_up(approx, self._view.blocks, watermark, removed)
+                self._ann, self._building = approx, None
+            log.info("gallery index: IVF of %d lists over %d faces ready", approx.ivf.nlist, approx.ivf.ntotal)
+        except Exception:
+            log.exception("gallery index: building the IVF failed; searching exactly")
+            with self._lock:
+                self._building = None
+
+    def wait_for_ann(self, timeout: float | None = None) -> bool:
+        """Wait for a build in flight; True when searches now go through the IVF."""
+        thread = self._build_thread
+        if thread is not None:
+            thread.join(timeout)
+        return self._ann is not None
+
+    @property
+    def ann(self) -> ann_search.Approximate | None:
+        return self._ann
 
     def _publish(self, blocks: list[_Block], counts: np.ndarray) -> None:
         faces = int(counts.sum())
@@ -376,6 +473,7 @@ def _compacted(block: _Block) -> _Block:
     return _Block(
         vectors=block.vectors[live],
         identity=block.identity[live],
+        labels=block.labels[live],
         face_ids=block.face_ids[live],
         created_at=block.created_at[live],
         boxes=block.boxes[live],
