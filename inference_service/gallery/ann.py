@@ -139,7 +139,9 @@ class IvfIndex:
         ivf = self._index
         invlists = ivf.invlists
         blocks = sum(-(-invlists.list_size(i) // ivf.bbs) for i in range(ivf.nlist))
-        return int(blocks * ivf.bbs * ivf.code_size + ivf.ntotal * 8 + ivf.nlist * ivf.d * 4 + ivf.pq.centroids.size() * 4)
+        return int(
+            blocks * ivf.bbs * ivf.code_size + ivf.ntotal * 8 + ivf.nlist * ivf.d * 4 + ivf.pq.centroids.size() * 4
+        )
 
     def serialize(self) -> np.ndarray:
         with self._lock.reading():

@@ -10,7 +10,7 @@ identity id, face id, time, box). A write touches only the blocks it changes:
   the deleted rows set to ``-1`` (tombstones), and publishes a view over the copies; a block more
   than half dead is compacted on the spot, so the cost stays bounded by one block.
 
-A published row is never modified, so a search takes one reference to the current ``_View`` and
+A published row is never modified, so a search takes one reference to the current ``View`` and
 reads it without a lock: it sees every face of a write or none of them. Writers are serialised by
 the caller (``Gallery``'s write lock) and by this index's own lock.
 
@@ -29,12 +29,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
 
 from . import ann_search
+from .blocks import FACE_ID_BYTES, Block, View, already_there, compacted
 from .names import identity_key as name_key  # also folds names an older rule let in
 from .store import FaceRecord, FaceTable
 
@@ -48,7 +49,6 @@ MIN_BLOCK_ROWS = 1024
 # Cap on a similarity matrix of queries x faces in one go (elements): a group photo of 30 faces
 # against a million enrolled ones is searched in slices instead of a 120 MB temporary.
 MAX_SIMILARITIES = 16_000_000
-FACE_ID_BYTES = 32  # uuid4 hex, the ``S32`` column of ``FaceTable``
 INDEX_KINDS = ("auto", "exact", "ivf")
 # ``auto`` searches approximately from this many faces: exact search measured 3 ms per face at
 # 100k and 21 ms at 1M here (bench_gallery), so about 5 ms, the issue's budget, near 250k.
@@ -59,63 +59,6 @@ IVF_MIN_FACES = 1_000
 REBUILD_GROWTH = 4
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _Block:
-    """Up to ``len(vectors)`` faces; rows ``[0, rows)`` are published and never change."""
-
-    vectors: np.ndarray  # (capacity, dim) float32, unit rows
-    identity: np.ndarray  # (capacity,) int32 identity id; -1 = deleted
-    labels: np.ndarray  # (capacity,) int64, increasing: the face's key in the approximate index
-    face_ids: np.ndarray  # (capacity,) S32
-    created_at: np.ndarray  # (capacity,) datetime64[us], UTC
-    boxes: np.ndarray  # (capacity, 4) float32, NaN = unknown
-    rows: int
-    dead: int = 0
-
-    @property
-    def capacity(self) -> int:
-        return len(self.vectors)
-
-    @classmethod
-    def empty(cls, capacity: int, dim: int) -> _Block:
-        return cls(
-            vectors=np.empty((capacity, dim), np.float32),
-            identity=np.empty(capacity, np.int32),
-            labels=np.empty(capacity, np.int64),
-            face_ids=np.empty(capacity, f"S{FACE_ID_BYTES}"),
-            created_at=np.empty(capacity, "datetime64[us]"),
-            boxes=np.empty((capacity, 4), np.float32),
-            rows=0,
-        )
-
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.columns())
-
-    def columns(self) -> tuple[np.ndarray, ...]:
-        return (self.vectors, self.identity, self.labels, self.face_ids, self.created_at, self.boxes)
-
-
-@dataclass(frozen=True)
-class _View:
-    """Everything one search reads: immutable once published."""
-
-    blocks: tuple[_Block, ...]
-    counts: np.ndarray  # live faces per identity id (ids are never reused)
-    faces: int
-    identities: int
-    # Derived once per view by the first search that needs it (two racing readers compute the
-    # same value): the identity column of all blocks end to end, and which rows are deleted.
-    derived: dict = field(default_factory=dict, compare=False, repr=False)
-
-    def identity_column(self) -> tuple[np.ndarray, np.ndarray | None]:
-        found = self.derived.get("identity")
-        if found is None:
-            live = [b for b in self.blocks if b.rows]
-            identity = np.concatenate([b.identity[: b.rows] for b in live]) if live else np.zeros(0, np.int32)
-            found = self.derived["identity"] = (identity, identity < 0 if any(b.dead for b in live) else None)
-        return found
 
 
 class FaceIndex:
@@ -133,7 +76,7 @@ class FaceIndex:
         # older view can still name its ids), and the live ids by name key.
         self._names: list[str] = []
         self._ids: dict[str, int] = {}
-        self._view = _View((), np.zeros(0, np.int64), 0, 0)
+        self._view = View((), np.zeros(0, np.int64), 0, 0)
         self._next_label = 0
         self._ann: ann_search.Approximate | None = None
         # The background build in flight: its label watermark and the faces removed since it began.
@@ -160,7 +103,7 @@ class FaceIndex:
         boxes = np.ascontiguousarray(table.boxes, dtype=np.float32)
         size = index.block_rows
         blocks = tuple(
-            _Block(
+            Block(
                 vectors[s : s + size],
                 identity[s : s + size],
                 labels[s : s + size],
@@ -172,7 +115,7 @@ class FaceIndex:
             for s in range(0, n, size)
         )
         counts = np.bincount(identity, minlength=len(index._names)).astype(np.int64)
-        index._view = _View(blocks, counts, n, int(np.count_nonzero(counts)))
+        index._view = View(blocks, counts, n, int(np.count_nonzero(counts)))
         with index._lock:
             index._plan_ann()
         return index
@@ -191,7 +134,7 @@ class FaceIndex:
         view = self._view
         return {"identities": view.identities, "faces": view.faces}
 
-    def _live_id(self, view: _View, identity: str) -> int | None:
+    def _live_id(self, view: View, identity: str) -> int | None:
         found = self._ids.get(name_key(identity))
         if found is None or found >= len(view.counts) or view.counts[found] == 0:
             return None
@@ -321,7 +264,7 @@ class FaceIndex:
             view = self._view
             ids = np.fromiter((self._id_for(r.identity) for r in records), np.int32, len(records))
             face_ids = np.array([_face_id_bytes(r.face_id) for r in records], dtype=f"S{FACE_ID_BYTES}")
-            keep = ~_already_there(view, ids, face_ids)
+            keep = ~already_there(view, ids, face_ids)
             if not keep.all():
                 records = [r for r, k in zip(records, keep) if k]
                 ids, face_ids = ids[keep], face_ids[keep]
@@ -341,7 +284,7 @@ class FaceIndex:
                 if tail is None or tail.rows == tail.capacity:
                     total = sum(b.rows for b in blocks)
                     capacity = int(min(self.block_rows, max(MIN_BLOCK_ROWS, total, len(records) - done)))
-                    tail = _Block.empty(capacity, self.dim)
+                    tail = Block.empty(capacity, self.dim)
                     blocks.append(tail)
                 take = min(tail.capacity - tail.rows, len(records) - done)
                 rows = slice(tail.rows, tail.rows + take)
@@ -382,7 +325,7 @@ class FaceIndex:
                 return 0
             return self._remove(view, found, wanted)
 
-    def _remove(self, view: _View, ident: int, wanted: np.ndarray | None) -> int:
+    def _remove(self, view: View, ident: int, wanted: np.ndarray | None) -> int:
         blocks = []
         gone = 0
         labels = []
@@ -399,7 +342,7 @@ class FaceIndex:
             labels.append(block.labels[rows])
             changed = replace(block, identity=identity, dead=block.dead + len(rows))
             if changed.dead * 2 > changed.rows:
-                changed = _compacted(changed)
+                changed = compacted(changed)
             if changed.rows:
                 blocks.append(changed)
         if gone == 0:
@@ -435,7 +378,7 @@ class FaceIndex:
         self._build_thread = threading.Thread(target=self._build_ann, args=(view,), name="face-ivf-build", daemon=True)
         self._build_thread.start()
 
-    def _build_ann(self, view: _View) -> None:
+    def _build_ann(self, view: View) -> None:
         try:
             blocks = [b for b in view.blocks if b.rows]
             approx = ann_search.build(blocks, view.faces)
@@ -461,41 +404,9 @@ class FaceIndex:
     def ann(self) -> ann_search.Approximate | None:
         return self._ann
 
-    def _publish(self, blocks: list[_Block], counts: np.ndarray) -> None:
+    def _publish(self, blocks: list[Block], counts: np.ndarray) -> None:
         faces = int(counts.sum())
-        self._view = _View(tuple(blocks), counts, faces, int(np.count_nonzero(counts)))
-
-
-def _compacted(block: _Block) -> _Block:
-    """The block's live rows in a new, exactly-sized block (no spare room: appends go to the tail).
-    A compacted tail leaves the next append to start a new block."""
-    live = np.flatnonzero(block.identity[: block.rows] >= 0)
-    return _Block(
-        vectors=block.vectors[live],
-        identity=block.identity[live],
-        labels=block.labels[live],
-        face_ids=block.face_ids[live],
-        created_at=block.created_at[live],
-        boxes=block.boxes[live],
-        rows=len(live),
-    )
-
-
-def _already_there(view: _View, ids: np.ndarray, face_ids: np.ndarray) -> np.ndarray:
-    """Which of the faces the view already holds under a live identity among ``ids`` (face ids
-    are uuids, unique across identities). One pass over the identity column, however many
-    identities the batch names (a replica re-applying a large batch)."""
-    there = np.zeros(len(ids), bool)
-    live = np.unique(ids)
-    live = live[live < len(view.counts)]
-    live = live[view.counts[live] > 0]
-    if len(live) == 0:
-        return there
-    for block in view.blocks:
-        rows = np.flatnonzero(np.isin(block.identity[: block.rows], live))
-        if len(rows):
-            there |= np.isin(face_ids, block.face_ids[rows])
-    return there
+        self._view = View(tuple(blocks), counts, faces, int(np.count_nonzero(counts)))
 
 
 def _face_id_bytes(face_id: str) -> bytes:
