@@ -44,6 +44,25 @@ class FacesByIdentity:
         self._starts = np.searchsorted(ids[order], np.arange(int(ids.max(initial=-1)) + 2))
         self._changed: dict[int, np.ndarray] = {}
 
+    @classmethod
+    def grouped(cls, labels: np.ndarray, starts: np.ndarray) -> FacesByIdentity:
+        """From ``grouped_arrays`` (as a snapshot keeps them): no sort at start-up."""
+        found = cls.__new__(cls)
+        found._labels, found._starts, found._changed = labels, starts, {}
+        return found
+
+    def grouped_arrays(self, identities: int) -> tuple[np.ndarray, np.ndarray]:
+        """Labels grouped by identity id and where each id's group starts (``identities`` + 1)."""
+        parts = [self.of(i) for i in range(identities)] if self._changed else None
+        if parts is None:
+            starts = np.zeros(identities + 1, np.int64)
+            known = min(identities + 1, len(self._starts))
+            starts[:known] = self._starts[:known]
+            starts[known:] = self._starts[-1] if len(self._starts) else 0
+            return self._labels, starts
+        sizes = np.fromiter((len(p) for p in parts), np.int64, identities)
+        return np.concatenate(parts) if parts else self._labels[:0], np.concatenate([[0], np.cumsum(sizes)])
+
     def of(self, ident: int) -> np.ndarray:
         found = self._changed.get(ident)
         if found is not None:

@@ -11,6 +11,22 @@ FACE_ID_BYTES = 32  # uuid4 hex, the ``S32`` column of ``FaceTable``
 
 
 @dataclass(frozen=True)
+class Columns:
+    """Faces end to end, column by column, in ``Block``'s order of fields: a table loaded from
+    a store or a snapshot, which blocks are cut from without copying."""
+
+    vectors: np.ndarray
+    identity: np.ndarray
+    labels: np.ndarray
+    face_ids: np.ndarray
+    created_at: np.ndarray
+    boxes: np.ndarray
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return (self.vectors, self.identity, self.labels, self.face_ids, self.created_at, self.boxes)
+
+
+@dataclass(frozen=True)
 class Block:
     """Up to ``len(vectors)`` faces; rows ``[0, rows)`` are published and never change."""
 

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from . import ann_search
-from .blocks import FACE_ID_BYTES, Block, View, already_there, compacted
+from .blocks import FACE_ID_BYTES, Block, Columns, View, already_there, compacted
 from .names import identity_key as name_key  # also folds names an older rule let in
 from .store import FaceRecord, FaceTable
 
@@ -97,28 +97,64 @@ class FaceIndex:
         # Identities whose names differ only in case or byte form are one person: first spelling wins.
         remap = np.fromiter((index._id_for(name) for name in table.names), np.int32, len(table.names))
         identity = remap[np.asarray(table.identity, np.int32)]
-        vectors = np.ascontiguousarray(table.embeddings, dtype=np.float32)
-        face_ids = np.asarray(table.face_ids, dtype=f"S{FACE_ID_BYTES}")
-        created = np.asarray(table.created_at, dtype="datetime64[us]")
-        boxes = np.ascontiguousarray(table.boxes, dtype=np.float32)
-        size = index.block_rows
-        blocks = tuple(
-            Block(
-                vectors[s : s + size],
-                identity[s : s + size],
-                labels[s : s + size],
-                face_ids[s : s + size],
-                created[s : s + size],
-                boxes[s : s + size],
-                rows=min(size, n - s),
-            )
-            for s in range(0, n, size)
+        columns = Columns(
+            vectors=np.ascontiguousarray(table.embeddings, dtype=np.float32),
+            identity=identity,
+            labels=labels,
+            face_ids=np.asarray(table.face_ids, dtype=f"S{FACE_ID_BYTES}"),
+            created_at=np.asarray(table.created_at, dtype="datetime64[us]"),
+            boxes=np.ascontiguousarray(table.boxes, dtype=np.float32),
         )
-        counts = np.bincount(identity, minlength=len(index._names)).astype(np.int64)
-        index._view = View(blocks, counts, n, int(np.count_nonzero(counts)))
+        index._publish_columns(columns)
         with index._lock:
             index._plan_ann()
         return index
+
+    @classmethod
+    def restore(
+        cls,
+        dim: int,
+        embedder: str,
+        kind: str,
+        names: list[str],
+        columns: Columns,
+        next_label: int,
+        approx: ann_search.Approximate | None,
+    ) -> FaceIndex:
+        """The index a snapshot holds (``columns``: live faces only), with its IVF when it has one."""
+        index = cls(dim, embedder, kind)
+        index._names = list(names)
+        index._next_label = next_label
+        index._publish_columns(columns)
+        counts = index._view.counts
+        index._ids = {name_key(names[i]): i for i in np.flatnonzero(counts).tolist()}
+        with index._lock:
+            index._ann = approx if kind != "exact" else None
+            index._plan_ann()
+        return index
+
+    def _publish_columns(self, columns: Columns) -> None:
+        """Blocks that are views into ``columns`` (no copy), published as the current view."""
+        n = len(columns.labels)
+        size = self.block_rows
+        blocks = tuple(
+            Block(*(column[s : s + size] for column in columns.arrays()), rows=min(size, n - s))
+            for s in range(0, n, size)
+        )
+        counts = np.bincount(columns.identity, minlength=len(self._names)).astype(np.int64)
+        self._view = View(blocks, counts, n, int(np.count_nonzero(counts)))
+
+    def capture(self) -> tuple[View, list[str], int, ann_search.Approximate | None, np.ndarray | None]:
+        """What a snapshot writes, read together under the writers' lock: the view, the identity
+        names, the next label, the approximate index and its IVF serialised (the caller holds
+        the gallery's write lock too, so the store's position matches)."""
+        with self._lock:
+            approx = self._ann
+            return self._view, list(self._names), self._next_label, approx, approx.ivf.serialize() if approx else None
+
+    @property
+    def building(self) -> bool:
+        return self._building is not None
 
     def _id_for(self, display: str) -> int:
         """The live id of ``display``'s key, or a new id named ``display`` (writers only)."""
@@ -139,6 +175,10 @@ class FaceIndex:
         if found is None or found >= len(view.counts) or view.counts[found] == 0:
             return None
         return found
+
+    def name_of(self, ident: int) -> str:
+        """The display name of identity id ``ident`` (ids of a snapshot's columns)."""
+        return self._names[ident]
 
     def display_name(self, identity: str) -> str | None:
         """The spelling ``identity`` was first enrolled under, if it is enrolled."""
