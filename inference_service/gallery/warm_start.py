@@ -37,8 +37,8 @@ from .ann import IvfIndex
 from .blocks import Block, Columns
 from .errors import GalleryMismatchError
 from .index import FaceIndex
-from .snapshot import SnapshotError
 from .memory_store import MemoryStore
+from .snapshot import SnapshotError
 from .sqlite_store import SQLiteStore
 from .store import FaceRecord, GalleryStore
 
