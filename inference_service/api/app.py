@@ -13,9 +13,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from ..analysis.engine_loader import load_engine
 from ..config import Settings
 from ..engine import FaceEngine
-from ..engine.loader import load_engine
 from ..gallery import Gallery
 from ..gallery.factory import describe
 from ..gallery.replica import start_sync

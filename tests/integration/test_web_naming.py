@@ -1,4 +1,4 @@
-""" "Name this face" on the result page: the signed crop form, against the fake API of test_web.py,
+""" "Name this face" on the result page: the signed crop form, against the fake API of support/site_fakes.py,
 and the crops themselves against the real detector (the face must be found again in its crop).
 
 The whole path with the real API, the real site and Chromium is in test_e2e_naming.py.

@@ -1,4 +1,4 @@
-"""The site's security headers and its optional login (issue 9), against the fake API of test_web.
+"""The site's security headers and its optional login, against the fake API of support/site_fakes.
 
 Every route the app has is requested (``url_map`` is walked, so a route added later is covered
 too), with and without ``WEB_PASSWORD``, plus the error pages, a redirect and the static file.
