@@ -46,8 +46,8 @@ def main() -> int:
 
     import uvicorn
 
+    from .analysis.engine_loader import load_engine
     from .api import create_app, open_gallery
-    from .engine.loader import load_engine
 
     try:
         engine = load_engine(settings, gallery=settings.gallery, concurrent_callers=settings.workers)

@@ -13,9 +13,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from ..analysis.engine_loader import load_engine
 from ..config import Settings
 from ..engine import FaceEngine
-from ..engine.loader import load_engine
 from ..gallery import Gallery
 from ..gallery.factory import describe
 from ..gallery.replica import start_sync
@@ -24,6 +24,7 @@ from ..videos import VideoJobs
 from ..videos.upload import UploadLimitExceptVideos
 from . import audit, curation, health, identities, inference, videos
 from .app_state import Services
+from .docs import install_docs
 from .errors import CatchAllMiddleware, install_error_handlers
 from .security import warn_if_open
 from .workers import InferencePool
@@ -123,7 +124,10 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # install_docs serves both pages from the service itself, not a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     _declare_binary_uploads(app)
     app.include_router(health.router)

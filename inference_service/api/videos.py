@@ -15,9 +15,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from pipeline.errors import PipelineError
-from pipeline.video.source import probe
-
+from ..analysis.errors import AnalysisError
+from ..analysis.source import probe
 from ..gallery import validate_name
 from ..gallery.audit import acting
 from ..videos import VideoJobs
@@ -105,7 +104,7 @@ def _probe_or_refuse(files: JobFiles, max_seconds: float) -> tuple[float, int]:
     """(duration, frames) of the received file; 415 when it is no video, 422 when too long."""
     try:
         info = probe(files.partial_upload)
-    except PipelineError:
+    except AnalysisError:
         raise HTTPException(415, "the upload is not a video file that can be decoded (try MP4 or WebM)") from None
     if info.frame_count < 2:
         raise HTTPException(415, "the upload is a single picture, not a video")

@@ -1,7 +1,7 @@
-"""The video workers: take jobs from the store, run the pipeline's annotation, record the outcome.
+"""The video workers: take jobs from the store, run the analysis core's annotation, record the outcome.
 
 Video work must not starve photo requests. It runs on its own ``FACE_VIDEO_WORKERS`` threads,
-each analysing ``FACE_THREADS`` frames at once with one torch thread per frame (the pipeline's
+each analysing ``FACE_THREADS`` frames at once with one torch thread per frame (the core's
 fastest setting on a CPU), and those threads run at a lower CPU priority (``FACE_VIDEO_NICE``;
 Linux gives every thread its own nice value and threads they start inherit it), so when a
 ``/recognize`` request arrives the kernel hands it the cores first and the video job takes what
@@ -29,11 +29,10 @@ import threading
 import time
 from pathlib import Path
 
-from pipeline.errors import PipelineError
-from pipeline.video.annotate import Hooks, annotate_video
-from pipeline.video.matchers import EngineMatcher
-from pipeline.video.source import probe
-
+from ..analysis.annotate import Hooks, annotate_video
+from ..analysis.errors import AnalysisError
+from ..analysis.matcher import EngineMatcher
+from ..analysis.source import probe
 from ..config import Settings
 from .files import JobFiles, valid_job_id
 from .job_stores import jobs_folder
@@ -207,7 +206,7 @@ class VideoJobs:
             if self._stopping.is_set():
                 raise _Stop("shutdown")
             if frame_limit and done > frame_limit:
-                raise PipelineError(
+                raise AnalysisError(
                     f"the video has more frames than its header says; it runs past the "
                     f"{self.settings.max_video_seconds:g} s limit (FACE_MAX_VIDEO_SECONDS)"
                 )
@@ -234,7 +233,7 @@ class VideoJobs:
             )
         except _Stop as stop:
             return ("cancelled" if stop.reason == "cancelled" else "requeue"), None
-        except PipelineError as exc:
+        except AnalysisError as exc:
             return "failed", str(exc)
         except Exception as exc:  # a bug or a decoder crash: the job fails, the service goes on
             log.exception("video job %s failed", job.id)

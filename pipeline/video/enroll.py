@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 
 from face_client import ApiError, Upload
+from inference_service.analysis.quality import crop_with_margin
 
 from ..errors import PipelineError
 from .api import api_client
-from .quality import crop_with_margin
 from .rundir import RunDir
 
 log = logging.getLogger(__name__)

@@ -196,7 +196,7 @@ def test_extract_from_http_url_matches_local_file(tmp_path, stage):
 
 def test_youtube_url_without_yt_dlp_says_how_to_get_it(tmp_path, monkeypatch):
     from pipeline.errors import PipelineError
-    from pipeline.video import source as video
+    from pipeline.video import fetch as video
 
     monkeypatch.setattr(video.importlib.util, "find_spec", lambda name: None)
     monkeypatch.setattr(video.shutil, "which", lambda name: None)

@@ -88,3 +88,29 @@ def test_the_report_finds_a_duplicate_and_a_stranger():
     assert [(a, b) for a, b, _ in report.pairs] == [("p0", "p0 again")]
     assert [(who, face) for who, face, _ in report.flagged] == [("p1", stranger.face_id)]
     assert np.isnan(agreements(unit(rng, 1))).all()
+
+
+def test_a_snapshot_taken_before_a_merge_serves_the_merge(tmp_path):
+    """A SQLite gallery started from a snapshot written before a rename, merge and move (the
+    process stopped before rewriting it) shows what the file holds, not the snapshot's past."""
+    from inference_service.gallery import SQLiteStore
+
+    rng = np.random.default_rng(3)
+    path = tmp_path / "g.sqlite3"
+    first = Gallery(SQLiteStore(path, "synthetic", DIM), "synthetic", DIM, snapshot_min_faces=1)
+    for name in ("Ada", "Bob", "Cy", "Dee"):
+        first.enroll(name, unit(rng, 3))
+    moving = first.faces_of("Dee")[0].face_id
+    first.close()
+    assert (tmp_path / "g.sqlite3.snapshot").exists()
+    store = SQLiteStore(path, "synthetic", DIM)  # written behind the snapshot's back
+    store.merge_identity("Bob", "Ada")
+    store.rename_identity("Cy", "Cyrus")
+    store.move_face("Dee", moving, "Ada")
+    store.close()
+    again = Gallery(SQLiteStore(path, "synthetic", DIM), "synthetic", DIM, snapshot_min_faces=1)
+    try:
+        assert dict(again.identities()) == {"Ada": 7, "Cyrus": 3, "Dee": 2}
+        assert moving in {r.face_id for r in again.faces_of("Ada")}
+    finally:
+        again.close()
