@@ -177,6 +177,14 @@ class FaceClient:
         path = f"/identities/{_segment(name)}/faces/{_segment(face_id)}/move"
         return self._json("POST", path, write=True, json=body)
 
+    def gallery_report(self, limit: int = 100) -> dict:
+        """``GET /gallery/report``: ``pairs`` that may be one person, ``flagged`` faces."""
+        return self._json("GET", "/gallery/report", params={"limit": int(limit)})
+
+    def dismiss_pair(self, a: str, b: str) -> None:
+        """``POST /gallery/report/dismissed``: ``a`` and ``b`` are not the same person."""
+        self._request("POST", "/gallery/report/dismissed", write=True, json={"a": a, "b": b}).close()
+
     # --- video jobs ------------------------------------------------------------------------------
     def upload_video(self, filename: str, content_type: str, stream: IO[bytes]) -> VideoJob:
         """``POST /videos``, streaming ``stream`` chunk by chunk (never whole in memory)."""
