@@ -101,7 +101,7 @@ CREATE INDEX consents_by_uid ON consents(identity_uid, seq);
 """
 # Version 5: the pairs of identities someone said are not the same person (the report skips them).
 _V4_TO_V5 = """
-CREATE TABLE dismissed_pairs (
+CREATE TABLE IF NOT EXISTS dismissed_pairs (
     uid_a TEXT NOT NULL,
     uid_b TEXT NOT NULL,
     at TEXT NOT NULL,
@@ -223,6 +223,9 @@ def _reference_shape(version: int) -> dict[str, tuple]:
 
 
 _SHAPES = {version: _reference_shape(version) for version in range(1, SCHEMA_VERSION + 1)}
+# Shapes a version may also have: development builds wrote version 4 with the dismissed pairs
+# already in it (they became version 5); such a file is upgraded like any version 4.
+_ALSO = {4: [_SHAPES[5]]}
 
 
 def identify(path: Path, thorough: bool = True) -> GalleryFile | None:
@@ -275,7 +278,7 @@ def _inspect(db: sqlite3.Connection, path: Path, thorough: bool) -> GalleryFile:
                 f"gallery {path} has schema version {version}, newer than this service's "
                 f"{SCHEMA_VERSION}; run a newer version of the service on it"
             )
-        if version < 2 or shape != _SHAPES[version]:  # 2 onwards are upgraded in place
+        if version < 2 or (shape != _SHAPES[version] and shape not in _ALSO.get(version, [])):  # upgraded in place
             raise GalleryOpenError(
                 f"gallery {path} carries the gallery marker but not the gallery's tables; it was left "
                 "untouched: restore it from a backup, or point FACE_GALLERY at a new file"
