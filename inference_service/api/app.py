@@ -21,11 +21,11 @@ from ..gallery.factory import describe
 from ..gallery.replica import start_sync
 from ..gallery.retention import RetentionSweeper
 from ..videos import VideoJobs
-from ..videos.upload import UploadLimitExceptVideos
 from . import audit, health, identities, inference, videos
 from .app_state import Services
 from .errors import CatchAllMiddleware, install_error_handlers
 from .security import warn_if_open
+from .uploads import UploadLimitMiddleware
 from .workers import InferencePool
 
 log = logging.getLogger(__name__)
@@ -133,5 +133,10 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
     app.include_router(videos.router)
     # add_middleware wraps outward: the size cap sees the raw stream before anything else.
     app.add_middleware(CatchAllMiddleware)
-    app.add_middleware(UploadLimitExceptVideos, limit_mb=settings.max_upload_mb, body_timeout_s=settings.body_timeout_s)
+    app.add_middleware(
+        UploadLimitMiddleware,
+        limit_mb=settings.max_upload_mb,
+        body_timeout_s=settings.body_timeout_s,
+        streamed=[("POST", "/videos")],  # counted by its route against FACE_MAX_VIDEO_MB (api/video_upload.py)
+    )
     return app

@@ -60,7 +60,7 @@ def check_pixel_budget(uploads: Sequence[tuple[str, bytes]], limits: PixelLimits
         try:
             total += image_pixels(data, limits.per_image)
         except ImageError as exc:
-            raise InputError(exc.status_code, f"{label}: {exc}") from None
+            raise type(exc)(f"{label}: {exc}") from None
     if total > limits.per_request:
         raise InputError(
             413,
@@ -74,7 +74,7 @@ def decode(data: bytes, max_pixels: int, label: str) -> np.ndarray:
     try:
         return load_image(data, max_pixels)
     except ImageError as exc:
-        raise InputError(exc.status_code, f"{label}: {exc}") from None
+        raise type(exc)(f"{label}: {exc}") from None
 
 
 def sim(value: float) -> float:

@@ -15,21 +15,19 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from pipeline.errors import PipelineError
-from pipeline.video.source import probe
-
 from ..gallery import validate_name
 from ..gallery.audit import acting
 from ..videos import VideoJobs
 from ..videos.files import JobFiles, new_job_id, valid_job_id
 from ..videos.store import Job
 from ..videos.summary import person_summary
-from ..videos.tracks import TrackError, crop_path, enroll_track, faces_per_track
-from ..videos.upload import receive_video
+from ..videos.tracks import crop_path, enroll_track, faces_per_track
+from ..videos.upload import VideoSink, admit_video
 from .app_state import Services, get_services
 from .audit import enrollment_context
 from .schemas import ErrorResponse
 from .security import require_api_key, require_read_key
+from .video_upload import receive_video
 
 # Reads need a key only with FACE_READ_API_KEY (either key then); writes need FACE_API_KEY's.
 router = APIRouter(prefix="/videos", tags=["videos"], dependencies=[Depends(require_read_key)])
@@ -101,21 +99,6 @@ def _job_or_404(jobs: VideoJobs, job_id: str) -> Job:
     return job
 
 
-def _probe_or_refuse(files: JobFiles, max_seconds: float) -> tuple[float, int]:
-    """(duration, frames) of the received file; 415 when it is no video, 422 when too long."""
-    try:
-        info = probe(files.partial_upload)
-    except PipelineError:
-        raise HTTPException(415, "the upload is not a video file that can be decoded (try MP4 or WebM)") from None
-    if info.frame_count < 2:
-        raise HTTPException(415, "the upload is a single picture, not a video")
-    if info.duration > max_seconds:
-        raise HTTPException(
-            422, f"the video lasts {info.duration:.0f} s; the limit is {max_seconds:g} s (FACE_MAX_VIDEO_SECONDS)"
-        )
-    return info.duration, info.frame_count
-
-
 @router.post(
     "",
     status_code=202,
@@ -153,16 +136,19 @@ async def create_video(request: Request, jobs: VideoJobs = Depends(get_jobs)) ->
     files = JobFiles(jobs.root, new_job_id())
     files.folder.mkdir(parents=True)
     try:
-        filename, size = await receive_video(request, files.partial_upload, settings.max_video_mb)
-        duration, frames = await run_in_threadpool(_probe_or_refuse, files, settings.max_video_seconds)
+        sink = VideoSink(files.partial_upload, settings.max_video_mb)
+        filename = await receive_video(request, sink)
+        info = await run_in_threadpool(
+            admit_video, files.partial_upload, settings.max_video_seconds, settings.max_pixels
+        )
         files.partial_upload.replace(files.upload)
         job = Job(
             id=files.job_id,
             status="queued",
             filename=filename,
-            size_bytes=size,
-            duration_s=duration,
-            frames_total=frames,
+            size_bytes=sink.size,
+            duration_s=info.duration,
+            frames_total=info.frame_count,
             created_at=time.time(),
         )
         jobs.store.create(job)
@@ -256,11 +242,8 @@ def enroll_from_track(
     job = _job_or_404(jobs, job_id)
     if job.status != "done":
         raise HTTPException(409, f"the job is {job.status}; tracks can be enrolled once it is done")
-    try:
-        with acting(context):
-            return enroll_track(jobs.files(job.id), track_id, name, jobs.gallery, body.faces)
-    except TrackError as exc:
-        raise HTTPException(exc.status_code, exc.detail) from None
+    with acting(context):
+        return enroll_track(jobs.files(job.id), track_id, name, jobs.gallery, body.faces)
 
 
 @router.delete(

@@ -13,14 +13,12 @@ import numpy as np
 
 from pipeline.video.annotate import FACES_EMBEDDINGS, FACES_INDEX
 
+from .errors import VideoError, VideoErrorKind
 from .files import JobFiles
 
 
-class TrackError(Exception):
-    def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
+class TrackError(VideoError):
+    """A track that cannot be enrolled: no kept face, another embedder's faces, erased."""
 
 
 def kept_faces(files: JobFiles) -> dict:
@@ -49,10 +47,10 @@ def enroll_track(files: JobFiles, track_id: int, name: str, gallery, max_faces: 
     index = kept_faces(files)
     rows = [r for r in index["faces"] if r["track_id"] == track_id][:max_faces]
     if not rows:
-        raise TrackError(404, f"track {track_id} of this video has no kept faces")
+        raise TrackError(VideoErrorKind.NO_FACES, f"track {track_id} of this video has no kept faces")
     if index.get("embedder") != gallery.embedder_name:
         raise TrackError(
-            409,
+            VideoErrorKind.EMBEDDER_MISMATCH,
             f"this job's faces were embedded with {index.get('embedder')}, the gallery uses {gallery.embedder_name}",
         )
     vectors = np.load(files.results / FACES_EMBEDDINGS, mmap_mode="r")
