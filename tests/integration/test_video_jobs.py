@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 
 from inference_service.config import Settings
 from inference_service.videos import VideoJobs
 from inference_service.videos.files import JOBS_DB, new_job_id
-from inference_service.videos.store import Job, SQLiteJobStore
+from inference_service.videos.runner import short_read_warning
+from inference_service.videos.store import SCHEMA, Job, SQLiteJobStore
 from inference_service.videos.summary import person_summary
 
 
@@ -103,3 +105,40 @@ def test_summary_counts_overlapping_tracks_of_one_person_once():
     summary = person_summary(timeline)
     assert summary["people"] == [{"identity": "ada", "seconds": 1.5, "first": 0.0, "last": 1.4, "tracks": 2}]
     assert summary["unknown"] == {"tracks": 2, "seconds": 1.0}
+
+
+def test_reservations_hold_slots_and_stale_ones_are_swept_with_their_folder(tmp_path):
+    settings = Settings(video_dir=tmp_path, max_video_jobs=2, body_timeout_s=5)
+    jobs = VideoJobs(settings, engine=None, gallery=None)
+    a, b, c = new_job_id(), new_job_id(), new_job_id()
+    assert jobs.store.reserve(a, 2) and jobs.store.reserve(b, 2)
+    assert not jobs.store.reserve(c, 2)  # uploads in progress count like jobs
+    jobs.store.admit(job(id=a))  # a reservation becomes the job: still one slot
+    assert jobs.store.count_unfinished() == 2 and jobs.store.get(a).status == "queued"
+    jobs.files(b).folder.mkdir()
+    (jobs.files(b).partial_upload).write_bytes(b"half a video")
+    with jobs.store._transaction() as db:  # its process was killed mid-upload an hour ago
+        db.execute("UPDATE video_uploads SET started_at = ? WHERE id = ?", (time.time() - 3600, b))
+    assert jobs.sweep() == 1
+    assert not jobs.files(b).folder.exists() and jobs.store.reserve(c, 2)
+    jobs.store.close()
+
+
+def test_an_older_jobs_file_gains_the_new_column_and_table(tmp_path):
+    path = tmp_path / JOBS_DB
+    with sqlite3.connect(path) as db:  # the schema before warnings and reservations
+        db.executescript(SCHEMA.replace(",\n    warning TEXT", "").split("CREATE TABLE IF NOT EXISTS video_uploads")[0])
+        db.execute(
+            "INSERT INTO video_jobs (id, status, filename, size_bytes, duration_s, frames_total, created_at) "
+            "VALUES (?, 'done', 'old.mp4', 1, 1.0, 30, 1.0)",
+            ("a" * 32,),
+        )
+    store = SQLiteJobStore(path)
+    assert store.get("a" * 32).warning is None and store.reserve(new_job_id(), 5)
+    store.close()
+
+
+def test_a_video_that_ends_early_is_warned_about():
+    assert short_read_warning(275, 275) is None and short_read_warning(270, 275) is None  # estimates may be off
+    warning = short_read_warning(127, 275)
+    assert warning is not None and "127 of the 275 frames" in warning
