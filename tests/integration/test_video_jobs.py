@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
 import time
+
+import numpy as np
 
 from inference_service.config import Settings
 from inference_service.videos import VideoJobs
@@ -142,3 +145,50 @@ def test_a_video_that_ends_early_is_warned_about():
     assert short_read_warning(275, 275) is None and short_read_warning(270, 275) is None  # estimates may be off
     warning = short_read_warning(127, 275)
     assert warning is not None and "127 of the 275 frames" in warning
+
+
+class _Gallery:
+    """Only what the sweeper asks: whether a name is still enrolled."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def faces_of(self, name: str):
+        return [object()] if name.casefold() in self.names else None
+
+
+def _kept_faces(files, tracks: dict[int, int]) -> None:
+    """A finished job's kept faces, as the analysis writes them: index, embeddings, crops."""
+    (files.results / "faces").mkdir(parents=True)
+    rows = []
+    for track_id, count in tracks.items():
+        for n in range(count):
+            crop = f"faces/{track_id}_{n}.jpg"
+            (files.results / crop).write_bytes(b"jpeg")
+            rows.append({"track_id": track_id, "row": len(rows), "box": [0, 0, 1, 1], "crop": crop})
+    np.save(files.results / "face_embeddings.npy", np.ones((len(rows), 4), np.float32))
+    (files.results / "faces.json").write_text(json.dumps({"embedder": "x", "faces": rows}))
+
+
+def test_the_sweeper_erases_tracks_of_people_no_longer_enrolled(tmp_path):
+    """A person erased by expiry (or by a process that died before the videos): their tracks go at
+    the next sweep, once the record is older than a replica's catching up could explain."""
+    jobs = VideoJobs(Settings(video_dir=tmp_path), engine=None, gallery=_Gallery({"kept"}))
+    done = job()
+    jobs.store.create(done)
+    files = jobs.files(done.id)
+    _kept_faces(files, {1: 3, 2: 2, 3: 1})
+    jobs.store.record_enrollment(done.id, 1, "Gone", "gone")
+    jobs.store.record_enrollment(done.id, 2, "Kept", "kept")
+    jobs.store.record_enrollment(done.id, 3, "Gone Too", "gone too")
+    with jobs.store._transaction() as db:  # enrolled an hour ago, except "Gone Too" just now
+        db.execute("UPDATE video_track_enrollments SET enrolled_at = ? WHERE track_id < 3", (time.time() - 3600,))
+    jobs.sweep()
+    index = json.loads((files.results / "faces.json").read_text())
+    assert sorted({r["track_id"] for r in index["faces"]}) == [2, 3]
+    assert not list((files.results / "faces").glob("1_*.jpg")) and (files.results / "faces/2_1.jpg").is_file()
+    vectors = np.load(files.results / "face_embeddings.npy")
+    assert not vectors[:3].any() and vectors[3:].all()
+    assert jobs.store.track_erased(done.id, 1) and not jobs.store.track_erased(done.id, 3)
+    assert jobs.store.enrollments_of("gone") == [] and len(jobs.store.enrollments_of("kept")) == 1
+    jobs.store.close()
