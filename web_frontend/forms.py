@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from werkzeug.datastructures import FileStorage
 
-from face_client import FaceClient, Upload
+from face_client import Upload
 
 from .config import WebSettings
 
@@ -31,12 +30,3 @@ def read_uploads(files: list[FileStorage | None], settings: WebSettings) -> list
             raise FormError(f"The file {storage.filename!r} is larger than the {settings.max_upload_mb:g} MB limit.")
         uploads.append(Upload(storage.filename, data, storage.mimetype or "application/octet-stream"))
     return uploads
-
-
-def face_api() -> FaceClient:
-    """The app's client of the face API (``create_app`` puts it there; tests give a fake transport)."""
-    return current_app.extensions["face_api"]
-
-
-def web_settings() -> WebSettings:
-    return current_app.extensions["web_settings"]

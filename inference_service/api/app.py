@@ -13,9 +13,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from ..analysis.engine_loader import load_engine
 from ..config import Settings
 from ..engine import FaceEngine
-from ..engine.loader import load_engine
 from ..gallery import Gallery
 from ..gallery.factory import describe
 from ..gallery.replica import start_sync
@@ -23,6 +23,7 @@ from ..gallery.retention import RetentionSweeper
 from ..videos import VideoJobs
 from . import audit, health, identities, inference, videos
 from .app_state import Services
+from .docs import install_docs
 from .errors import CatchAllMiddleware, install_error_handlers
 from .security import READ_SCHEME, warn_if_open
 from .uploads import UploadLimitMiddleware
@@ -97,9 +98,10 @@ def _declare_binary_uploads(app: FastAPI, read_key_configured: bool) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            spec = build()
+            spec = build()  # also kept as app.openapi_schema
             _mark_binary(spec)
             declare_keys(spec, read_key_configured)
+            return spec
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -145,7 +147,10 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # install_docs serves both pages from the service itself, not a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     _declare_binary_uploads(app, bool(settings.read_api_key))
     app.include_router(health.router)

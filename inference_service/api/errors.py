@@ -20,10 +20,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..analysis.photos import InputError
 from ..engine import CorruptImageError, ImageError, ImageTooLargeError, UnsupportedImageError
 from ..gallery import GalleryFullError, GalleryUnavailableError, InvalidNameError
 from ..videos.errors import VideoError, VideoErrorKind
-from .jobs import InputError
 from .workers import PoolFullError
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,9 @@ VIDEO_ERROR_STATUS: dict[VideoErrorKind, int] = {
 }
 BUSY_RETRY_S = 60
 # Order in which an Allow header lists methods (the conventional one, not alphabetical).
+# What the client sent, as HTTP words it: damaged or empty bytes, more pixels than allowed, not an
+# image format we read, an image without the (chosen) face.
+INPUT_ERROR_STATUS = {"corrupt": 400, "too_large": 413, "unsupported": 415, "no_face": 422}
 METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
@@ -137,7 +140,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InputError)
     async def on_input(_: Request, exc: InputError) -> JSONResponse:
-        return _error(exc.status_code, exc.detail)
+        return _error(INPUT_ERROR_STATUS[exc.kind], exc.detail)
 
     @app.exception_handler(ImageError)
     async def on_image(_: Request, exc: ImageError) -> JSONResponse:

@@ -11,10 +11,10 @@ import re
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Request, Response, UploadFile
 
+from ..analysis import photos
 from ..gallery import GalleryError, validate_name
 from ..gallery.audit import CONSENT_MAX_LENGTH, acting
 from ..gallery.names import MAX_NAME_LENGTH, NAME_RULE, identity_key
-from . import jobs
 from .app_state import Services, get_services
 from .audit import enrollment_context, write_context
 from .schemas import EnrollResponse, IdentityDetail, IdentityExport, IdentityList, error_responses
@@ -33,7 +33,7 @@ NAME_DOC = (
 # characters outside the rule and whole blocks with no letter or digit (general punctuation,
 # currency, arrows to symbols, surrogates, private use, specials) are excluded, the first and
 # last characters are not spaces, and at least one character is neither space nor _ - . '.
-# Everything validate_name accepts matches it (tests/test_api_contract.py checks every BMP
+# Everything validate_name accepts matches it (tests/integration/test_api_contract.py checks every BMP
 # character); the few it lets through that validate_name refuses (a lone combining mark, ...)
 # answer 422.
 _NOT_IN_NAMES = (
@@ -59,7 +59,7 @@ BOX_MAX_LENGTH = 120
 BOX_DOC = (
     "Optional, one per image in the order of the images: the face to enroll as x1,y1,x2,y2 in that "
     "image's pixels (as /detect gives them). The detected face overlapping it best, with IoU at "
-    f"least {jobs.MIN_BOX_IOU}, is enrolled, else 422 naming the image. Fewer boxes than images: "
+    f"least {photos.MIN_BOX_IOU}, is enrolled, else 422 naming the image. Fewer boxes than images: "
     "the boxes apply to the first images and the others give their largest face; an empty box "
     "means the largest face too. More boxes than images is a 422."
 )
@@ -70,11 +70,11 @@ BoxForm = Form(
 )
 
 
-def parse_boxes(values: list[str], images: int) -> list[jobs.Box | None]:
+def parse_boxes(values: list[str], images: int) -> list[photos.Box | None]:
     """The ``box`` fields as boxes (None for an empty one); 422 for a malformed one or too many."""
     if len(values) > images:
         raise HTTPException(422, f"{len(values)} boxes for {images} image(s): send at most one box per image")
-    boxes: list[jobs.Box | None] = []
+    boxes: list[photos.Box | None] = []
     for number, text in enumerate(values, start=1):
         where = f"box {number} of {len(values)}"
         if len(text) > BOX_MAX_LENGTH or not re.fullmatch(BOX_PATTERN, text):
@@ -132,7 +132,7 @@ async def enroll(
     context = enrollment_context(request, services, consent, expires_at)
     uploads = [(upload_label(f, "image", i, len(image)), await read_upload(f)) for i, f in enumerate(image)]
     return await services.pool.run(
-        _acting, context, jobs.enroll, services.engine, services.gallery, name, uploads, services.pixel_limits, boxes
+        _acting, context, photos.enroll, services.engine, services.gallery, name, uploads, services.pixel_limits, boxes
     )
 
 

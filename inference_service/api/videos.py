@@ -22,7 +22,7 @@ from ..gallery.names import identity_key
 from ..videos import VideoJobs
 from ..videos.errors import VideoError, VideoErrorKind
 from ..videos.files import JobFiles, new_job_id, valid_job_id
-from ..videos.store import Job
+from ..videos.jobs import Job
 from ..videos.summary import person_summary
 from ..videos.tracks import crop_path, enroll_track, faces_per_track
 from ..videos.upload import VideoSink, admit_video

@@ -1,7 +1,7 @@
-"""The video workers: take jobs from the store, run the pipeline's annotation, record the outcome.
+"""The video workers: take jobs from the store, run the analysis core's annotation, record the outcome.
 
 Video work must not starve photo requests. It runs on its own ``FACE_VIDEO_WORKERS`` threads,
-each analysing ``FACE_THREADS`` frames at once with one torch thread per frame (the pipeline's
+each analysing ``FACE_THREADS`` frames at once with one torch thread per frame (the core's
 fastest setting on a CPU), and those threads run at a lower CPU priority (``FACE_VIDEO_NICE``;
 Linux gives every thread its own nice value and threads they start inherit it), so when a
 ``/recognize`` request arrives the kernel hands it the cores first and the video job takes what
@@ -29,15 +29,16 @@ import threading
 import time
 from pathlib import Path
 
-from pipeline.errors import PipelineError
-from pipeline.video.annotate import Hooks, annotate_video
-from pipeline.video.matchers import EngineMatcher
-from pipeline.video.source import probe
-
+from ..analysis.annotate import Hooks, annotate_video
+from ..analysis.errors import AnalysisError
+from ..analysis.matcher import EngineMatcher
+from ..analysis.source import probe
 from ..config import Settings
 from ..gallery.names import identity_key
-from .files import JOBS_DB, JobFiles, valid_job_id
-from .store import Job, JobStore, SQLiteJobStore, TrackEnrollment
+from .files import JobFiles, valid_job_id
+from .job_stores import jobs_folder
+from .job_stores import open_job_store as open_gallery_job_store
+from .jobs import Job, JobStore, TrackEnrollment
 from .tracks import erase_track
 
 log = logging.getLogger(__name__)
@@ -66,35 +67,20 @@ class _Stop(Exception):
         self.reason = reason
 
 
-DEFAULT_VIDEO_DIR = Path("data/videos")
-
-
 def jobs_root(settings: Settings) -> Path:
-    """FACE_VIDEO_DIR, else ``videos/`` beside a SQLite gallery file (``data/videos`` when the
-    gallery is PostgreSQL: with several replicas, set FACE_VIDEO_DIR to a folder they share)."""
-    from ..gallery.factory import is_postgres, sqlite_path
-
-    if settings.video_dir is not None:
-        return settings.video_dir
-    if is_postgres(settings.gallery):
-        return DEFAULT_VIDEO_DIR
-    return sqlite_path(settings.gallery).parent / "videos"
+    """FACE_VIDEO_DIR, else ``videos/`` beside a SQLite gallery file (see ``job_stores``)."""
+    return jobs_folder(settings.gallery, settings.video_dir)
 
 
 def open_job_store(settings: Settings, root: Path) -> JobStore:
     """The gallery's PostgreSQL database when it is one (shared by replicas), else a SQLite file."""
-    from ..gallery.factory import is_postgres
-
-    if is_postgres(settings.gallery):
-        from .pg_store import PostgresJobStore  # psycopg only loads for a PostgreSQL gallery
-
-        return PostgresJobStore(
-            str(settings.gallery),
-            lease_s=settings.video_lease_s,
-            max_attempts=MAX_ATTEMPTS,
-            pool_size=settings.video_workers + 3,
-        )
-    return SQLiteJobStore(root / JOBS_DB)
+    return open_gallery_job_store(
+        settings.gallery,
+        root,
+        lease_s=settings.video_lease_s,
+        max_attempts=MAX_ATTEMPTS,
+        pool_size=settings.video_workers + 3,
+    )
 
 
 class VideoJobs:
@@ -262,7 +248,7 @@ class VideoJobs:
             if self._stopping.is_set():
                 raise _Stop("shutdown")
             if frame_limit and done > frame_limit:
-                raise PipelineError(
+                raise AnalysisError(
                     f"the video has more frames than its header says; it runs past the "
                     f"{self.settings.max_video_seconds:g} s limit (FACE_MAX_VIDEO_SECONDS)"
                 )
@@ -289,7 +275,7 @@ class VideoJobs:
             )
         except _Stop as stop:
             return ("cancelled" if stop.reason == "cancelled" else "requeue"), None, None
-        except PipelineError as exc:
+        except AnalysisError as exc:
             return "failed", str(exc), None
         except Exception as exc:  # a bug or a decoder crash: the job fails, the service goes on
             log.exception("video job %s failed", job.id)

@@ -1,6 +1,6 @@
 """Enrolling a person from a finished job's track: the faces the analysis kept for it.
 
-The job kept each track's best faces (``pipeline.video.annotate.Hooks.best_faces``): their embeddings,
+The job kept each track's best faces (``analysis.annotate.Hooks.best_faces``): their embeddings,
 boxes and crops stay in the result folder until retention removes it, so naming someone seen in
 a video needs neither the video nor a second analysis. Once a track is enrolled its kept faces
 are that person's data: :func:`erase_track` removes all of them (crops, embeddings, index rows)
@@ -13,8 +13,7 @@ import json
 
 import numpy as np
 
-from pipeline.video.annotate import FACES_EMBEDDINGS, FACES_INDEX
-
+from ..analysis.annotate import FACES_EMBEDDINGS, FACES_INDEX
 from ..atomic import write_json, write_npy
 from .errors import VideoError, VideoErrorKind
 from .files import JobFiles

@@ -14,9 +14,8 @@ import errno
 from pathlib import Path
 from typing import BinaryIO
 
-from pipeline.errors import PipelineError
-from pipeline.video.source import VideoInfo, probe
-
+from ..analysis.errors import AnalysisError
+from ..analysis.source import VideoInfo, probe
 from .errors import VideoError, VideoErrorKind
 
 MIB = 1024 * 1024
@@ -82,7 +81,7 @@ def admit_video(path: Path, max_seconds: float, max_pixels: int) -> VideoInfo:
     """The video's properties, or the reason it is refused (not a video, too long, frames too large)."""
     try:
         info = probe(path)
-    except PipelineError:
+    except AnalysisError:
         raise VideoError(
             VideoErrorKind.NOT_A_VIDEO, "the upload is not a video file that can be decoded (try MP4 or WebM)"
         ) from None

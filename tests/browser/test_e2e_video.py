@@ -123,8 +123,13 @@ def test_video_page_analyses_plays_and_names(stack, browser, faces_dir, tmp_path
     people = page.locator("table.people td.known").all_inner_texts()
     assert people == [MIRANDA], page.inner_text("main")
 
-    # name an unknown track from the page
-    form = page.locator("form.track").first
+    # tracks are offered in time order, and none of them is a one-frame or tiny-face track
+    offered = page.locator("form.track:not(.named)")
+    starts = [float(re.search(r": ([\d.]+)–", t).group(1)) for t in offered.locator("p").all_inner_texts()]
+    assert starts and starts == sorted(starts), starts
+    # name the unknown track with the most kept faces from the page
+    counts = offered.evaluate_all("forms => forms.map(f => f.querySelectorAll('.faces-strip img').length)")
+    form = offered.nth(counts.index(max(counts)))
     track_id = form.get_attribute("id").split("-")[1]
     form.locator("input[name=name]").fill("Stage Guest")
     form.locator("input[name=consent]").check()
@@ -135,6 +140,10 @@ def test_video_page_analyses_plays_and_names(stack, browser, faces_dir, tmp_path
     )
     faces = requests.get(f"{api.url}/identities/Stage%20Guest", timeout=30).json()["faces"]
     assert 1 <= len(faces) <= 5
+    # the named track left the unknown ones at once and counts for its person, with an Undo
+    assert page.locator(f"form#track-{track_id}").count() == 0
+    assert "Stage Guest" in page.locator("table.people td.known").all_inner_texts()
+    assert page.locator(f"form#named-{track_id} button").inner_text() == "Undo"
 
     # that person's page, from the Gallery, removes one face
     page.goto(web.url + "/gallery")
@@ -143,10 +152,14 @@ def test_video_page_analyses_plays_and_names(stack, browser, faces_dir, tmp_path
     shown = page.locator("table.person-faces td.face-id").all_inner_texts()
     assert sorted(shown) == sorted(f["face_id"] for f in faces)
     assert len(faces) > 1  # the longest unknown track keeps several faces
-    with page.expect_navigation():
+    with page.expect_navigation():  # removing a face asks first
         page.locator("table.person-faces tr", has_text=faces[0]["face_id"]).get_by_role(
-            "button", name="Remove this face"
+            "link", name=f"Remove face {faces[0]['face_id']}"
         ).click()
+    assert faces[0]["face_id"] in page.inner_text("main")
+    page.check("#confirm")
+    with page.expect_navigation():
+        page.click("main form button.danger")
     assert "Removed one face of Stage Guest." in page.inner_text("main")
     left = [f["face_id"] for f in requests.get(f"{api.url}/identities/Stage%20Guest", timeout=30).json()["faces"]]
     assert faces[0]["face_id"] not in left and len(left) == len(faces) - 1

@@ -13,8 +13,9 @@ import numpy as np
 from inference_service.config import Settings
 from inference_service.videos import VideoJobs
 from inference_service.videos.files import JOBS_DB, new_job_id
+from inference_service.videos.jobs import Job
 from inference_service.videos.runner import short_read_warning
-from inference_service.videos.store import SCHEMA, Job, SQLiteJobStore
+from inference_service.videos.sqlite_store import SCHEMA, SQLiteJobStore
 from inference_service.videos.summary import person_summary
 
 

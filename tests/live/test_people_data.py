@@ -287,10 +287,10 @@ def test_older_schemas_are_upgraded(tmp_path, pg_url):
     # PostgreSQL version 1
     import psycopg
 
-    from inference_service.gallery import postgres
+    from inference_service.gallery import pg_store
 
     with psycopg.connect(pg_url) as conn:
-        conn.execute(postgres._SCHEMA)
+        conn.execute(pg_store._SCHEMA)
         conn.execute("INSERT INTO gallery_meta VALUES ('schema_version', '1')")
     store = open_store(pg_url, "dlib-resnet", 128)
     store.close()

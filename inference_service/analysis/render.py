@@ -17,9 +17,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from inference_service.atomic import atomic_path
-
-from ..errors import PipelineError
+from ..atomic import atomic_path
+from .errors import AnalysisError
 from .source import VideoInfo, read_frames
 
 NAMED = (60, 200, 60)  # BGR
@@ -60,9 +59,9 @@ def draw(
 
 class _OpenCVWriter:
     def __init__(self, path: Path, info: VideoInfo) -> None:
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height))
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), info.fps, (info.width, info.height))
         if not self._writer.isOpened():
-            raise PipelineError(f"cannot write {path}: OpenCV has no mp4v encoder here")
+            raise AnalysisError(f"cannot write {path}: OpenCV has no mp4v encoder here")
 
     def write(self, frame: np.ndarray) -> None:
         self._writer.write(frame)
@@ -78,7 +77,7 @@ class _H264Writer:
         try:
             import imageio_ffmpeg
         except ImportError:
-            raise PipelineError("H.264 output needs the imageio-ffmpeg package (pip install imageio-ffmpeg)") from None
+            raise AnalysisError("H.264 output needs the imageio-ffmpeg package (pip install imageio-ffmpeg)") from None
         # x264 wants even dimensions for yuv420p: pad one pixel when needed.
         command = [
             imageio_ffmpeg.get_ffmpeg_exe(),
@@ -121,7 +120,7 @@ class _H264Writer:
         try:
             self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())  # type: ignore[union-attr]
         except BrokenPipeError:
-            raise PipelineError(f"ffmpeg stopped: {self._stderr()}") from None
+            raise AnalysisError(f"ffmpeg stopped: {self._stderr()}") from None
 
     def _stderr(self) -> str:
         try:
@@ -139,7 +138,7 @@ class _H264Writer:
         except BrokenPipeError:
             pass
         if self._proc.wait() != 0:
-            raise PipelineError(f"ffmpeg could not encode the video: {self._stderr()}")
+            raise AnalysisError(f"ffmpeg could not encode the video: {self._stderr()}")
 
 
 def write_video(
@@ -155,7 +154,7 @@ def write_video(
     The file appears under its name only when complete (written to a temporary name first).
     """
     if codec not in CODECS:
-        raise PipelineError(f"unknown codec {codec!r}: use one of {', '.join(CODECS)}")
+        raise AnalysisError(f"unknown codec {codec!r}: use one of {', '.join(CODECS)}")
     with atomic_path(out) as tmp:
         writer = _H264Writer(tmp, info) if codec == "h264" else _OpenCVWriter(tmp, info)
         written = 0
