@@ -181,7 +181,7 @@ async def create_video(request: Request, jobs: VideoJobs = Depends(get_jobs)) ->
     return _job_json(job, request)
 
 
-@router.get("", responses=error_responses(401), summary="The video jobs, newest first, a page at a time")
+@router.get("", responses=error_responses(401, 422), summary="The video jobs, newest first, a page at a time")
 def list_videos(
     request: Request,
     limit: int = Query(PAGE_SIZE, ge=1, le=PAGE_SIZE, description="Jobs per page."),
