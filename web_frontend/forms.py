@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from werkzeug.datastructures import FileStorage
 
 from face_client import Upload
@@ -17,7 +19,7 @@ class FormError(Exception):
     """Something the person has to fix in the form; shown next to the form with status 400."""
 
 
-def read_uploads(files: list[FileStorage | None], settings: WebSettings) -> list[Upload]:
+def read_uploads(files: Sequence[FileStorage | None], settings: WebSettings) -> list[Upload]:
     """Read the chosen files into memory, skipping the empty part a browser sends for 'no file'."""
     uploads, limit = [], settings.max_upload_bytes
     for storage in files:

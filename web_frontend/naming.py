@@ -85,7 +85,7 @@ def _open_forms() -> IssuedIds:
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt=_SALT)
+    return URLSafeTimedSerializer(str(current_app.secret_key), salt=_SALT)
 
 
 def face_forms(photo: bytes | Image.Image, faces: Sequence[dict[str, Any]], labels: Sequence[str]) -> list[FaceForm]:

@@ -8,6 +8,8 @@ pictures: the API keeps no image of an enrolled face (only its embedding), so th
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from face_client import ApiError
@@ -23,7 +25,7 @@ def person():
     if not name:
         return redirect(url_for("gallery.index"))
     try:
-        detail = face_api().identity(name)
+        detail = cast(dict[str, Any], face_api().identity(name))
     except ApiError as exc:
         if exc.status == 404:
             abort(404, description=f"{name} is not in the gallery.")
@@ -38,7 +40,7 @@ def person():
     )
 
 
-def _face_rows(detail: dict) -> list[dict[str, str]]:
+def _face_rows(detail: dict[str, Any]) -> list[dict[str, str]]:
     return [
         {
             "face_id": f.get("face_id", ""),
@@ -56,7 +58,7 @@ def confirm_delete_face():
     if not name or not face_id:
         return redirect(url_for("gallery.index"))
     try:
-        faces = _face_rows(face_api().identity(name))
+        faces = _face_rows(cast(dict[str, Any], face_api().identity(name)))
     except ApiError as exc:
         abort(404 if exc.status == 404 else 502, description=exc.message)
     face = next((f for f in faces if f["face_id"] == face_id), None)

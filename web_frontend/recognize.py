@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, render_template, request
 
@@ -63,7 +63,7 @@ def recognize():
     except ApiError as exc:
         return render_template("home.html", error=exc.message), exc.status
     api_done = time.perf_counter()
-    faces = result.get("faces") or []
+    faces = cast(list[dict[str, Any]], result.get("faces") or [])
     image, image_error, photo = None, None, None
     try:
         photo = open_upright(upload.data)  # decoded once for the drawing and the face crops
@@ -73,8 +73,7 @@ def recognize():
         image_error = "The faces were found, but the photo could not be drawn."
     rows = _face_rows(faces)
     # Forms (each a one-time token the site keeps) only for whom the page offers them: a logged-in visitor.
-    nameable = photo is not None and logged_in()
-    naming = face_forms(photo, faces, [row["label"] for row in rows]) if nameable else []
+    naming = face_forms(photo, faces, [row["label"] for row in rows]) if photo is not None and logged_in() else []
     drawn = time.perf_counter()
     html = render_template(
         "result.html",

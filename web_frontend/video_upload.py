@@ -26,7 +26,7 @@ class VideoTooLarge(RequestEntityTooLarge):
 def _video_request_class(base: type, settings: WebSettings) -> type:
     video_limit = int(settings.max_video_mb * 1024 * 1024) + FORM_OVERHEAD_BYTES
 
-    class VideoUploadRequest(base):  # type: ignore[misc, valid-type]
+    class VideoUploadRequest(base):
         """Photos stay in memory (the base class); a video upload goes to a temporary file."""
 
         def _is_video_upload(self) -> bool:
@@ -46,7 +46,7 @@ def _video_request_class(base: type, settings: WebSettings) -> type:
                 raise
 
         @property
-        def max_content_length(self) -> int | None:  # type: ignore[override]
+        def max_content_length(self) -> int | None:
             if self._is_video_upload():
                 return video_limit
             return super().max_content_length

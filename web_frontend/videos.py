@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any, cast
 from urllib.parse import quote
 
 from flask import (
@@ -63,7 +64,7 @@ def _progress_text(job: dict) -> str:
     if job.get("status") == "queued":
         return "Waiting for a free video worker…"
     stage = {"analysing": "Finding and following faces", "rendering": "Drawing the annotated video"}.get(
-        p.get("stage"), "Starting"
+        str(p.get("stage")), "Starting"
     )
     return f"{stage}: frame {p.get('frames_done', 0)} of {p.get('frames_total', '?')} ({100 * float(p.get('fraction') or 0):.0f}%)"
 
@@ -78,9 +79,9 @@ def _timeline_version(named: dict[int, str]) -> str:
     return hashlib.sha256(json.dumps(sorted(named.items())).encode()).hexdigest()[:12] if named else "0"
 
 
-def job_or_abort(job_id: str) -> dict:
+def job_or_abort(job_id: str) -> dict[str, Any]:
     try:
-        return face_api().video(job_id)
+        return cast(dict[str, Any], face_api().video(job_id))
     except ApiError as exc:
         abort(exc.status if exc.status in (404, 422) else 502, description=exc.message)
 
@@ -150,7 +151,7 @@ def status(job_id: str):
     running = job.get("status") in ("queued", "running")
     answer = {
         "status": job.get("status"),
-        "status_word": STATUS_WORDS.get(job.get("status"), job.get("status")),
+        "status_word": STATUS_WORDS.get(str(job.get("status")), job.get("status")),
         "fraction": float(progress.get("fraction") or 0),
         "frames_done": progress.get("frames_done", 0),
         "frames_total": progress.get("frames_total"),

@@ -21,7 +21,7 @@ from ..gallery.factory import describe
 from ..gallery.replica import start_sync
 from ..gallery.retention import RetentionSweeper
 from ..videos import VideoJobs
-from . import audit, health, identities, inference, videos
+from . import audit, curation, health, identities, inference, videos
 from .app_state import Services
 from .docs import install_docs
 from .errors import CatchAllMiddleware, install_error_handlers
@@ -156,6 +156,7 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
     app.include_router(health.router)
     app.include_router(inference.router)
     app.include_router(identities.router)
+    app.include_router(curation.router)
     app.include_router(audit.router)
     app.include_router(videos.router)
     # add_middleware wraps outward: the size cap sees the raw stream before anything else.

@@ -23,6 +23,7 @@ import numpy as np
 from . import warm_start
 from .factory import open_store
 from .index import FaceIndex
+from .index_moves import reassign
 from .names import validate_name
 from .store import FaceRecord, GalleryStore
 
@@ -187,6 +188,11 @@ class Gallery:
         if gone and self._snapshots is not None:
             self._snapshots.changed(erasure=True)
         return gone
+
+    def apply_moved(self, source: str, target: str, face_ids: Sequence[str] | None = None) -> int:
+        """Give committed faces of ``source`` (all, or those named) to ``target``, seen at once."""
+        with self._write_lock:
+            return reassign(self._index, source, target, face_ids)
 
     def close(self) -> None:
         """Writes a last snapshot when the gallery changed since the previous one."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 
+from .errors import IdentityExistsError, IdentityNotFoundError
 from .names import identity_key
 from .store import FaceRecord, FaceTable, GalleryStore
 
@@ -46,6 +48,45 @@ class MemoryStore(GalleryStore):
             before = len(self._records)
             self._records = [r for r in self._records if not (identity_key(r.identity) == key and r.face_id == face_id)]
             return len(self._records) < before
+
+    def _name(self, identity: str) -> str | None:
+        key = identity_key(identity)
+        return next((r.identity for r in self._records if identity_key(r.identity) == key), None)
+
+    def _relabel(self, face_ids: set[str], name: str) -> None:
+        self._records = [replace(r, identity=name) if r.face_id in face_ids else r for r in self._records]
+
+    def rename_identity(self, identity: str, new_name: str) -> tuple[str, list[str]]:
+        with self._lock:
+            old = self._name(identity)
+            if old is None:
+                raise IdentityNotFoundError(identity)
+            taken = self._name(new_name)
+            if taken is not None and identity_key(taken) != identity_key(old):
+                raise IdentityExistsError(taken)
+            ids = [r.face_id for r in self._records if r.identity == old]
+            self._relabel(set(ids), new_name)
+        return new_name, ids
+
+    def merge_identity(self, identity: str, into: str) -> tuple[str, list[str]]:
+        with self._lock:
+            source, target = self._name(identity), self._name(into)
+            if source is None or target is None:
+                raise IdentityNotFoundError(into if source else identity)
+            if source == target:
+                return target, []
+            ids = [r.face_id for r in self._records if r.identity == source]
+            self._relabel(set(ids), target)
+        return target, ids
+
+    def move_face(self, identity: str, face_id: str, to: str) -> str:
+        with self._lock:
+            source = self._name(identity)
+            if source is None or not any(r.identity == source and r.face_id == face_id for r in self._records):
+                raise IdentityNotFoundError(identity, face_id)
+            target = self._name(to) or to
+            self._relabel({face_id}, target)
+        return target
 
     def close(self) -> None:
         pass

@@ -20,6 +20,9 @@ import psycopg
 from .store import FaceRecord
 
 CHANNEL = "face_gallery"
+# Entries whose faces a replica re-reads: added ones, and moved ones (rename, merge, move) with
+# the identity they belong to now.
+REREAD = ("add", "move")
 
 
 def face_hex(face_id: Any) -> str:
@@ -31,10 +34,10 @@ class Change:
     """One committed gallery write, as a replica applies it."""
 
     seq: int
-    op: str  # add | delete_identity | delete_face
+    op: str  # add | delete_identity | delete_face | move (faces that left ``name``)
     name: str  # display name of the identity
     face_ids: tuple[str, ...]
-    records: tuple[FaceRecord, ...] = ()  # for adds: the faces still stored when the log was read
+    records: tuple[FaceRecord, ...] = ()  # for adds and moves: the faces as stored when the log was read
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def read_changes_after(cur: psycopg.Cursor, after: int, embedder: str) -> Change
         return ChangeBatch(after, [], latest, trimmed=True)
     cur.execute("SELECT seq, op, name, face_ids FROM gallery_changes WHERE seq > %s ORDER BY seq", (after,))
     entries = cur.fetchall()
-    wanted = [fid for seq, op, name, ids in entries if op == "add" for fid in ids]
+    wanted = [fid for seq, op, name, ids in entries if op in REREAD for fid in ids]
     faces: dict[str, FaceRecord] = {}
     if wanted:
         cur.execute(
@@ -103,6 +106,6 @@ def read_changes_after(cur: psycopg.Cursor, after: int, embedder: str) -> Change
     changes = []
     for seq, op, name, ids in entries:
         hex_ids = tuple(face_hex(i) for i in ids)
-        records = tuple(faces[i] for i in hex_ids if i in faces) if op == "add" else ()
+        records = tuple(faces[i] for i in hex_ids if i in faces) if op in REREAD else ()
         changes.append(Change(int(seq), op, name, hex_ids, records))
     return ChangeBatch(after, changes, max(latest, after))

@@ -41,13 +41,13 @@ from .pg_changes import (
 )
 from .pg_connect import connect_pool, conninfo, pooled_cursor
 from .pg_copy import COPY_FACES, copy_row_dtype, parse_copy
-from .pg_people import PostgresPeople
+from .pg_curation import PostgresCuration
 from .store import FaceRecord, FaceTable, GalleryStore
 from .urls import redact
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # pg_advisory_xact_lock keys: one serialises every gallery write, one the schema creation.
 WRITE_LOCK = 0x66616365_7301
 SCHEMA_LOCK = 0x66616365_7300
@@ -107,8 +107,41 @@ CREATE TABLE IF NOT EXISTS gallery_audit (
 CREATE INDEX IF NOT EXISTS gallery_audit_by_key ON gallery_audit(name_key, seq);
 """
 
+# Version 3: an identity's history is its own (see sqlite_file's version 4, the same change): a
+# ``uid`` per identity, audit rows and the consent history pointing at it, the consent text in
+# the enrollment's audit row. Idempotent like version 2; _V3_BACKFILL runs once, at the upgrade.
+_SCHEMA_V3 = """
+ALTER TABLE gallery_identities ADD COLUMN IF NOT EXISTS uid uuid UNIQUE DEFAULT gen_random_uuid();
+ALTER TABLE gallery_audit ADD COLUMN IF NOT EXISTS identity_uid uuid;
+ALTER TABLE gallery_audit ADD COLUMN IF NOT EXISTS consent text;
+ALTER TABLE gallery_audit ADD COLUMN IF NOT EXISTS detail text;
+CREATE INDEX IF NOT EXISTS gallery_audit_by_uid ON gallery_audit(identity_uid, seq);
+CREATE TABLE IF NOT EXISTS gallery_consents (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    identity_uid uuid NOT NULL,
+    consent text NOT NULL,
+    given_at timestamptz NOT NULL,
+    key_label text
+);
+CREATE INDEX IF NOT EXISTS gallery_consents_by_uid ON gallery_consents(identity_uid, seq);
+"""
+# A rename, merge or move is logged as ``move``: the faces named leave the identity named and are
+# re-read (with the identity they belong to now) by the replicas, like an ``add``.
+_V3_CHANGE_OPS = """
+ALTER TABLE gallery_changes DROP CONSTRAINT IF EXISTS gallery_changes_op_check;
+ALTER TABLE gallery_changes ADD CONSTRAINT gallery_changes_op_check
+    CHECK (op IN ('add', 'delete_identity', 'delete_face', 'move'));
+"""
+_V3_BACKFILL = """
+UPDATE gallery_audit a SET identity_uid = i.uid FROM gallery_identities i
+WHERE a.name_key = i.name_key AND a.identity_uid IS NULL AND a.seq > coalesce((SELECT max(e.seq) FROM gallery_audit e
+    WHERE e.name_key = a.name_key AND e.action IN ('delete_identity', 'expire')), 0);
+INSERT INTO gallery_consents (identity_uid, consent, given_at, key_label)
+SELECT uid, consent, coalesce(consent_at, created_at), consent_by FROM gallery_identities WHERE consent IS NOT NULL;
+"""
 
-class PostgresStore(PostgresPeople, GalleryStore):
+
+class PostgresStore(PostgresCuration, GalleryStore):
     """Faces in PostgreSQL through a small psycopg connection pool."""
 
     replicated = True
@@ -158,7 +191,11 @@ class PostgresStore(PostgresPeople, GalleryStore):
                     f"service's {SCHEMA_VERSION}: upgrade the service"
                 )
             cur.execute(_SCHEMA_V2)
+            cur.execute(_SCHEMA_V3)
             if row is None or int(row[0]) < SCHEMA_VERSION:
+                cur.execute(_V3_CHANGE_OPS)
+                if row is not None and int(row[0]) < 3:
+                    cur.execute(_V3_BACKFILL)
                 if row is not None:
                     log.info("gallery %s: upgraded from schema version %s to %d", self.where, row[0], SCHEMA_VERSION)
                 self._set_meta(cur, "schema_version", str(SCHEMA_VERSION))
@@ -319,8 +356,8 @@ class PostgresStore(PostgresPeople, GalleryStore):
                     "ON CONFLICT (name_key) DO NOTHING",
                     (key, group[0].identity, datetime.fromisoformat(group[0].created_at)),
                 )
-                cur.execute("SELECT id, name FROM gallery_identities WHERE name_key = %s", (key,))
-                identity_id, name = cur.fetchone()
+                cur.execute("SELECT id, name, uid FROM gallery_identities WHERE name_key = %s", (key,))
+                identity_id, name, uid = cur.fetchone()
                 boxes = [r.box if r.box is not None else (None,) * 4 for r in group]
                 cur.execute(
                     "INSERT INTO gallery_faces (face_id, identity_id, embedding, created_at, "
@@ -340,7 +377,8 @@ class PostgresStore(PostgresPeople, GalleryStore):
                 if ids:
                     added.append((key, name, ids))
                     if context is not None:
-                        self._record_enrollment(cur, identity_id, name, group, ids, context)
+                        at = datetime.fromisoformat(group[0].created_at)
+                        self._record_enrollment(cur, uid, name, [face_hex(i) for i in ids], at, context)
             if not added:
                 return None, None
             if len(added) == 1:
@@ -362,7 +400,7 @@ class PostgresStore(PostgresPeople, GalleryStore):
         # replicas' sweepers, one erases it and the others find nothing.
         def work_counted(cur: psycopg.Cursor) -> tuple[int, tuple | None]:
             cur.execute(
-                "SELECT id, name FROM gallery_identities WHERE name_key = %s "
+                "SELECT id, name, uid FROM gallery_identities WHERE name_key = %s "
                 "AND (%s::timestamptz IS NULL OR expires_at <= %s::timestamptz) FOR UPDATE",
                 (key, expired_before, expired_before),
             )
@@ -372,9 +410,8 @@ class PostgresStore(PostgresPeople, GalleryStore):
             cur.execute("DELETE FROM gallery_faces WHERE identity_id = %s RETURNING face_id", (row[0],))
             face_ids = [r[0] for r in cur.fetchall()]
             cur.execute("DELETE FROM gallery_identities WHERE id = %s", (row[0],))
-            if context is not None:
-                action = "expire" if expired_before is not None else "delete_identity"
-                self._erased(cur, row[1], [face_hex(f) for f in face_ids], action, context)
+            action = "expire" if expired_before is not None else "delete_identity"
+            self._erased(cur, row[2], row[1], [face_hex(f) for f in face_ids], action, context)
             return len(face_ids), ("delete_identity", key, row[1], face_ids)
 
         return self._write(work_counted)
@@ -388,7 +425,7 @@ class PostgresStore(PostgresPeople, GalleryStore):
         def work(cur: psycopg.Cursor) -> tuple[bool, tuple | None]:
             cur.execute(
                 "DELETE FROM gallery_faces f USING gallery_identities i "
-                "WHERE f.identity_id = i.id AND i.name_key = %s AND f.face_id = %s RETURNING i.id, i.name",
+                "WHERE f.identity_id = i.id AND i.name_key = %s AND f.face_id = %s RETURNING i.id, i.name, i.uid",
                 (key, uuid.UUID(face_id)),
             )
             row = cur.fetchone()
@@ -399,11 +436,10 @@ class PostgresStore(PostgresPeople, GalleryStore):
                 "AND NOT EXISTS (SELECT 1 FROM gallery_faces f WHERE f.identity_id = i.id)",
                 (row[0],),
             )
-            if context is not None:
-                if cur.rowcount:
-                    self._erased(cur, row[1], [face_id], "delete_face", context)
-                else:
-                    self._append_audit(cur, "delete_face", row[1], [face_id], context)
+            if cur.rowcount:
+                self._erased(cur, row[2], row[1], [face_id], "delete_face", context)
+            elif context is not None:
+                self._append_audit(cur, "delete_face", row[2], row[1], [face_id], context)
             return True, ("delete_face", key, row[1], [uuid.UUID(face_id)])
 
         return self._write(work)

@@ -125,6 +125,17 @@ class ReplicaSync:
                 self.gallery.apply_removed_identity(change.name)
             elif change.op == "delete_face":
                 self.gallery.apply_removed_faces(change.name, change.face_ids)
+            elif change.op == "move":  # a rename, merge or move: the faces join their identity now, at once
+                by_target: dict[str, list[str]] = {}
+                for record in change.records:
+                    by_target.setdefault(record.identity, []).append(record.face_id)
+                for target, face_ids in by_target.items():
+                    self.gallery.apply_moved(change.name, target, face_ids)
+                gone = set(change.face_ids) - {r.face_id for r in change.records}
+                if gone:  # deleted since: not in the database any more
+                    self.gallery.apply_removed_faces(change.name, sorted(gone))
+                if change.records:
+                    self.gallery.apply_added(change.records)  # any this memory lacked
             self.applied = change.seq
 
     def reload(self) -> None:

@@ -11,6 +11,7 @@ import errno
 import logging
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from . import sqlite_file
 from .audit import current, utc_text
 from .errors import GalleryError, GalleryFullError, GalleryOpenError, GalleryUnavailableError
 from .names import identity_key
-from .sqlite_people import SQLitePeople
+from .sqlite_curation import SQLiteCuration
 from .store import FaceRecord, FaceTable, GalleryStore
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 _SQLITE_FULL = 13
 
 
-class SQLiteStore(SQLitePeople, GalleryStore):
+class SQLiteStore(SQLiteCuration, GalleryStore):
     """SQLite in WAL mode. ``secure_delete`` overwrites deleted rows so an erased person's
     embeddings do not linger in free pages of the file.
 
@@ -227,8 +228,8 @@ class SQLiteStore(SQLitePeople, GalleryStore):
                 if name is None:
                     name = rec.identity
                     self._db.execute(
-                        "INSERT INTO identities(name, name_key, created_at) VALUES (?, ?, ?)",
-                        (name, identity_key(name), rec.created_at),
+                        "INSERT INTO identities(name, name_key, created_at, uid) VALUES (?, ?, ?, ?)",
+                        (name, identity_key(name), rec.created_at, uuid.uuid4().hex),
                     )
                 box = rec.box if rec.box is not None else (None, None, None, None)
                 self._db.execute(
@@ -246,7 +247,16 @@ class SQLiteStore(SQLitePeople, GalleryStore):
                 )
             context = current()
             if context is not None:
-                self._record_enrollment(records, context)
+                uid, name = self._identity(records[0].identity)
+                ids = [r.face_id for r in records]
+                self._record_enrollment(self._db, uid, name, ids, records[0].created_at, context)
+
+    def _identity(self, identity: str) -> tuple[str, str]:
+        """(uid, stored name) of an identity that exists (in a transaction)."""
+        row = self._db.execute(
+            "SELECT uid, name FROM identities WHERE name_key = ?", (identity_key(identity),)
+        ).fetchone()
+        return row[0], row[1]
 
     def delete_identity(self, identity: str) -> int:
         """``identity`` in any case; -1 when no such identity."""
@@ -255,35 +265,33 @@ class SQLiteStore(SQLitePeople, GalleryStore):
             name = self._stored_name(identity)
             if name is None:
                 return -1
+            uid, expires = self._db.execute("SELECT uid, expires_at FROM identities WHERE name = ?", (name,)).fetchone()
             if context is not None and context.expired_before is not None:
-                expires = self._db.execute("SELECT expires_at FROM identities WHERE name = ?", (name,)).fetchone()[0]
                 if expires is None or expires > utc_text(context.expired_before):
                     return -1  # re-enrolled (a later expiry) since the sweeper looked
             face_ids = [r[0] for r in self._db.execute("SELECT face_id FROM faces WHERE identity = ?", (name,))]
             count = self._db.execute("DELETE FROM faces WHERE identity = ?", (name,)).rowcount
             self._db.execute("DELETE FROM identities WHERE name = ?", (name,))
-            if context is not None:
-                action = "expire" if context.expired_before is not None else "delete_identity"
-                self._erased(name, face_ids, action, context)
+            action = "expire" if context is not None and context.expired_before is not None else "delete_identity"
+            self._erased(self._db, uid, name, face_ids, action, context)
         self._checkpoint()
         return count
 
     def delete_face(self, identity: str, face_id: str) -> bool:
+        context = current()
         with self._transaction():
             name = self._stored_name(identity)
             if name is None:
                 return False
             gone = self._db.execute("DELETE FROM faces WHERE identity = ? AND face_id = ?", (name, face_id)).rowcount
             if gone:
+                uid = self._db.execute("SELECT uid FROM identities WHERE name = ?", (name,)).fetchone()[0]
                 left = self._db.execute("SELECT COUNT(*) FROM faces WHERE identity = ?", (name,)).fetchone()[0]
                 if left == 0:
                     self._db.execute("DELETE FROM identities WHERE name = ?", (name,))
-                context = current()
-                if context is not None:
-                    if left == 0:
-                        self._erased(name, [face_id], "delete_face", context)
-                    else:
-                        self._append_audit("delete_face", name, [face_id], context)
+                    self._erased(self._db, uid, name, [face_id], "delete_face", context)
+                elif context is not None:
+                    self._append_audit(self._db, "delete_face", uid, name, [face_id], context)
         if gone:
             self._checkpoint()
         return bool(gone)

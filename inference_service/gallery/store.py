@@ -104,6 +104,24 @@ class GalleryStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    # -- curation: each one transaction, audited, carried to replicas ----------------------------
+    @abstractmethod
+    def rename_identity(self, identity: str, new_name: str) -> tuple[str, list[str]]:
+        """Give ``identity`` the name ``new_name`` (a change of case or spelling included);
+        returns (the new name, its face ids). ``IdentityNotFoundError`` when absent,
+        ``IdentityExistsError`` when another identity has the name."""
+
+    @abstractmethod
+    def merge_identity(self, identity: str, into: str) -> tuple[str, list[str]]:
+        """Move every face of ``identity`` into ``into`` and remove ``identity``; both histories
+        and consent records are kept, the earlier expiry wins. Returns (the target's name, the
+        face ids moved)."""
+
+    @abstractmethod
+    def move_face(self, identity: str, face_id: str, to: str) -> str:
+        """Move one face to ``to`` (created when new, with the write context's consent and
+        expiry); a source left empty is removed. Returns the target's name."""
+
     # -- people's data: consent, expiry, audit (stores that keep nothing answer empty) ---------
     def identity_terms(self, identity: str) -> IdentityTerms | None:
         """The consent record and expiry of ``identity`` (any case), None when absent."""

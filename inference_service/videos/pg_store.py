@@ -369,5 +369,13 @@ class PostgresJobStore:
             ).fetchall()
         return [TrackEnrollment(**row) for row in rows]
 
+    def reassign_enrollments(self, key: str, identity: str, new_key: str) -> int:
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE video_track_enrollments SET identity_key = %s, identity = %s WHERE identity_key = %s",
+                (new_key, identity, key),
+            )
+            return cur.rowcount
+
     def close(self) -> None:
         self._pool.close()

@@ -164,6 +164,12 @@ class VideoJobs:
             log.info("erased %d kept face(s) of track %d of video job %s", faces, record.track_id, record.job_id)
         return erased
 
+    def follow_identity(self, old_name: str, new_name: str) -> None:
+        """A person renamed or merged into another: the tracks enrolled under the old name are
+        the new one's now (their erasure, their export); without this the sweeper would take the
+        old name's absence for an erasure."""
+        self.store.reassign_enrollments(identity_key(old_name), new_name, identity_key(new_name))
+
     def _erase_the_forgotten(self) -> int:
         """Tracks enrolled under a name the gallery no longer holds: erased now."""
         erased = 0

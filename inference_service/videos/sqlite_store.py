@@ -289,6 +289,14 @@ class SQLiteJobStore:
             ).fetchall()
         return [TrackEnrollment(*row) for row in rows]
 
+    def reassign_enrollments(self, key: str, identity: str, new_key: str) -> int:
+        """The person enrolled as ``key`` is now ``identity`` (renamed, merged): their tracks follow."""
+        with self._transaction() as db:
+            return db.execute(
+                "UPDATE video_track_enrollments SET identity_key = ?, identity = ? WHERE identity_key = ?",
+                (new_key, identity, key),
+            ).rowcount
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

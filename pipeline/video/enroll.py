@@ -163,7 +163,7 @@ def _enroll_gallery(
     path: str | Path, embedder: dict, name: str, faces: list[dict], vectors: np.ndarray, consent: str | None = None
 ) -> dict:
     from inference_service.gallery import Gallery, GalleryError
-    from inference_service.gallery.audit import Actor, WriteContext, acting
+    from inference_service.gallery.audit import Actor, WriteContext, acting, visible_consent
     from inference_service.gallery.factory import describe
 
     try:
@@ -172,7 +172,7 @@ def _enroll_gallery(
         raise PipelineError(f"cannot enroll into {describe(path)}: {exc}") from None
     try:
         # Written straight into the file, the enrollment is audited as the pipeline's.
-        with acting(WriteContext(actor=Actor("pipeline"), consent=consent.strip() if consent else None)):
+        with acting(WriteContext(actor=Actor("pipeline"), consent=visible_consent(consent))):
             records = gallery.enroll(name, vectors, boxes=[f["box"] for f in faces])
         total = dict(gallery.identities()).get(name, len(records))
     except GalleryError as exc:

@@ -11,10 +11,13 @@ is then named from the page, and that new person's page removes one of their fac
 from __future__ import annotations
 
 import re
+import statistics
 import time
 
 import pytest
 import requests
+
+from web_frontend.video_tracks import MIN_FACE_PX
 
 from support.live_servers import start_api, start_web
 
@@ -127,6 +130,19 @@ def test_video_page_analyses_plays_and_names(stack, browser, faces_dir, tmp_path
     offered = page.locator("form.track:not(.named)")
     starts = [float(re.search(r": ([\d.]+)–", t).group(1)) for t in offered.locator("p").all_inner_texts()]
     assert starts and starts == sorted(starts), starts
+    # the API's own job: every unknown track too short or too small to name is listed apart, without a form
+    job = requests.get(f"{api.url}/videos/{job_id}", timeout=30).json()
+    min_faces = job["timeline"]["min_faces"]
+    weak = {
+        t["track_id"]
+        for t in job["timeline"]["tracks"]
+        if t["identity"] is None
+        and job["track_faces"].get(str(t["track_id"]))
+        and (t["faces"] < min_faces or statistics.median(b[3] - b[1] for b in t["boxes"]) < MIN_FACE_PX)
+    }
+    assert weak, job["timeline"]["tracks"]  # the stage clip has some: the pianist's small faces
+    for track in weak:
+        assert page.locator(f"form#track-{track}").count() == 0 and page.locator(f"li#track-{track}").count() == 1
     # name the unknown track with the most kept faces from the page
     counts = offered.evaluate_all("forms => forms.map(f => f.querySelectorAll('.faces-strip img').length)")
     form = offered.nth(counts.index(max(counts)))

@@ -193,3 +193,21 @@ def test_the_sweeper_erases_tracks_of_people_no_longer_enrolled(tmp_path):
     assert jobs.store.track_erased(done.id, 1) and not jobs.store.track_erased(done.id, 3)
     assert jobs.store.enrollments_of("gone") == [] and len(jobs.store.enrollments_of("kept")) == 1
     jobs.store.close()
+
+
+def test_a_renamed_person_keeps_their_tracks_through_the_sweep(tmp_path):
+    jobs = VideoJobs(Settings(video_dir=tmp_path), engine=None, gallery=_Gallery({"new name"}))
+    done = job()
+    jobs.store.create(done)
+    _kept_faces(jobs.files(done.id), {1: 2})
+    jobs.store.record_enrollment(done.id, 1, "Old Name", "old name")
+    with jobs.store._transaction() as db:
+        db.execute("UPDATE video_track_enrollments SET enrolled_at = ?", (time.time() - 3600,))
+    jobs.follow_identity("Old Name", "New Name")
+    jobs.sweep()
+    assert (jobs.files(done.id).results / "faces/1_1.jpg").is_file()
+    assert [e.track_id for e in jobs.store.enrollments_of("new name")] == [1]
+    assert jobs.store.enrollments_of("old name") == []
+    assert [e.track_id for e in jobs.erase_identity("NEW NAME")] == [1]  # any spelling of the name
+    assert not list((jobs.files(done.id).results / "faces").glob("1_*.jpg"))
+    jobs.store.close()

@@ -129,7 +129,8 @@ def test_name_an_unknown_track_enrolls_its_faces(api, done_job):
 
 def test_erasing_a_person_reaches_the_tracks_enrolled_under_their_name(api, done_job):
     """Every face the job kept for a track enrolled under the name goes (crops, embeddings, index
-    rows), the record keeps no name, the export listed the track, and it cannot be enrolled again."""
+    rows), the record keeps no name, the export listed the track, and it cannot be enrolled again.
+    The person is renamed in between: the track follows the name."""
     server, root = api
     job, _ = done_job
     results = root / job["id"] / "result"
@@ -142,10 +143,15 @@ def test_erasing_a_person_reaches_the_tracks_enrolled_under_their_name(api, done
     url = f"{server.url}/videos/{job['id']}/tracks/{track_id}/enroll"
     r = requests.post(url, json={"name": "Erase Me", "faces": 1, "consent": "test"}, headers=AUTH, timeout=30)
     assert r.status_code == 201, r.text
-    export = requests.get(f"{server.url}/identities/Erase%20Me/export", headers=AUTH, timeout=30).json()
+    renamed = requests.patch(
+        f"{server.url}/identities/Erase%20Me", json={"name": "Erase Me Later"}, headers=AUTH, timeout=30
+    )
+    assert renamed.status_code == 200, renamed.text
+    export = requests.get(f"{server.url}/identities/Erase%20Me%20Later/export", headers=AUTH, timeout=30).json()
     assert [(t["job_id"], t["track_id"]) for t in export["video_tracks"]] == [(job["id"], track_id)]
 
-    assert requests.delete(f"{server.url}/identities/Erase%20Me", headers=AUTH, timeout=30).status_code == 204
+    gone = requests.delete(f"{server.url}/identities/Erase%20Me%20Later", headers=AUTH, timeout=30)
+    assert gone.status_code == 204
     index = json.loads((results / "faces.json").read_text())
     assert not [r for r in index["faces"] if r["track_id"] == track_id]  # all kept, not only the one enrolled
     assert not list((results / "faces").glob(f"{track_id}_*.jpg"))
@@ -161,7 +167,7 @@ def test_erasing_a_person_reaches_the_tracks_enrolled_under_their_name(api, done
     assert len(records) == 1 and records[0][:2] == (None, None) and records[0][2] is not None
     again = requests.post(url, json={"name": "Erase Me"}, headers=AUTH, timeout=30)
     assert again.status_code == 409 and "erased" in again.json()["detail"]
-    assert requests.get(f"{server.url}/identities/Erase%20Me", timeout=30).status_code == 404
+    assert requests.get(f"{server.url}/identities/Erase%20Me%20Later", timeout=30).status_code == 404
 
 
 def test_a_video_that_ends_early_is_done_with_a_warning(api, stage, tmp_path):
