@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from face_client import ApiError, FaceClient
-from face_client.results import GalleryReport
+from face_client.results import GalleryReport, SimilarPair
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ def similar_first(name: str, api: FaceClient) -> tuple[list[Choice], bool]:
     report = report_or_none(api)
     key = name.casefold()
     similar: dict[str, float] = {}
-    for pair in (report or {}).get("pairs") or []:
+    pairs: list[SimilarPair] = report["pairs"] if report is not None else []
+    for pair in pairs:
         a, b, sim = str(pair.get("a", "")), str(pair.get("b", "")), float(pair.get("similarity", 0.0))
         other = b if a.casefold() == key else a if b.casefold() == key else None
         if other is not None:
