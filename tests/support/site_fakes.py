@@ -194,7 +194,8 @@ def site_app(fake: FakeApi, **overrides):
     settings = WebSettings(api_url=API, secret_key="test", **overrides)
     session = requests.Session()
     session.mount(API, fake)
-    app = create_app(settings, FaceClient(API, settings.api_key, timeout=5, session=session))
+    client = FaceClient(API, settings.api_key, timeout=5, session=session, read_api_key=settings.read_api_key)
+    app = create_app(settings, client)
     app.testing = True
     return app
 

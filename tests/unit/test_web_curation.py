@@ -263,3 +263,34 @@ def test_names_are_escaped_in_the_choosers_and_the_report(client, fake):
     ):
         page = text(client.get(path))
         assert escaped in page and evil not in page, path
+
+
+def test_curation_writes_carry_the_write_key_and_reads_the_read_key(fake):
+    fake.pairs = [{"a": "Ada", "b": "Ada L", "similarity": 0.978}]
+    client = site_app(fake, api_key="write", read_api_key="read").test_client()
+    csrf = token(client, "/gallery/report")
+    client.post("/gallery/report/distinct", data={"csrf_token": csrf, "a": "Ada", "b": "Ada L"})
+    client.post("/gallery/person/rename", data={"csrf_token": csrf, "name": "Zoe", "new_name": "Zoé"})
+    client.post("/gallery/person/merge", data={"csrf_token": csrf, "name": "Ada L", "into": "Ada", "confirm": "yes"})
+    client.post("/gallery/person/face/move", data={"csrf_token": csrf, "name": "Bob", "face_id": FACE0, "to": "Ada"})
+    keys = {(c.method, unquote(urlsplit(c.url).path)): c.headers.get("X-API-Key") for c in fake.calls}
+    writes = {k: v for k, v in keys.items() if k[0] != "GET"}
+    assert sorted(p for _, p in writes) == [
+        "/gallery/distinct",
+        "/identities/Ada L/merge",
+        f"/identities/Bob/faces/{FACE0}/move",
+        "/identities/Zoe",
+    ]
+    assert set(writes.values()) == {"write"} and {v for k, v in keys.items() if k[0] == "GET"} == {"read"}
+    assert fake.gallery == {"Ada": 4, "Bob": 2, "Zoé": 1}
+
+
+def test_a_report_that_is_not_one_is_a_readable_502(client, fake):
+    reads = fake.send
+    fake.send = lambda request, **kw: (
+        FakeApi._reply(request, 200, {"pairs": "none"}) if request.url.endswith("/gallery/report") else reads(request)
+    )
+    response = client.get("/gallery/report")
+    assert response.status_code == 502 and "unexpected gallery report" in text(response)
+    # the chooser does without it, by name
+    assert radios(text(client.get("/gallery/person/merge?name=Zoe")), "into") == ["Ada", "Ada L", "Bob"]
