@@ -15,6 +15,7 @@ from ..analysis import photos
 from ..gallery import GalleryError, validate_name
 from ..gallery.audit import CONSENT_MAX_LENGTH, acting
 from ..gallery.names import MAX_NAME_LENGTH, NAME_RULE, identity_key
+from ..gallery.report import face_agreements
 from .app_state import Services, get_services
 from .audit import enrollment_context, write_context
 from .schemas import EnrollResponse, IdentityDetail, IdentityExport, IdentityList, error_responses
@@ -178,6 +179,7 @@ async def show_identity(name: str = NamePath, services: Services = Depends(get_s
     if records is None:
         raise _not_found(name)
     terms = services.gallery.store.identity_terms(name)
+    agreement = face_agreements(records, services.engine.threshold)
     return {
         "consent": None if terms is None else terms.consent_json(),
         "expires_at": None if terms is None else terms.expires_at,
@@ -187,8 +189,10 @@ async def show_identity(name: str = NamePath, services: Services = Depends(get_s
                 "face_id": r.face_id,
                 "created_at": r.created_at,
                 "box": None if r.box is None else [round(float(v), 2) for v in r.box],
+                "agreement": None if agree is None else round(agree, 4),
+                "flagged": flagged,
             }
-            for r in records
+            for r, (agree, flagged) in zip(records, agreement)
         ],
     }
 

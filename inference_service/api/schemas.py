@@ -131,6 +131,10 @@ class StoredFace(BaseModel):
     face_id: str = Field(description="Id of the enrolled face.")
     created_at: str = Field(description="When it was enrolled, ISO 8601 UTC.")
     box: Box | None = Field(description="Where the face was in its (not kept) source image, or null.")
+    agreement: float | None = Field(
+        None, description="Cosine similarity to the template of the identity's other faces; null when it is alone."
+    )
+    flagged: bool = Field(False, description="Agreement below the recognition threshold: may not be this person.")
 
 
 class IdentityDetail(BaseModel):
@@ -200,6 +204,23 @@ class CurationResult(BaseModel):
     name: str = Field(description="The identity the faces are in now.")
     faces: int = Field(description="Faces that identity has now.")
     moved: list[str] = Field(description="Ids of the faces that changed identity (all of them for a rename).")
+
+
+class SimilarPair(BaseModel):
+    a: str = Field(description="An identity.")
+    b: str = Field(description="Another identity that may be the same person.")
+    similarity: float = Field(description="Cosine similarity of their templates (mean faces).")
+
+
+class FlaggedFace(BaseModel):
+    identity: str = Field(description="The identity the face is enrolled under.")
+    face_id: str = Field(description="The face.")
+    agreement: float = Field(description="Its similarity to the template of the identity's other faces.")
+
+
+class GalleryReport(BaseModel):
+    pairs: list[SimilarPair] = Field(description="Identities that may be one person, most similar first.")
+    flagged: list[FlaggedFace] = Field(description="Faces that may not be their identity's person, worst first.")
 
 
 ERROR_DESCRIPTIONS = {
