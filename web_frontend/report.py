@@ -17,6 +17,8 @@ from .curation import gone
 
 bp = Blueprint("report", __name__)
 
+NO_ROUTE = "Not Found"  # the API's 404 for a path it does not have (a missing person has a detail naming them)
+
 
 @bp.get("/gallery/report")
 def index():
@@ -48,7 +50,10 @@ def distinct():
     try:
         face_api().mark_distinct(a, b)
     except ApiError as exc:
-        flash(gone(exc, f"{a} or {b}") if exc.status == 404 else exc.message, "error")
+        if exc.api_status == 404 and exc.detail == NO_ROUTE:
+            flash("The face service cannot remember that two people differ (it is older than this site).", "error")
+        else:
+            flash(gone(exc, f"{a} or {b}") if exc.status == 404 else exc.message, "error")
     else:
         flash(f"Noted: {a} and {b} are not the same person; the report will not suggest them again.", "ok")
     return redirect(url_for("report.index"), code=303)

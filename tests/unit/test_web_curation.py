@@ -239,6 +239,22 @@ def test_merge_from_the_report_comes_back_to_it(client, fake):
 def test_report_of_an_api_without_one_says_so(client, fake):
     response = client.get("/gallery/report")
     assert response.status_code == 404 and "does not make a gallery report" in text(response)
+    fake.pairs = [{"a": "Ada", "b": "Ada L", "similarity": 0.978}]
+    reads = fake.send
+    fake.send = lambda request, **kw: (
+        FakeApi._reply(request, 404, {"detail": "Not Found"}) if request.method == "POST" else reads(request)
+    )
+    form = {"csrf_token": token(client, "/gallery/report"), "a": "Ada", "b": "Ada L"}
+    page = text(client.post("/gallery/report/distinct", data=form, follow_redirects=True))
+    assert "cannot remember that two people differ" in page and "no longer in the gallery" not in page
+    assert 'class="distinct-pair"' in page  # still suggested
+
+
+def test_not_the_same_person_for_someone_gone_says_so(client, fake):
+    fake.pairs = [{"a": "Ada", "b": "Ada L", "similarity": 0.978}]
+    form = {"csrf_token": token(client, "/gallery/report"), "a": "Ada", "b": "Nobody"}
+    page = text(client.post("/gallery/report/distinct", data=form, follow_redirects=True))
+    assert "Ada or Nobody is no longer in the gallery" in page and fake.distinct == set()
 
 
 @pytest.mark.parametrize(
