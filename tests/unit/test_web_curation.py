@@ -107,7 +107,7 @@ def test_merge_chooser_lists_the_most_similar_first(client, fake):
     ]
     page = text(client.get("/gallery/person/merge?name=Ada"))
     assert radios(page, "into") == ["Ada L", "Zoe", "Bob"]
-    assert "similarity 0.978: may be the same person" in page and "Listed by name" not in page
+    assert "1 face; similarity to Ada 0.978" in page and "Listed by name" not in page
     fake.pairs = None  # an API without the report: everyone, by name, and the page says so
     page = text(client.get("/gallery/person/merge?name=Ada"))
     assert radios(page, "into") == ["Ada L", "Bob", "Zoe"] and "Listed by name" in page
