@@ -83,6 +83,17 @@ def test_renaming_to_a_taken_name_offers_the_merge_with_that_person_chosen(clien
     assert fake.gallery["Ada"] == 2 and fake.gallery["Bob"] == 3  # nothing merged without the tick
 
 
+def test_a_taken_name_typed_in_another_case_still_chooses_that_person(client, fake):
+    reads = fake.send
+    fake.send = lambda request, **kw: (
+        FakeApi._reply(request, 409, {"detail": "identity 'Bob' exists"})
+        if request.method == "PATCH"
+        else reads(request)
+    )
+    page = text(rename(client, "Ada", "bob"))
+    assert re.search(r'name="into" value="Bob" checked', page) and "bob is already in the gallery" in page
+
+
 def test_rename_of_someone_gone_or_to_a_refused_name_says_why(client, fake):
     csrf = token(client, "/gallery/person?name=Ada")
     del fake.gallery["Ada"]
