@@ -20,9 +20,10 @@ import builtins
 import threading
 from contextlib import AbstractContextManager
 from dataclasses import asdict
+from typing import cast
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from ..gallery.pg_connect import connect_pool, pooled_cursor
 from ..gallery.urls import redact
@@ -140,9 +141,10 @@ class PostgresJobStore:
             self._pool.close()
             raise
 
-    def _cursor(self) -> AbstractContextManager[psycopg.Cursor]:
+    def _cursor(self) -> AbstractContextManager[psycopg.Cursor[DictRow]]:
         """A cursor inside one transaction; an unreachable server is a 503 for the API, a full disk a 507."""
-        return pooled_cursor(self._pool, self.where)
+        # The pool's connections make dict rows (row_factory above); the helper is typed for any row.
+        return cast("AbstractContextManager[psycopg.Cursor[DictRow]]", pooled_cursor(self._pool, self.where))
 
     def _attempt(self, job_id: str) -> int | None:
         with self._lock:
@@ -168,7 +170,12 @@ class PostgresJobStore:
     def count_unfinished(self) -> int:
         """Jobs waiting or running, and uploads in progress: the slots FACE_MAX_VIDEO_JOBS bounds."""
         with self._cursor() as cur:
-            row = cur.execute(SLOTS_TAKEN).fetchone()
+            return self._slots_taken(cur)
+
+    @staticmethod
+    def _slots_taken(cur: psycopg.Cursor[DictRow]) -> int:
+        row = cur.execute(SLOTS_TAKEN).fetchone()
+        assert row is not None  # an aggregate without GROUP BY always has its one row
         return int(row["n"])
 
     def finished_before(self, cutoff: float) -> builtins.list[str]:
@@ -193,7 +200,7 @@ class PostgresJobStore:
         cannot both see the last free slot."""
         with self._cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (RESERVE_LOCK,))
-            if int(cur.execute(SLOTS_TAKEN).fetchone()["n"]) >= cap:
+            if self._slots_taken(cur) >= cap:
                 return False
             cur.execute(f"INSERT INTO video_uploads (id, started_at) VALUES (%s, {NOW})", (job_id,))
             return True
