@@ -8,7 +8,7 @@ unless a rename asks to merge.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
 from ..gallery import curation, validate_name
 from ..gallery.audit import acting
@@ -18,7 +18,15 @@ from ..gallery.report import gallery_report
 from .app_state import Services, get_services
 from .audit import enrollment_context, write_context
 from .identities import NamePath
-from .schemas import CurationResult, GalleryReport, MergeRequest, MoveRequest, RenameRequest, error_responses
+from .schemas import (
+    CurationResult,
+    DismissRequest,
+    GalleryReport,
+    MergeRequest,
+    MoveRequest,
+    RenameRequest,
+    error_responses,
+)
 from .security import require_api_key, require_read_key
 
 router = APIRouter(tags=["identities"])
@@ -138,5 +146,26 @@ def report(
     """Read from the store (every replica answers the same), measured with the service's
     recognition threshold: pairs of identities whose templates are at least that similar, best
     first; faces whose agreement with the rest of their identity is below it, worst first."""
-    table = services.gallery.store.load_table(services.gallery.dim)
-    return gallery_report(table, services.engine.threshold, limit).as_json()
+    store = services.gallery.store
+    table = store.load_table(services.gallery.dim)
+    return gallery_report(table, services.engine.threshold, limit, store.dismissed_pairs()).as_json()
+
+
+@router.post(
+    "/gallery/report/dismissed",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(400, 401, 404, 422, 503, 507),
+    dependencies=[Depends(require_api_key)],
+    summary="Say two identities are not the same person: the report stops suggesting the pair",
+)
+def dismiss_pair(request: Request, body: DismissRequest, services: Services = Depends(get_services)) -> Response:
+    a, b = validate_name(body.a), validate_name(body.b)
+    if name_key(a) == name_key(b):
+        raise HTTPException(422, "a and b name the same identity")
+    with acting(write_context(request, services)):
+        try:
+            services.gallery.store.dismiss_pair(a, b)
+        except IdentityNotFoundError as exc:
+            raise _not_found(exc) from None
+    return Response(status_code=204)
