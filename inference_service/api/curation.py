@@ -64,6 +64,7 @@ def rename_identity(
     with acting(write_context(request, services)):
         try:
             shown = curation.rename(services.gallery, name, new_name)
+            request.app.state.videos.follow_identity(name, shown)
             return _result(services, shown, [r.face_id for r in services.gallery.faces_of(shown) or []])
         except IdentityExistsError as exc:
             if not body.merge:
@@ -74,6 +75,7 @@ def rename_identity(
             target, moved = curation.merge(services.gallery, name, new_name)
         except IdentityNotFoundError as exc:
             raise _not_found(exc) from None
+    request.app.state.videos.follow_identity(name, target)
     return _result(services, target, moved)
 
 
@@ -95,6 +97,7 @@ def merge_identity(
             target, moved = curation.merge(services.gallery, name, into)
         except IdentityNotFoundError as exc:
             raise _not_found(exc) from None
+    request.app.state.videos.follow_identity(name, target)
     return _result(services, target, moved)
 
 
@@ -124,6 +127,8 @@ def move_face(
             target = curation.move_face(services.gallery, name, face_id, to)
         except IdentityNotFoundError as exc:
             raise _not_found(exc) from None
+    if services.gallery.faces_of(name) is None:  # its last face: the tracks enrolled as it go along
+        request.app.state.videos.follow_identity(name, target)
     return _result(services, target, [face_id])
 
 

@@ -212,6 +212,9 @@ def delete_identity(request: Request, name: str = NamePath, services: Services =
     with acting(write_context(request, services)):
         if not services.gallery.delete_identity(name):
             raise _not_found(name)
+    # Every copy: the faces video jobs kept for tracks enrolled under the name (the sweeper
+    # finishes this if the process stops here, see videos/runner.py).
+    request.app.state.videos.erase_identity(name)
     return Response(status_code=204)
 
 
@@ -229,7 +232,8 @@ def export_identity(request: Request, name: str = NamePath, services: Services =
     document = services.gallery.store.export_identity(name, write_context(request, services))
     if document is None:
         raise _not_found(name)
-    return document
+    tracks = request.app.state.videos.store.enrollments_of(identity_key(name))
+    return {**document, "video_tracks": [t.as_json() for t in tracks]}
 
 
 @router.delete(
@@ -250,4 +254,6 @@ def delete_face(
     with acting(write_context(request, services)):
         if not services.gallery.delete_face(name, face_id):
             raise HTTPException(404, f"identity {name!r} has no face {face_id!r}")
+    if services.gallery.faces_of(name) is None:  # that was the last face: the person is erased
+        request.app.state.videos.erase_identity(name)
     return Response(status_code=204)

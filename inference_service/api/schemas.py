@@ -168,6 +168,12 @@ class ExportedFace(BaseModel):
     embedding: list[float] = Field(description="The stored embedding, as stored.")
 
 
+class VideoTrackSource(BaseModel):
+    job_id: str = Field(description="The video job (its results may since have been removed by retention).")
+    track_id: int = Field(description="The track of that job whose kept faces were enrolled.")
+    enrolled_at: str = Field(description="When the track was enrolled (ISO 8601 UTC).")
+
+
 class IdentityExport(BaseModel):
     name: str = Field(description="Identity name, as first enrolled.")
     enrolled_at: str = Field(description="When the identity was first enrolled.")
@@ -180,6 +186,10 @@ class IdentityExport(BaseModel):
     audit: list[AuditEventModel] = Field(
         description="Every audit event about this person since their first enrollment (not about an earlier "
         "person who had the name), this export included."
+    )
+    video_tracks: list[VideoTrackSource] = Field(
+        default_factory=list,
+        description="The tracks of video jobs enrolled under this name: where those faces came from.",
     )
 
 
