@@ -295,12 +295,13 @@ class SnapshotWriter:
             if not self._stop.is_set() and self._due() == 0 and not self.write_now():
                 self._stop.wait(1.0)  # an IVF build in flight, or a failed write: look again shortly
 
-    def write_now(self) -> bool:
-        """Write if there is something new; returns whether a snapshot was written."""
+    def write_now(self, closing: bool = False) -> bool:
+        """Write if there is something new; returns whether a snapshot was written. Waits while
+        an IVF is being built (it is worth having in the file), except when ``closing``."""
         with self._write_lock:
             if self._changed_at is None:
                 return False
-            if self.gallery.index.building:  # wait for the IVF: a snapshot without it saves little
+            if self.gallery.index.building and not closing:
                 return False
             if self.gallery.stats()["faces"] < self.min_faces:
                 if self._erased_at is not None:
@@ -330,4 +331,4 @@ class SnapshotWriter:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
-        self.write_now()
+        self.write_now(closing=True)
