@@ -57,7 +57,7 @@ def test_every_shared_face_gets_the_same_identity_or_unknown_from_the_ivf(engine
         store = MemoryStore()
         store.add_faces(records)
         galleries[kind] = Gallery(store, engine.embedder.name, dim, index=kind)
-    assert galleries["ivf"].index.wait_for_ann(120) and galleries["exact"].index.ann is None
+    assert galleries["ivf"].index.wait_for_ann(300) and galleries["exact"].index.ann is None
     exact = galleries["exact"].search(real, threshold)
     approx = galleries["ivf"].search(real, threshold)
     named = 0

@@ -60,7 +60,7 @@ def test_a_replica_starts_from_its_snapshot_and_applies_the_log_after_it(pg_url,
     vectors, who = people
     first = Replica(pg_url, tmp_path / "a")
     enroll_all(first, vectors, who)
-    assert first.gallery.index.wait_for_ann(60)
+    assert first.gallery.index.wait_for_ann(300)
     first.close()  # writes its snapshot
     assert (tmp_path / "a" / "gallery.snapshot").exists()
     # Meanwhile another replica writes (trimming its log as it goes, in the second case).

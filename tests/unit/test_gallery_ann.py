@@ -48,7 +48,7 @@ def gallery():
     unknown = strangers(centres, 200, rng)
     exact = FaceIndex.from_table(table(vectors, who), DIM, kind="exact")
     approx = FaceIndex.from_table(table(vectors, who), DIM, kind="ivf")
-    assert approx.wait_for_ann(60)
+    assert approx.wait_for_ann(300)
     return vectors, who, centres, known, unknown, exact, approx
 
 
@@ -74,7 +74,7 @@ def test_replicas_loading_the_same_faces_in_another_order_answer_the_same(galler
     vectors, who, centres, known, unknown, exact, approx = gallery
     shuffled = np.random.default_rng(9).permutation(len(vectors))
     other = FaceIndex.from_table(table(vectors, who, shuffled), DIM, kind="ivf")
-    assert other.wait_for_ann(60)
+    assert other.wait_for_ann(300)
     probes = np.concatenate([known[:100], unknown[:50]])
     first, second = approx.search(probes, 5), other.search(probes, 5)
     for a, b in zip(first, second):
@@ -86,7 +86,7 @@ def test_enroll_and_delete_change_the_ivf_in_place():
     rng = np.random.default_rng(4)
     vectors, who, centres = structured(500, 8, DIM, seed=2)
     index = FaceIndex.from_table(table(vectors, who), DIM, kind="ivf")
-    assert index.wait_for_ann(60)
+    assert index.wait_for_ann(300)
     ivf = index.ann.ivf
     newcomer = faces_of(strangers(centres, 1, rng), np.zeros(3, int), rng)
     index.add([record(f"new{i}", "Newcomer", v) for i, v in enumerate(newcomer)])
@@ -124,7 +124,7 @@ def test_writes_during_a_background_build_are_in_the_new_index(monkeypatch):
     gone = faces_of(centres, np.array([3]), rng)
     assert index.remove_identity("person3") == 5
     gate.set()
-    assert index.wait_for_ann(60)
+    assert index.wait_for_ann(300)
     assert built == [2000]  # the view the build read: before the late writes
     assert index.ann.ivf.ntotal == index.stats()["faces"] == 2000 + 2 - 5
     assert index.search(late[:1], 1)[0][0][0] == "Late"
@@ -137,4 +137,4 @@ def test_auto_searches_exactly_below_its_size(monkeypatch):
     assert not index.wait_for_ann(1) and index.ann is None
     monkeypatch.setattr(index_module, "AUTO_MIN_FACES", 1000)
     index = FaceIndex.from_table(table(vectors, who), DIM, kind="auto")
-    assert index.wait_for_ann(60)
+    assert index.wait_for_ann(300)

@@ -56,7 +56,7 @@ def enrolled(tmp_path):
     gallery = open_gallery(path)
     for person in range(300):
         gallery.enroll(f"person{person}", vectors[who == person])
-    assert gallery.index.wait_for_ann(60)
+    assert gallery.index.wait_for_ann(300)
     gallery.close()
     assert (tmp_path / "gallery.sqlite3.snapshot").exists()
     return path, centres
