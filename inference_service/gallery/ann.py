@@ -115,6 +115,7 @@ class IvfIndex:
         kmeans = faiss.Kmeans(dim, nlist, niter=KMEANS_ITERATIONS, seed=TRAIN_SEED, spherical=True)
         kmeans.cp.max_points_per_centroid = TRAIN_PER_LIST
         kmeans.train(sample)
+        assert kmeans.centroids is not None
         quantizer = faiss.IndexFlatIP(dim)  # an HNSW over the centroids measured no faster to add through
         quantizer.add(kmeans.centroids)
         index = faiss.IndexIVFPQFastScan(quantizer, dim, nlist, dim // 2, 4, faiss.METRIC_INNER_PRODUCT)
@@ -142,7 +143,8 @@ class IvfIndex:
         lists hold, not the spare capacity of their vectors."""
         ivf = self._index
         invlists = ivf.invlists
-        blocks = sum(-(-invlists.list_size(i) // ivf.bbs) for i in range(ivf.nlist))
+        assert invlists is not None
+        blocks = sum(int(-(-invlists.list_size(i) // ivf.bbs)) for i in range(ivf.nlist))
         return int(
             blocks * ivf.bbs * ivf.code_size + ivf.ntotal * 8 + ivf.nlist * ivf.d * 4 + ivf.pq.centroids.size() * 4
         )

@@ -137,8 +137,17 @@ class FaceIndex:
         """Blocks that are views into ``columns`` (no copy), published as the current view."""
         n = len(columns.labels)
         size = self.block_rows
+        c = columns
         blocks = tuple(
-            Block(*(column[s : s + size] for column in columns.arrays()), rows=min(size, n - s))
+            Block(
+                c.vectors[s : s + size],
+                c.identity[s : s + size],
+                c.labels[s : s + size],
+                c.face_ids[s : s + size],
+                c.created_at[s : s + size],
+                c.boxes[s : s + size],
+                rows=min(size, n - s),
+            )
             for s in range(0, n, size)
         )
         counts = np.bincount(columns.identity, minlength=len(self._names)).astype(np.int64)
@@ -207,7 +216,9 @@ class FaceIndex:
                         embedding=block.vectors[row].copy(),
                         embedder=self.embedder,
                         created_at=np.datetime_as_string(block.created_at[row], unit="us") + "+00:00",
-                        box=None if np.isnan(box).any() else tuple(float(v) for v in box),
+                        box=None
+                        if np.isnan(box).any()
+                        else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
                     )
                 )
         return records or None

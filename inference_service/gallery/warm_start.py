@@ -148,7 +148,7 @@ def _records(rows: list[tuple], embedder: str) -> list[FaceRecord]:
             embedding=np.frombuffer(blob, dtype="<f4").astype(np.float32),
             embedder=embedder,
             created_at=created,
-            box=None if box[0] is None else tuple(float(v) for v in box),
+            box=None if box[0] is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
         )
         for face_id, identity, blob, created, *box in rows
     ]
