@@ -357,6 +357,7 @@ class SQLiteStore(GalleryStore):
             face_ids = [r[0] for r in self._db.execute("SELECT face_id FROM faces WHERE identity = ?", (name,))]
             count = self._db.execute("DELETE FROM faces WHERE identity = ?", (name,)).rowcount
             self._db.execute("DELETE FROM identities WHERE name = ?", (name,))
+            self._count_deleted(count)
             if context is not None:
                 action = "expire" if context.expired_before is not None else "delete_identity"
                 self._erased(name, face_ids, action, context)
@@ -370,6 +371,7 @@ class SQLiteStore(GalleryStore):
                 return False
             gone = self._db.execute("DELETE FROM faces WHERE identity = ? AND face_id = ?", (name, face_id)).rowcount
             if gone:
+                self._count_deleted(gone)
                 left = self._db.execute("SELECT COUNT(*) FROM faces WHERE identity = ?", (name,)).fetchone()[0]
                 if left == 0:
                     self._db.execute("DELETE FROM identities WHERE name = ?", (name,))
@@ -382,6 +384,16 @@ class SQLiteStore(GalleryStore):
         if gone:
             self._checkpoint()
         return bool(gone)
+
+    def _count_deleted(self, faces: int) -> None:
+        """Add to the ``deleted_faces`` counter in ``meta`` (in the deletion's transaction): a
+        start-up snapshot compares it with the count it recorded to know, without reading the
+        table, whether any face it holds was deleted since (see ``warm_start``)."""
+        self._db.execute(
+            "INSERT INTO meta(key, value) VALUES ('deleted_faces', ?) ON CONFLICT(key) DO UPDATE SET "
+            "value = CAST(CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)",
+            (str(faces),),
+        )
 
     def _checkpoint(self) -> None:
         """Fold the WAL into the main file and truncate it, so deleted rows leave no copy there.
