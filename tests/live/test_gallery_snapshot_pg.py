@@ -66,7 +66,8 @@ def test_a_replica_starts_from_its_snapshot_and_applies_the_log_after_it(pg_url,
     # Meanwhile another replica writes (trimming its log as it goes, in the second case).
     keep = {"log_keep": 1, "log_keep_s": 0, "trim_every": 1} if trimmed else {}
     other = Replica(pg_url, tmp_path / "b", **keep)
-    other.gallery.enroll("Newcomer", vectors[:2])
+    newcomer = structured(1, 2, DIM, seed=99)[0]
+    other.gallery.enroll("Newcomer", newcomer)
     assert other.gallery.delete_identity("person5")
     caplog.set_level(logging.INFO)
     again = Replica(pg_url, tmp_path / "a")
@@ -74,7 +75,7 @@ def test_a_replica_starts_from_its_snapshot_and_applies_the_log_after_it(pg_url,
         assert again.gallery.from_snapshot
         wait_for(lambda: again.faces() == other.faces(), 10)
         assert "person5" not in dict(again.gallery.identities())
-        assert again.gallery.search(vectors[:1], 0.5)[0].identity == "Newcomer"
+        assert again.gallery.search(newcomer[:1], 0.5)[0].identity == "Newcomer"
         assert ("reloading the whole gallery" in caplog.text) == trimmed
     finally:
         again.close()
