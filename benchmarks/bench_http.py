@@ -35,7 +35,7 @@ import requests
 import torch
 from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
-from inference_service.api import jobs
+from inference_service.analysis import photos
 from inference_service.config import Settings
 from inference_service.engine import FaceEngine
 from inference_service.gallery import FaceRecord, Gallery, MemoryStore
@@ -70,8 +70,12 @@ def side_by_side(api_url: str, engine: FaceEngine, gallery: Gallery, photo: byte
         t_http = time.perf_counter() - t
         r.raise_for_status()
         t = time.perf_counter()
-        jobs.recognize(
-            engine, gallery, photo, jobs.PixelLimits(settings.max_pixels, settings.max_request_pixels), engine.threshold
+        photos.recognize(
+            engine,
+            gallery,
+            photo,
+            photos.PixelLimits(settings.max_pixels, settings.max_request_pixels),
+            engine.threshold,
         )
         t_local = time.perf_counter() - t
         if i >= 3:  # warm-up
@@ -88,10 +92,10 @@ def side_by_side(api_url: str, engine: FaceEngine, gallery: Gallery, photo: byte
 
 def _sequential(engine: FaceEngine, gallery: Gallery, photo: bytes, seconds: float) -> tuple[int, float]:
     """Recognitions done back to back in process for ``seconds``: (count, elapsed)."""
-    limits = jobs.PixelLimits(Settings().max_pixels, Settings().max_request_pixels)
+    limits = photos.PixelLimits(Settings().max_pixels, Settings().max_request_pixels)
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        jobs.recognize(engine, gallery, photo, limits, engine.threshold)
+        photos.recognize(engine, gallery, photo, limits, engine.threshold)
         done += 1
     return done, time.perf_counter() - start
 
@@ -231,12 +235,12 @@ def run(quick: bool = False) -> dict:
     settings = Settings(embedder="dlib-resnet", threads=1)
     engine = FaceEngine.from_settings(settings)
     gallery = Gallery(MemoryStore(), engine.embedder.name, engine.embedder.dim)
-    jobs.enroll(
+    photos.enroll(
         engine,
         gallery,
         "obama",
         [("1.jpg", enroll_photo)],
-        jobs.PixelLimits(settings.max_pixels, settings.max_request_pixels),
+        photos.PixelLimits(settings.max_pixels, settings.max_request_pixels),
     )
 
     results: dict = {"quick": quick, "cpu_count": os.cpu_count(), "clients": CLIENTS}

@@ -43,7 +43,8 @@ PLAN_FULL = {"every": 0.1, "rounds": 3, "naive_annotate_frames": {"stage": 90, "
 
 def _sampled_frames(path: Path, every: float):
     """Decoded RGB frames at the same times the pipeline's extract takes (the naive reader)."""
-    from pipeline.video.source import probe, read_frames, sample_indices
+    from inference_service.analysis.source import probe, read_frames
+    from pipeline.video.frames import sample_indices
 
     info = probe(path)
     wanted = sample_indices(info, 0.0, None, every)
@@ -106,7 +107,7 @@ def ours_run(path: Path, every: float, engine, folder: Path, plots: bool = True)
 
 
 def naive_annotate(path: Path, frames: int, mtcnn, engine, gallery, out: Path) -> dict:
-    from pipeline.video.source import probe, read_frames
+    from inference_service.analysis.source import probe, read_frames
 
     info = probe(path)
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height))

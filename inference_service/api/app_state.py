@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from ..analysis.photos import PixelLimits
 from ..config import Settings
 from ..engine import FaceEngine
 from ..gallery import Gallery
 from ..gallery.retention import RetentionSweeper
-from .jobs import PixelLimits
 from .workers import InferencePool
 
 

@@ -11,10 +11,11 @@ import re
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Request, Response, UploadFile
 
+from ..analysis import photos
 from ..gallery import GalleryError, validate_name
 from ..gallery.audit import CONSENT_MAX_LENGTH, acting
 from ..gallery.names import MAX_NAME_LENGTH, NAME_RULE, identity_key
-from . import jobs
+from ..gallery.report import face_agreements
 from .app_state import Services, get_services
 from .audit import enrollment_context, write_context
 from .schemas import EnrollResponse, IdentityDetail, IdentityExport, IdentityList, error_responses
@@ -33,7 +34,7 @@ NAME_DOC = (
 # characters outside the rule and whole blocks with no letter or digit (general punctuation,
 # currency, arrows to symbols, surrogates, private use, specials) are excluded, the first and
 # last characters are not spaces, and at least one character is neither space nor _ - . '.
-# Everything validate_name accepts matches it (tests/test_api_contract.py checks every BMP
+# Everything validate_name accepts matches it (tests/integration/test_api_contract.py checks every BMP
 # character); the few it lets through that validate_name refuses (a lone combining mark, ...)
 # answer 422.
 _NOT_IN_NAMES = (
@@ -59,7 +60,7 @@ BOX_MAX_LENGTH = 120
 BOX_DOC = (
     "Optional, one per image in the order of the images: the face to enroll as x1,y1,x2,y2 in that "
     "image's pixels (as /detect gives them). The detected face overlapping it best, with IoU at "
-    f"least {jobs.MIN_BOX_IOU}, is enrolled, else 422 naming the image. Fewer boxes than images: "
+    f"least {photos.MIN_BOX_IOU}, is enrolled, else 422 naming the image. Fewer boxes than images: "
     "the boxes apply to the first images and the others give their largest face; an empty box "
     "means the largest face too. More boxes than images is a 422."
 )
@@ -70,11 +71,11 @@ BoxForm = Form(
 )
 
 
-def parse_boxes(values: list[str], images: int) -> list[jobs.Box | None]:
+def parse_boxes(values: list[str], images: int) -> list[photos.Box | None]:
     """The ``box`` fields as boxes (None for an empty one); 422 for a malformed one or too many."""
     if len(values) > images:
         raise HTTPException(422, f"{len(values)} boxes for {images} image(s): send at most one box per image")
-    boxes: list[jobs.Box | None] = []
+    boxes: list[photos.Box | None] = []
     for number, text in enumerate(values, start=1):
         where = f"box {number} of {len(values)}"
         if len(text) > BOX_MAX_LENGTH or not re.fullmatch(BOX_PATTERN, text):
@@ -132,7 +133,7 @@ async def enroll(
     context = enrollment_context(request, services, consent, expires_at)
     uploads = [(upload_label(f, "image", i, len(image)), await read_upload(f)) for i, f in enumerate(image)]
     return await services.pool.run(
-        _acting, context, jobs.enroll, services.engine, services.gallery, name, uploads, services.pixel_limits, boxes
+        _acting, context, photos.enroll, services.engine, services.gallery, name, uploads, services.pixel_limits, boxes
     )
 
 
@@ -178,6 +179,7 @@ async def show_identity(name: str = NamePath, services: Services = Depends(get_s
     if records is None:
         raise _not_found(name)
     terms = services.gallery.store.identity_terms(name)
+    agreement = face_agreements(records, services.engine.threshold)
     return {
         "consent": None if terms is None else terms.consent_json(),
         "expires_at": None if terms is None else terms.expires_at,
@@ -187,8 +189,10 @@ async def show_identity(name: str = NamePath, services: Services = Depends(get_s
                 "face_id": r.face_id,
                 "created_at": r.created_at,
                 "box": None if r.box is None else [round(float(v), 2) for v in r.box],
+                "agreement": None if agree is None else round(agree, 4),
+                "flagged": flagged,
             }
-            for r in records
+            for r, (agree, flagged) in zip(records, agreement)
         ],
     }
 
@@ -208,6 +212,9 @@ def delete_identity(request: Request, name: str = NamePath, services: Services =
     with acting(write_context(request, services)):
         if not services.gallery.delete_identity(name):
             raise _not_found(name)
+    # Every copy: the faces video jobs kept for tracks enrolled under the name (the sweeper
+    # finishes this if the process stops here, see videos/runner.py).
+    request.app.state.videos.erase_identity(name)
     return Response(status_code=204)
 
 
@@ -225,7 +232,8 @@ def export_identity(request: Request, name: str = NamePath, services: Services =
     document = services.gallery.store.export_identity(name, write_context(request, services))
     if document is None:
         raise _not_found(name)
-    return document
+    tracks = request.app.state.videos.store.enrollments_of(identity_key(name))
+    return {**document, "video_tracks": [t.as_json() for t in tracks]}
 
 
 @router.delete(
@@ -246,4 +254,6 @@ def delete_face(
     with acting(write_context(request, services)):
         if not services.gallery.delete_face(name, face_id):
             raise HTTPException(404, f"identity {name!r} has no face {face_id!r}")
+    if services.gallery.faces_of(name) is None:  # that was the last face: the person is erased
+        request.app.state.videos.erase_identity(name)
     return Response(status_code=204)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
-from . import jobs
+from ..analysis import photos
 from .app_state import Services, get_services
 from .schemas import DetectResponse, EmbedResponse, RecognizeResponse, VerifyResponse, error_responses
 from .security import require_read_key
@@ -38,7 +38,7 @@ async def detect(
 ) -> dict:
     data = await read_upload(image)
     return await services.pool.run(
-        jobs.detect, services.engine, data, services.pixel_limits, upload_label(image, "image")
+        photos.detect, services.engine, data, services.pixel_limits, upload_label(image, "image")
     )
 
 
@@ -54,7 +54,7 @@ async def embed(
 ) -> dict:
     data = await read_upload(image)
     return await services.pool.run(
-        jobs.embed, services.engine, data, services.pixel_limits, upload_label(image, "image")
+        photos.embed, services.engine, data, services.pixel_limits, upload_label(image, "image")
     )
 
 
@@ -73,7 +73,7 @@ async def recognize(
     threshold = _threshold(services, threshold_form, threshold_query)
     data = await read_upload(image)
     return await services.pool.run(
-        jobs.recognize,
+        photos.recognize,
         services.engine,
         services.gallery,
         data,
@@ -99,4 +99,4 @@ async def verify(
     threshold = _threshold(services, threshold_form, threshold_query)
     data_a = await read_upload(image_a)
     data_b = await read_upload(image_b)
-    return await services.pool.run(jobs.verify, services.engine, data_a, data_b, services.pixel_limits, threshold)
+    return await services.pool.run(photos.verify, services.engine, data_a, data_b, services.pixel_limits, threshold)

@@ -36,9 +36,12 @@ import numpy as np
 from . import ann_search, snapshot
 from .ann import IvfIndex
 from .blocks import Block, Columns
+from .errors import GalleryMismatchError
 from .index import FaceIndex
+from .memory_store import MemoryStore
 from .snapshot import SnapshotError
-from .store import FaceRecord, GalleryStore, MemoryStore, SQLiteStore
+from .sqlite_store import SQLiteStore
+from .store import FaceRecord, GalleryStore
 
 if TYPE_CHECKING:
     from .gallery import Gallery
@@ -93,7 +96,7 @@ def load_index(store: GalleryStore, embedder: str, dim: int, kind: str, path: Pa
                 log.warning("gallery snapshot %s not used: %s; rebuilding from the store", path, exc)
     table = store.load_table(dim)
     if len(table.face_ids) and table.embeddings.shape[1] != dim:
-        raise ValueError(f"gallery holds {table.embeddings.shape[1]}-d vectors; {embedder} makes {dim}-d")
+        raise GalleryMismatchError(f"gallery holds {table.embeddings.shape[1]}-d vectors; {embedder} makes {dim}-d")
     return FaceIndex.from_table(table, dim, embedder, kind), False
 
 

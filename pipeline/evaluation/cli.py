@@ -137,8 +137,8 @@ class Dataset:
 
 def load_engine(embedder: str | None):
     """The engine as the service would build it, with ``embedder`` overriding FACE_EMBEDDER."""
+    from inference_service.analysis.engine_loader import load_engine as load_service_engine
     from inference_service.config import Settings
-    from inference_service.engine.loader import load_engine as load_service_engine
 
     overrides = {"embedder": embedder} if embedder else {}
     settings = Settings(**overrides)

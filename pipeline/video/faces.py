@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from inference_service.analysis.quality import crop_with_margin, frontality, sharpness
 from inference_service.atomic import write_json, write_npy
 
 from ..errors import PipelineError
-from .quality import crop_with_margin, frontality, sharpness
 from .rundir import RunDir
 
 DEFAULT_BATCH = 32  # frames per batch: their faces share the embedder's forward passes
@@ -40,7 +40,9 @@ def _batches(paths: Sequence[Path], size: int) -> Iterator[list[np.ndarray]]:
     """Decoded batches, the next one being read while the caller works on the current one."""
     chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(lambda c: [_read_rgb(p) for p in c], chunks[0]) if chunks else None
+        if not chunks:
+            return
+        pending = pool.submit(lambda c: [_read_rgb(p) for p in c], chunks[0])
         for k in range(len(chunks)):
             images = pending.result()
             if k + 1 < len(chunks):

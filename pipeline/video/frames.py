@@ -13,11 +13,12 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
+from inference_service.analysis.source import VideoInfo, probe, read_frames
 from inference_service.atomic import write_json
 
 from ..errors import PipelineError
+from .fetch import open_source
 from .rundir import RunDir
-from .source import open_source, probe, read_frames, sample_indices
 
 JPEG_QUALITY = 95  # frames are re-read for detection: keep compression artefacts out of the way
 
@@ -65,3 +66,25 @@ def extract(source: str, out: Path, start: float = 0.0, duration: float | None =
     }
     write_json(run.frames_json, meta)
     return meta
+
+
+def sample_indices(info: VideoInfo, start: float, duration: float | None, every: float) -> list[int]:
+    """Frame indices for one frame every ``every`` seconds of ``[start, start + duration)``.
+
+    Each sample time is rounded to the nearest frame; a step below one frame period gives every
+    frame once. Frames at or past the window's end (or the container's frame count) are left out.
+    """
+    if every <= 0:
+        raise PipelineError("--every must be a positive number of seconds")
+    end = info.duration if duration is None else min(info.duration, start + duration)
+    out: list[int] = []
+    k = 0
+    while True:
+        t = start + k * every
+        if t >= end - 1e-9:
+            break
+        index = int(round(t * info.fps))
+        if index < info.frame_count and index / info.fps < end - 1e-9 and (not out or index > out[-1]):
+            out.append(index)
+        k += 1
+    return out

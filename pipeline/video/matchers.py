@@ -16,70 +16,33 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from inference_service.analysis.matcher import EngineMatcher
+from inference_service.analysis.tracking import Detection
+
 from ..errors import PipelineError
 from .api import api_client
-from .tracking import Detection
 
 API_JPEG_QUALITY = 90
 API_CONCURRENCY = 2  # the API's default worker count
-
-
-class EngineMatcher:
-    """An engine and a gallery already open in this process (the API's video jobs use theirs).
-
-    ``workers`` frames are detected at once, one torch thread each (see
-    ``FaceEngine.detect_batch``); an empty gallery is allowed: every face is then unknown.
-    """
-
-    MAX_CANDIDATES = 20
-
-    def __init__(
-        self, engine, gallery, threshold: float | None = None, workers: int | None = None, source: str = "engine"
-    ) -> None:
-        self.engine = engine
-        self.gallery = gallery
-        self.workers = workers
-        self.threshold = engine.threshold if threshold is None else threshold
-        self.embedder = engine.embedder.name
-        self.source = source
-
-    def analyze(self, frames_rgb: Sequence[np.ndarray], indices: Sequence[int]) -> list[list[Detection]]:
-        analysed = self.engine.analyze_batch(list(frames_rgb), workers=self.workers)
-        flat = [a for faces in analysed for a in faces]
-        top_k = max(1, min(len(self.gallery.identities()), self.MAX_CANDIDATES))
-        found = self.gallery.search(np.stack([a.embedding for a in flat]), self.threshold, top_k) if flat else []
-        out: list[list[Detection]] = []
-        k = 0
-        for index, faces in zip(indices, analysed):
-            row = []
-            for a in faces:
-                candidates = {c.identity: c.similarity for c in found[k].candidates}
-                row.append(Detection(index, a.face.box, a.face.score, a.embedding, candidates))
-                k += 1
-            out.append(row)
-        return out
-
-    def close(self) -> None:
-        """The engine and gallery belong to the caller."""
 
 
 class LocalMatcher(EngineMatcher):
     """Engine + gallery (a SQLite file or a PostgreSQL URL) loaded for this command."""
 
     def __init__(self, gallery_path: str | Path, embedder: str | None = None, threshold: float | None = None) -> None:
-        import sqlite3
-
         from inference_service.gallery import Gallery, GalleryError
-        from inference_service.gallery.factory import describe, is_postgres
+        from inference_service.gallery.factory import describe, preflight
 
-        from .models import load_engine
+        from .engine_loader import load_engine
 
-        if not is_postgres(gallery_path) and not Path(gallery_path).is_file():
-            raise PipelineError(f"gallery file not found: {gallery_path}")
+        try:
+            preflight(gallery_path, must_exist=True)  # a gallery to name faces from, never a new empty one
+        except GalleryError as exc:
+            raise PipelineError(str(exc)) from None
         try:
             engine = load_engine(embedder, gallery=gallery_path)
             gallery = Gallery.open(gallery_path, engine.embedder.name, engine.embedder.dim)
-        except (GalleryError, ValueError, sqlite3.DatabaseError) as exc:
+        except GalleryError as exc:
             raise PipelineError(f"cannot open gallery {describe(gallery_path)}: {exc}") from None
         shown = describe(gallery_path)
         if not gallery.identities():

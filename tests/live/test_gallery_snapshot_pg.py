@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from inference_service.gallery import Gallery
-from inference_service.gallery.postgres import PostgresStore
+from inference_service.gallery.pg_store import PostgresStore
 from inference_service.gallery.replica import ReplicaSync
 
 from support.face_vectors import structured

@@ -8,10 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from inference_service.analysis.quality import frontality
+from inference_service.analysis.source import VideoInfo
+from inference_service.analysis.tracking import (
+    Detection,
+    Track,
+    Tracker,
+    TrackerConfig,
+    aggregate,
+    decide_identity,
+    track_boxes,
+)
 from pipeline.video.enroll import select_best
-from pipeline.video.quality import frontality
-from pipeline.video.source import VideoInfo, sample_indices
-from pipeline.video.tracking import Detection, Track, Tracker, TrackerConfig, aggregate, decide_identity, track_boxes
+from pipeline.video.frames import sample_indices
 
 THRESHOLD = 0.926  # dlib-resnet's
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from ..errors import PipelineError
 
@@ -16,11 +17,11 @@ log = logging.getLogger(__name__)
 
 def load_engine(embedder: str | None = None, gallery: str | Path | None = None):
     """A ``FaceEngine`` configured from the environment, with ``embedder`` overriding FACE_EMBEDDER."""
+    from inference_service.analysis.engine_loader import load_engine as load_service_engine
     from inference_service.config import Settings
-    from inference_service.engine.loader import load_engine as load_service_engine
     from inference_service.gallery import stored_embedder
 
-    overrides = {"embedder": embedder} if embedder else {}
+    overrides: dict[str, Any] = {"embedder": embedder} if embedder else {}
     try:
         settings = Settings(**overrides)
     except ValueError as exc:

@@ -1,4 +1,4 @@
-"""Video input: resolve a path or URL to a local file, then read it frame by frame with OpenCV.
+"""The command line's video input: a path or a URL resolved to a local file.
 
 A URL is downloaded once into a temporary folder that the caller owns (``open_source`` is a
 context manager), so extraction and annotation read the same bytes and nothing is left behind.
@@ -14,32 +14,13 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
-
-import cv2
-import numpy as np
 
 from ..errors import PipelineError
 
 YOUTUBE_HOSTS = ("youtube.com", "www.youtube.com", "m.youtube.com", "youtu.be", "music.youtube.com")
 DOWNLOAD_TIMEOUT_S = 30.0  # per network read, not for the whole file
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What the container says about a video; ``frame_count`` may be an estimate."""
-
-    path: Path
-    fps: float
-    width: int
-    height: int
-    frame_count: int
-
-    @property
-    def duration(self) -> float:
-        return self.frame_count / self.fps if self.fps > 0 else 0.0
 
 
 def is_url(source: str) -> bool:
@@ -94,7 +75,7 @@ def _download_youtube(url: str, folder: Path) -> Path:
     fmt = "best[ext=mp4][height<=720]/best[height<=720]/best"
     template = str(folder / "video.%(ext)s")
     if importlib.util.find_spec("yt_dlp") is not None:
-        import yt_dlp  # type: ignore[import-not-found]
+        import yt_dlp
 
         try:
             with yt_dlp.YoutubeDL({"format": fmt, "outtmpl": template, "quiet": True, "noprogress": True}) as ydl:
@@ -114,71 +95,3 @@ def _download_youtube(url: str, folder: Path) -> Path:
     if not found:
         raise PipelineError(f"yt-dlp reported success but wrote no file for {url}")
     return found[0]
-
-
-def probe(path: Path) -> VideoInfo:
-    """Open ``path`` and read its properties; a file OpenCV cannot decode is a ``PipelineError``."""
-    capture = cv2.VideoCapture(str(path))
-    try:
-        if not capture.isOpened():
-            raise PipelineError(f"cannot read video {path}: not a video file OpenCV can decode")
-        ok, frame = capture.read()
-        if not ok or frame is None:
-            raise PipelineError(f"cannot read video {path}: no decodable frame")
-        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        if not np.isfinite(fps) or fps <= 0:
-            raise PipelineError(f"cannot read video {path}: the file states no frame rate")
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        height, width = frame.shape[:2]
-        return VideoInfo(path, fps, width, height, max(count, 1))
-    finally:
-        capture.release()
-
-
-def read_frames(path: Path, wanted: set[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """``(index, BGR frame)`` in order, for every frame or only the ``wanted`` indices.
-
-    Frames are read sequentially (``grab`` without decoding the unwanted ones to RGB) because
-    seeking by index is not frame-exact with every codec; stops after the last wanted frame.
-    """
-    if wanted is not None and not wanted:
-        return
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise PipelineError(f"cannot read video {path}")
-    last = max(wanted) if wanted else None
-    index = 0
-    try:
-        while last is None or index <= last:
-            if not capture.grab():
-                break
-            if wanted is None or index in wanted:
-                ok, frame = capture.retrieve()
-                if not ok or frame is None:
-                    break
-                yield index, frame
-            index += 1
-    finally:
-        capture.release()
-
-
-def sample_indices(info: VideoInfo, start: float, duration: float | None, every: float) -> list[int]:
-    """Frame indices for one frame every ``every`` seconds of ``[start, start + duration)``.
-
-    Each sample time is rounded to the nearest frame; a step below one frame period gives every
-    frame once. Frames at or past the window's end (or the container's frame count) are left out.
-    """
-    if every <= 0:
-        raise PipelineError("--every must be a positive number of seconds")
-    end = info.duration if duration is None else min(info.duration, start + duration)
-    out: list[int] = []
-    k = 0
-    while True:
-        t = start + k * every
-        if t >= end - 1e-9:
-            break
-        index = int(round(t * info.fps))
-        if index < info.frame_count and index / info.fps < end - 1e-9 and (not out or index > out[-1]):
-            out.append(index)
-        k += 1
-    return out

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inference_service.engine import iou
+from ..engine import iou
 
 
 @dataclass

@@ -1,22 +1,33 @@
-"""The CPU work behind each endpoint, as plain functions that run on a worker thread.
+"""Photos analysed for the API's endpoints, as plain functions that run on a worker thread.
 
 Each function takes the raw uploaded bytes and returns a JSON-ready dict: decoding, detection,
 embedding and gallery search all happen here, off the event loop, in one pool job per request.
 A request's images are measured from their headers first (:func:`check_pixel_budget`) and then
 decoded one at a time, keeping only each one's aligned face chip: a decoded photo costs hundreds
 of MB, a chip kilobytes, so a request's peak memory is one image whatever it holds.
-Nothing here knows about HTTP except :class:`InputError`, which carries the status a client
-should see for a problem with what it sent.
+Nothing here knows about HTTP: a problem with what the client sent is an :class:`InputError`
+with a ``kind``, which the API turns into a status code (``api/errors.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from ..engine import Face, FaceEngine, ImageError, iou, load_image, pick_largest
+from ..engine import (
+    CorruptImageError,
+    Face,
+    FaceEngine,
+    ImageError,
+    ImageTooLargeError,
+    UnsupportedImageError,
+    iou,
+    load_image,
+    pick_largest,
+)
 from ..engine.images import image_pixels
 from ..gallery import Gallery, Recognition
 
@@ -32,13 +43,26 @@ MIN_BOX_IOU = 0.5
 Box = tuple[float, float, float, float]
 
 
-class InputError(Exception):
-    """Something wrong with what the client sent; ``status_code`` is the HTTP answer."""
+InputErrorKind = Literal["corrupt", "unsupported", "too_large", "no_face"]
 
-    def __init__(self, status_code: int, detail: str) -> None:
+
+class InputError(Exception):
+    """Something wrong with what the client sent, of a ``kind`` the caller words its own way."""
+
+    def __init__(self, kind: InputErrorKind, detail: str) -> None:
         super().__init__(detail)
-        self.status_code = status_code
+        self.kind: InputErrorKind = kind
         self.detail = detail
+
+
+def image_error_kind(exc: ImageError) -> InputErrorKind:
+    """What kind of input problem an image error is (too large, not an image we read, damaged)."""
+    if isinstance(exc, ImageTooLargeError):
+        return "too_large"
+    if isinstance(exc, UnsupportedImageError):
+        return "unsupported"
+    assert isinstance(exc, CorruptImageError) or type(exc) is ImageError
+    return "corrupt"
 
 
 @dataclass(frozen=True)
@@ -50,7 +74,7 @@ class PixelLimits:
 
 
 def check_pixel_budget(uploads: Sequence[tuple[str, bytes]], limits: PixelLimits) -> None:
-    """Refuse (413) a request whose images' headers add up to more than the request budget.
+    """Refuse (too large) a request whose images' headers add up to more than the request budget.
 
     Only headers are read: a 11 KB PNG claiming 6000x6000 costs nothing here, where decoding it
     would cost 108 MB. Unreadable or oversized single images fail here too, naming the upload.
@@ -60,21 +84,21 @@ def check_pixel_budget(uploads: Sequence[tuple[str, bytes]], limits: PixelLimits
         try:
             total += image_pixels(data, limits.per_image)
         except ImageError as exc:
-            raise InputError(exc.status_code, f"{label}: {exc}") from None
+            raise InputError(image_error_kind(exc), f"{label}: {exc}") from None
     if total > limits.per_request:
         raise InputError(
-            413,
+            "too_large",
             f"the {len(uploads)} image(s) of this request have {total:,} pixels in all; the limit is "
             f"{limits.per_request:,} per request (FACE_MAX_REQUEST_PIXELS): send fewer or smaller images",
         )
 
 
 def decode(data: bytes, max_pixels: int, label: str) -> np.ndarray:
-    """Decode one upload, naming it in the error (400 corrupt/empty, 413 too many pixels, 415)."""
+    """Decode one upload, naming it in the error (damaged or empty, too many pixels, not an image)."""
     try:
         return load_image(data, max_pixels)
     except ImageError as exc:
-        raise InputError(exc.status_code, f"{label}: {exc}") from None
+        raise InputError(image_error_kind(exc), f"{label}: {exc}") from None
 
 
 def sim(value: float) -> float:
@@ -129,17 +153,17 @@ def format_box(box: Sequence[float]) -> str:
 
 
 def _chosen_face(faces: Sequence[Face], box: Box | None, label: str) -> Face:
-    """The largest face, or with a ``box`` the one overlapping it best; 422 naming the image."""
+    """The largest face, or with a ``box`` the one overlapping it best; no such face names the image."""
     if box is None:
         face = pick_largest(faces)
         if face is None:
-            raise InputError(422, f"no face found in {label}")
+            raise InputError("no_face", f"no face found in {label}")
         return face
     best = max(faces, key=lambda f: iou(f.box, box), default=None)
     overlap = iou(best.box, box) if best is not None else 0.0
     if best is None or overlap < MIN_BOX_IOU:
         raise InputError(
-            422,
+            "no_face",
             f"no face found in {label} at box {format_box(box)}: {len(faces)} face(s) detected, the best "
             f"overlap is IoU {overlap:.2f} and at least {MIN_BOX_IOU} is needed; use a box from /detect",
         )

@@ -17,9 +17,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from inference_service.atomic import atomic_path
-
-from ..errors import PipelineError
+from ..atomic import atomic_path
+from .errors import AnalysisError
 from .source import VideoInfo, read_frames
 
 NAMED = (60, 200, 60)  # BGR
@@ -34,24 +33,38 @@ def label_colour(identity: str | None) -> tuple[int, int, int]:
     return NAMED if identity else UNKNOWN
 
 
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+# A caption's letters are this share of the frame's short side, and never under MIN_TEXT_PX: 2.5%
+# is 54 px on a 4K frame and 27 px at 1080p; at 640x360 the floor of 14 px applies. (The old rule,
+# 0.6 x short side / 720, drew 8 px letters at 640x360, too small to read in a browser.)
+TEXT_SHARE = 0.025
+MIN_TEXT_PX = 14
+_FONT_PX_AT_SCALE_1 = cv2.getTextSize("Hg", FONT, 1.0, 1)[0][1]
+
+
+def caption_font(frame_shape: tuple[int, ...]) -> tuple[float, int]:
+    """(OpenCV font scale, stroke thickness) for captions sized to the frame."""
+    text_px = max(MIN_TEXT_PX, TEXT_SHARE * min(frame_shape[:2]))
+    return text_px / _FONT_PX_AT_SCALE_1, max(1, round(text_px / 12))
+
+
 def draw(
     frame: np.ndarray, items: Sequence[tuple[tuple[float, float, float, float], str, tuple[int, int, int]]]
 ) -> None:
     """Boxes with a filled caption above each (below it when the box touches the top)."""
-    scale = max(0.4, min(frame.shape[:2]) / 720)
-    thickness = max(1, round(2 * scale))
+    font_scale, thickness = caption_font(frame.shape)
     for box, text, colour in items:
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         cv2.rectangle(frame, (x1, y1), (x2, y2), colour, thickness)
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, thickness)
+        (tw, th), base = cv2.getTextSize(text, FONT, font_scale, thickness)
         top = y1 - th - base - 4 if y1 - th - base - 4 >= 0 else y2
         cv2.rectangle(frame, (x1, top), (x1 + tw + 6, top + th + base + 4), colour, -1)
         cv2.putText(
             frame,
             text,
             (x1 + 3, top + th + 2),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.6 * scale,
+            FONT,
+            font_scale,
             (0, 0, 0),
             thickness,
             cv2.LINE_AA,
@@ -60,9 +73,9 @@ def draw(
 
 class _OpenCVWriter:
     def __init__(self, path: Path, info: VideoInfo) -> None:
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height))
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), info.fps, (info.width, info.height))
         if not self._writer.isOpened():
-            raise PipelineError(f"cannot write {path}: OpenCV has no mp4v encoder here")
+            raise AnalysisError(f"cannot write {path}: OpenCV has no mp4v encoder here")
 
     def write(self, frame: np.ndarray) -> None:
         self._writer.write(frame)
@@ -78,7 +91,7 @@ class _H264Writer:
         try:
             import imageio_ffmpeg
         except ImportError:
-            raise PipelineError("H.264 output needs the imageio-ffmpeg package (pip install imageio-ffmpeg)") from None
+            raise AnalysisError("H.264 output needs the imageio-ffmpeg package (pip install imageio-ffmpeg)") from None
         # x264 wants even dimensions for yuv420p: pad one pixel when needed.
         command = [
             imageio_ffmpeg.get_ffmpeg_exe(),
@@ -121,7 +134,7 @@ class _H264Writer:
         try:
             self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())  # type: ignore[union-attr]
         except BrokenPipeError:
-            raise PipelineError(f"ffmpeg stopped: {self._stderr()}") from None
+            raise AnalysisError(f"ffmpeg stopped: {self._stderr()}") from None
 
     def _stderr(self) -> str:
         try:
@@ -139,7 +152,7 @@ class _H264Writer:
         except BrokenPipeError:
             pass
         if self._proc.wait() != 0:
-            raise PipelineError(f"ffmpeg could not encode the video: {self._stderr()}")
+            raise AnalysisError(f"ffmpeg could not encode the video: {self._stderr()}")
 
 
 def write_video(
@@ -155,7 +168,7 @@ def write_video(
     The file appears under its name only when complete (written to a temporary name first).
     """
     if codec not in CODECS:
-        raise PipelineError(f"unknown codec {codec!r}: use one of {', '.join(CODECS)}")
+        raise AnalysisError(f"unknown codec {codec!r}: use one of {', '.join(CODECS)}")
     with atomic_path(out) as tmp:
         writer = _H264Writer(tmp, info) if codec == "h264" else _OpenCVWriter(tmp, info)
         written = 0
