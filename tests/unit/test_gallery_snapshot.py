@@ -89,6 +89,27 @@ def test_a_start_from_the_snapshot_applies_only_the_later_changes(enrolled, tmp_
         gallery.close()
 
 
+def test_renames_merges_and_moves_after_the_snapshot_are_applied(enrolled, tmp_path, caplog):
+    path, _ = enrolled
+    store = SQLiteStore(path, "synthetic", DIM)  # curated by a process that kept no snapshot
+    store.rename_identity("person1", "Renamed One")
+    store.merge_identity("person2", "person3")
+    moved = sorted(r.face_id for r in store.load_all() if r.identity == "person4")[0]
+    store.move_face("person4", moved, "person5")
+    store.close()
+    caplog.set_level(logging.INFO, logger="inference_service.gallery.warm_start")
+    gallery = open_gallery(path)
+    try:
+        assert gallery.from_snapshot
+        held = listing(gallery)
+        assert held == from_store(path, tmp_path)
+        assert "person1" not in held and len(held["Renamed One"]) == 5
+        assert "person2" not in held and len(held["person3"]) == 10
+        assert moved in held["person5"] and moved not in held["person4"]
+    finally:
+        gallery.close()
+
+
 def test_writes_appended_after_the_snapshot_are_read_without_comparing_ids(enrolled, tmp_path, caplog):
     path, centres = enrolled
     store = SQLiteStore(path, "synthetic", DIM)
