@@ -65,6 +65,20 @@ class Settings(BaseSettings):
     sync_poll_s: float = Field(
         2.0, gt=0, description="PostgreSQL gallery: replicas also poll the change log this often (seconds)."
     )
+    index: Literal["auto", "exact", "ivf"] = Field(
+        "auto",
+        description=(
+            "Gallery search: exact (every face), ivf (faiss IVF candidates re-ranked exactly), or "
+            "auto (ivf from 250,000 faces, where exact search passes 5 ms per face)."
+        ),
+    )
+    snapshot_dir: Path | None = Field(
+        None,
+        description=(
+            "Folder for the gallery's start-up snapshot (default: beside a SQLite gallery; a PostgreSQL "
+            "gallery has one only when this is set, one folder per replica)."
+        ),
+    )
 
     # --- people's data ------------------------------------------------------------------------
     require_consent: bool = Field(

@@ -49,7 +49,9 @@ Self-hosted face detection, embedding, recognition and verification over an enro
 
 def open_gallery(settings: Settings, engine: FaceEngine) -> Gallery:
     """Open the gallery file for the engine's embedder; ``GalleryMismatchError`` for another's."""
-    gallery = Gallery.open(settings.gallery, engine.embedder.name, engine.embedder.dim)
+    gallery = Gallery.open(
+        settings.gallery, engine.embedder.name, engine.embedder.dim, settings.index, settings.snapshot_dir
+    )
     start_sync(gallery, settings.sync_poll_s)  # PostgreSQL: follow the other replicas' writes
     stats = gallery.stats()
     log.info("gallery %s: %d identities, %d faces", describe(settings.gallery), stats["identities"], stats["faces"])
