@@ -188,6 +188,10 @@ class FaceClient:
         headers = {"Accept": "*/*", **({"Range": range_header} if range_header else {})}
         return self._request("GET", path, stream=True, headers=headers)
 
+    def live_ticket(self) -> dict:
+        """A short-lived ticket for the API's /live WebSocket (``ticket`` is None where none is needed)."""
+        return self._json("POST", "/live/tickets")
+
     # --- plumbing --------------------------------------------------------------------------------
     def _list(self, path: str, key: str, what: str) -> list:
         body = self._json("GET", path)

@@ -191,6 +191,16 @@ class Settings(BaseSettings):
         19, ge=0, le=19, description="CPU priority (nice) of video worker threads, so photo requests go first."
     )
 
+    # --- live video (inference_service/api/live.py) ------------------------------------------
+    live_max_connections: int = Field(4, ge=1, le=256, description="Open /live WebSocket connections at once.")
+    live_max_frame_mb: float = Field(2.0, gt=0, le=16, description="Largest frame (one WebSocket message), in MiB.")
+    live_idle_s: float = Field(
+        30.0, gt=0, description="A /live connection that sends no frame for this long is closed."
+    )
+    live_ticket_s: float = Field(
+        60.0, gt=0, le=3600, description="Seconds a /live ticket (POST /live/tickets) is valid."
+    )
+
 
 _LABEL = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 

@@ -22,7 +22,7 @@ from ..gallery.replica import start_sync
 from ..gallery.retention import RetentionSweeper
 from ..videos import VideoJobs
 from ..videos.upload import UploadLimitExceptVideos
-from . import audit, health, identities, inference, videos
+from . import audit, health, identities, inference, live, videos
 from .app_state import Services
 from .errors import CatchAllMiddleware, install_error_handlers
 from .security import warn_if_open
@@ -131,6 +131,7 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
     app.include_router(identities.router)
     app.include_router(audit.router)
     app.include_router(videos.router)
+    app.include_router(live.router)
     # add_middleware wraps outward: the size cap sees the raw stream before anything else.
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(UploadLimitExceptVideos, limit_mb=settings.max_upload_mb, body_timeout_s=settings.body_timeout_s)
