@@ -158,9 +158,10 @@ class LiveSession:
             state.decided = True
             state.identity, state.similarity = decision.identity, decision.similarity
             return [self._event("appeared", track, state, now)]
-        if decision.identity is None or decision.identity == state.identity:
-            if decision.identity is not None:
-                state.similarity = decision.similarity
+        if decision.identity == state.identity:
+            state.similarity = decision.similarity
+            return []
+        if decision.identity is None:
             return []  # not confirming a name is no evidence against it
         previous = state.identity
         state.identity, state.similarity = decision.identity, decision.similarity
