@@ -22,6 +22,7 @@ from .csrf import init_csrf
 from .forms import FORM_OVERHEAD_BYTES
 from .gallery import bp as gallery_blueprint
 from .headers import init_security_headers
+from .live import bp as live_blueprint
 from .naming import bp as naming_blueprint
 from .people import init_people
 from .recognize import bp as recognize_blueprint
@@ -68,6 +69,7 @@ def create_app(settings: WebSettings | None = None, api: FaceClient | None = Non
     init_auth(app, settings)
     app.register_blueprint(recognize_blueprint)
     app.register_blueprint(gallery_blueprint)
+    app.register_blueprint(live_blueprint)
     init_videos(app, settings)
     init_people(app)
 

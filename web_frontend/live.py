@@ -1,0 +1,58 @@
+"""The Live page: the browser's camera, with each face boxed and named as the API's /live answers.
+
+The page's script (``static/live.js``) sends camera frames straight to the API's WebSocket: the
+site (a WSGI app) cannot carry a WebSocket, and a relay would add a hop to every frame. The site
+hands the page what it needs to connect and nothing more: the socket's URL (``WEB_LIVE_URL``,
+default the API's URL with ``ws://``) and, where the API requires a read key, a ticket valid for
+a minute (``GET /live/ticket`` asks the API for one with the site's key; the key itself never
+reaches the browser). The page's policy is the site's own plus ``connect-src`` for that socket.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, jsonify, render_template, url_for
+
+from face_client import ApiError
+
+from .forms import face_api, web_settings
+from .headers import CONTENT_SECURITY_POLICY
+
+bp = Blueprint("live", __name__)
+
+
+def live_socket_url() -> str:
+    """Where the browser reaches the API's /live WebSocket."""
+    settings = web_settings()
+    if settings.live_url:
+        return settings.live_url
+    parts = urlsplit(settings.api_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}/live"
+
+
+def _policy(socket_url: str) -> str:
+    """The site's policy, allowing scripts to connect to this site and to the live socket only."""
+    parts = urlsplit(socket_url)
+    return f"{CONTENT_SECURITY_POLICY}; connect-src 'self' {parts.scheme}://{parts.netloc}"
+
+
+@bp.get("/live")
+def page() -> Response:
+    html = render_template("live.html", ticket_url=url_for("live.ticket"))
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = _policy(live_socket_url())
+    return response
+
+
+@bp.get("/live/ticket")
+def ticket():
+    """What the page's script needs to open the socket: its URL, subprotocol and a fresh ticket."""
+    try:
+        answer = face_api().live_ticket()
+    except ApiError as exc:
+        return jsonify(detail=exc.message), exc.status if exc.status >= 500 else 502
+    response = jsonify(url=live_socket_url(), protocol=answer.get("protocol"), ticket=answer.get("ticket"))
+    response.headers["Cache-Control"] = "no-store"
+    return response
