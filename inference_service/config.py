@@ -197,6 +197,14 @@ class Settings(BaseSettings):
     live_idle_s: float = Field(
         30.0, gt=0, description="A /live connection that sends no frame for this long is closed."
     )
+    cameras: str | None = Field(
+        None,
+        description='Network cameras watched from the start: a JSON object {"name": "rtsp://..." or "http://..." or '
+        '"/dev/video0"}, or the path of a file holding one.',
+    )
+    camera_read_timeout_s: float = Field(10.0, gt=0, description="A camera silent this long is reconnected.")
+    camera_max_fps: float = Field(10.0, gt=0, description="Frames analysed per second and camera, at most.")
+    camera_backoff_max_s: float = Field(30.0, gt=0, description="Longest wait between two reconnection attempts.")
     live_ticket_s: float = Field(
         60.0, gt=0, le=3600, description="Seconds a /live ticket (POST /live/tickets) is valid."
     )

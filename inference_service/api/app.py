@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from ..analysis.engine_loader import load_engine
+from ..cameras import Cameras
 from ..config import Settings
 from ..engine import FaceEngine
 from ..gallery import Gallery
@@ -22,7 +23,7 @@ from ..gallery.replica import start_sync
 from ..gallery.retention import RetentionSweeper
 from ..videos import VideoJobs
 from ..videos.upload import UploadLimitExceptVideos
-from . import audit, health, identities, inference, live, videos
+from . import audit, cameras, health, identities, inference, live, videos
 from .app_state import Services
 from .errors import CatchAllMiddleware, install_error_handlers
 from .security import warn_if_open
@@ -100,6 +101,8 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
         app.state.services = Services(settings, eng, gal, pool, sweeper)
         app.state.videos = VideoJobs(settings, eng, gal)
         app.state.videos.start()
+        app.state.cameras = Cameras(settings, eng, gal)
+        app.state.cameras.start_all()
         warn_if_open(settings.api_key, settings.api_keys)
         log.info(
             "ready: embedder %s, threshold %.3f, %d workers + %d queue slots, uploads <= %g MiB",
@@ -112,6 +115,7 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
         try:
             yield
         finally:
+            app.state.cameras.stop_all()
             sweeper.stop()
             app.state.videos.stop()
             pool.shutdown()
@@ -132,6 +136,7 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
     app.include_router(audit.router)
     app.include_router(videos.router)
     app.include_router(live.router)
+    app.include_router(cameras.router)
     # add_middleware wraps outward: the size cap sees the raw stream before anything else.
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(UploadLimitExceptVideos, limit_mb=settings.max_upload_mb, body_timeout_s=settings.body_timeout_s)

@@ -1,0 +1,72 @@
+"""All configured cameras of this process: started with the API, stopped and restarted by name."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..analysis.live import LiveSession
+from ..analysis.matcher import EngineMatcher
+from ..config import Settings
+from .sources import parse_cameras
+from .watcher import CameraWatcher, EventSink, WatchSettings
+
+log = logging.getLogger(__name__)
+
+
+class UnknownCameraError(KeyError):
+    """No camera of that name is configured (the API answers 404)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.detail = f"no camera named {name!r} is configured (FACE_CAMERAS)"
+
+
+class Cameras:
+    """The watchers of ``FACE_CAMERAS``; ``on_events`` receives every camera's track events."""
+
+    def __init__(self, settings: Settings, engine, gallery, on_events: EventSink | None = None) -> None:
+        self.settings = settings
+        watch = WatchSettings(
+            read_timeout_s=settings.camera_read_timeout_s,
+            max_fps=settings.camera_max_fps,
+            backoff_max_s=settings.camera_backoff_max_s,
+            max_pixels=settings.max_pixels,
+        )
+
+        def session() -> LiveSession:
+            return LiveSession(EngineMatcher(engine, gallery, workers=1), keep_crops=on_events is not None)
+
+        self.watchers = {
+            name: CameraWatcher(name, source, session, watch, on_events)
+            for name, source in parse_cameras(settings.cameras).items()
+        }
+
+    def start_all(self) -> None:
+        for watcher in self.watchers.values():
+            watcher.start()
+        if self.watchers:
+            log.info("watching %d cameras: %s", len(self.watchers), ", ".join(self.watchers))
+
+    def stop_all(self) -> None:
+        for watcher in self.watchers.values():
+            watcher.stop()
+
+    def get(self, name: str) -> CameraWatcher:
+        watcher = self.watchers.get(name)
+        if watcher is None:
+            raise UnknownCameraError(name)
+        return watcher
+
+    def start(self, name: str) -> dict[str, Any]:
+        watcher = self.get(name)
+        watcher.start()
+        return watcher.describe()
+
+    def stop(self, name: str) -> dict[str, Any]:
+        watcher = self.get(name)
+        watcher.stop()
+        return watcher.describe()
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [w.describe() for w in self.watchers.values()]
