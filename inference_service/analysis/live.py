@@ -9,9 +9,14 @@ video. What live video adds:
   A decided name stays while later frames merely fail to confirm it (a turned head); only a
   decision for *another* identity replaces it (``renamed``). An unknown track that the evidence
   later names is ``named``. Each such change is a :class:`TrackEvent` the caller may store.
+* **people, not tracks, appear and leave**: a named person whose track is lost and found again
+  (a turn, an occlusion, the tracker losing a fast face) is still the same visit. While a track of
+  theirs is in view, or one ended less than ``left_grace_s`` ago, a new track decided as them
+  tells nothing; ``left`` is told once none of their tracks has been seen for ``left_grace_s``,
+  with the time of the whole visit. An unknown face cannot be recognised again, so its track
+  appears and leaves on its own.
 * **bounded memory**: a track keeps its last :data:`MAX_TRACK_FACES` faces (a person in view for
-  an hour must not grow a list without end), and finished tracks are handed out as ``left``
-  events and forgotten.
+  an hour must not grow a list without end), and finished tracks are forgotten.
 * **latest wins**: :class:`LatestSlot` holds at most one waiting frame; a newer frame replaces it
   and the replaced one counts as dropped. Analysis never queues behind the camera.
 """
@@ -80,6 +85,19 @@ class _TrackState:
 
 
 @dataclass
+class _Presence:
+    """A named person's visit: the tracks of theirs in view, since when, and since when none."""
+
+    first_seen: float
+    tracks: set[int]
+    track_id: int
+    similarity: float
+    crop: np.ndarray | None = None
+    crop_area: float = 0.0
+    gone_since: float | None = None
+
+
+@dataclass
 class LiveResult:
     faces: list[LiveFace]
     events: list[TrackEvent] = field(default_factory=list)
@@ -101,6 +119,7 @@ class LiveSession:
         min_faces: int = 3,
         max_missed: int = 5,
         keep_crops: bool = False,
+        left_grace_s: float = 3.0,
     ) -> None:
         self.matcher = matcher
         self.margin = margin
@@ -108,7 +127,9 @@ class LiveSession:
         self.keep_crops = keep_crops
         self.tracker = Tracker(TrackerConfig.for_threshold(matcher.threshold, max_missed=max_missed))
         self.frames = 0
+        self.left_grace_s = left_grace_s
         self._states: dict[int, _TrackState] = {}
+        self._present: dict[str, _Presence] = {}
 
     def analyse(self, rgb: np.ndarray, now: float | None = None) -> LiveResult:
         """Detect, track and name the faces of one RGB frame."""
@@ -134,9 +155,10 @@ class LiveSession:
         return LiveResult(faces, events, time.perf_counter() - started)
 
     def close(self, now: float | None = None) -> list[TrackEvent]:
-        """The stream ended: every track in view leaves."""
+        """The stream ended: everyone in view leaves, now."""
+        now = time.time() if now is None else now
         self.tracker.cut()
-        return self._left(time.time() if now is None else now)
+        return self._left(now, final=True)
 
     def present(self) -> list[LiveFace]:
         """Decided tracks in view now (the "who is here" of a camera)."""
@@ -157,23 +179,78 @@ class LiveSession:
                 return []
             state.decided = True
             state.identity, state.similarity = decision.identity, decision.similarity
+            if state.identity is not None and self._join(track, state):
+                return []  # the same visit as a track of theirs just lost
             return [self._event("appeared", track, state, now)]
         if decision.identity == state.identity:
             state.similarity = decision.similarity
+            self._update_presence(track, state)
             return []
         if decision.identity is None:
             return []  # not confirming a name is no evidence against it
         previous = state.identity
+        if previous is not None:
+            self._part(previous, track.track_id, now, forget=True)  # the earlier name was wrong
         state.identity, state.similarity = decision.identity, decision.similarity
+        if self._join(track, state) and previous is None:
+            return []
         return [self._event("named" if previous is None else "renamed", track, state, now, previous=previous)]
 
-    def _left(self, now: float) -> list[TrackEvent]:
+    def _join(self, track: Track, state: _TrackState) -> bool:
+        """Count the named track in its person's visit; True when the visit was already told."""
+        assert state.identity is not None
+        visit = self._present.get(state.identity)
+        if visit is None:
+            self._present[state.identity] = _Presence(
+                state.first_seen, {track.track_id}, track.track_id, state.similarity
+            )
+            self._update_presence(track, state)
+            return False
+        visit.tracks.add(track.track_id)
+        visit.gone_since = None
+        state.first_seen = min(state.first_seen, visit.first_seen)
+        self._update_presence(track, state)
+        return True
+
+    def _update_presence(self, track: Track, state: _TrackState) -> None:
+        visit = self._present.get(state.identity) if state.identity else None
+        if visit is None:
+            return
+        visit.track_id, visit.similarity = track.track_id, state.similarity
+        if state.best_crop is not None and state.best_area > visit.crop_area:
+            visit.crop, visit.crop_area = state.best_crop, state.best_area
+
+    def _part(self, identity: str, track_id: int, now: float, forget: bool = False) -> None:
+        visit = self._present.get(identity)
+        if visit is None:
+            return
+        visit.tracks.discard(track_id)
+        if not visit.tracks:
+            if forget:
+                del self._present[identity]
+            elif visit.gone_since is None:
+                visit.gone_since = now
+
+    def _left(self, now: float, final: bool = False) -> list[TrackEvent]:
         events = []
         for track in self.tracker.finished:
             state = self._states.pop(track.track_id, None)
-            if state is not None and state.decided:
+            if state is None or not state.decided:
+                continue
+            if state.identity is None:
                 events.append(self._event("left", track, state, now))
+            else:
+                self._part(state.identity, track.track_id, now)
         self.tracker.finished.clear()
+        for identity, visit in list(self._present.items()):
+            if visit.tracks or visit.gone_since is None:
+                continue
+            if final or now - visit.gone_since >= self.left_grace_s:
+                del self._present[identity]
+                seconds = round(visit.gone_since - visit.first_seen, 3)
+                events.append(
+                    TrackEvent("left", visit.track_id, identity, visit.similarity, now, seconds, face=visit.crop)
+                )
         return events
 
     def _event(

@@ -17,13 +17,14 @@ from ..analysis.engine_loader import load_engine
 from ..cameras import Cameras
 from ..config import Settings
 from ..engine import FaceEngine
+from ..events.service import EventLog, open_event_store
 from ..gallery import Gallery
 from ..gallery.factory import describe
 from ..gallery.replica import start_sync
 from ..gallery.retention import RetentionSweeper
 from ..videos import VideoJobs
 from ..videos.upload import UploadLimitExceptVideos
-from . import audit, cameras, health, identities, inference, live, videos
+from . import audit, cameras, events, health, identities, inference, live, videos
 from .app_state import Services
 from .errors import CatchAllMiddleware, install_error_handlers
 from .security import warn_if_open
@@ -101,7 +102,10 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
         app.state.services = Services(settings, eng, gal, pool, sweeper)
         app.state.videos = VideoJobs(settings, eng, gal)
         app.state.videos.start()
-        app.state.cameras = Cameras(settings, eng, gal)
+        app.state.events = EventLog(
+            open_event_store(settings), settings.event_retention_days, settings.event_unknown_faces
+        )
+        app.state.cameras = Cameras(settings, eng, gal, on_events=app.state.events.start().record)
         app.state.cameras.start_all()
         warn_if_open(settings.api_key, settings.api_keys)
         log.info(
@@ -116,6 +120,7 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
             yield
         finally:
             app.state.cameras.stop_all()
+            app.state.events.close()
             sweeper.stop()
             app.state.videos.stop()
             pool.shutdown()
@@ -137,6 +142,7 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
     app.include_router(videos.router)
     app.include_router(live.router)
     app.include_router(cameras.router)
+    app.include_router(events.router)
     # add_middleware wraps outward: the size cap sees the raw stream before anything else.
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(UploadLimitExceptVideos, limit_mb=settings.max_upload_mb, body_timeout_s=settings.body_timeout_s)

@@ -208,6 +208,7 @@ def delete_identity(request: Request, name: str = NamePath, services: Services =
     with acting(write_context(request, services)):
         if not services.gallery.delete_identity(name):
             raise _not_found(name)
+    request.app.state.events.erase_identity(name)  # the person's camera events and their faces too
     return Response(status_code=204)
 
 

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 State = Literal["connecting", "live", "reconnecting", "stopped"]
 RATE_WINDOW_S = 5.0  # per-second rates are averaged over this many seconds
 BACKOFF_FIRST_S = 1.0
+LOST_AFTER_S = 10.0  # no frame analysed for this long: the tracks in view end (``left``)
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,8 @@ class CameraWatcher:
         self.frames_in = RateMeter()
         self.analysed = RateMeter()
         self.dropped = RateMeter()
-        self._slot: LatestSlot[tuple[Any, float, int]] = LatestSlot()
+        self._slot: LatestSlot[tuple[Any, float]] = LatestSlot()
         self._session: LiveSession | None = None
-        self._generation = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -177,37 +177,39 @@ class CameraWatcher:
                         self._set_state("live")
                         failures = 0
                     self.frames_in.tick()
-                    self._slot.put((frame, time.monotonic(), self._generation))
+                    self._slot.put((frame, time.monotonic()))
                 raise EOFError("the stream ended")
             except Exception as exc:  # any failure of a stream is a reason to reconnect, never to die
                 if stop.is_set():
                     return
-                self._generation += 1  # the tracks of the lost connection end
                 delay = min(self.settings.backoff_max_s, BACKOFF_FIRST_S * 2**failures)
                 failures += 1
                 self._set_state("reconnecting", f"{_describe_error(exc)}; retrying in {delay:g} s")
                 stop.wait(delay)
 
     def _analyse_loop(self, stop: threading.Event) -> None:
-        generation = self._generation
         session = self._session = self.session_factory()
+        last_analysed = time.monotonic()
         try:
             while not stop.is_set():
                 item = self._slot.take(timeout=0.5)
                 self.dropped.tick(self._slot.dropped_since_last())
                 if item is None:
+                    # No frame for a while (the stream is gone or stalled): whoever was in view has
+                    # left as far as anyone can tell. A short outage keeps the tracks, so a camera
+                    # that reconnects within LOST_AFTER_S tells no one appeared twice.
+                    if session.tracker.active and time.monotonic() - last_analysed > LOST_AFTER_S:
+                        self._emit(session.close())
+                        session = self._session = self.session_factory()
                     continue
-                frame, arrived, frame_generation = item
-                if frame_generation != generation:
-                    self._emit(session.close())
-                    generation = frame_generation
-                    session = self._session = self.session_factory()
+                frame, arrived = item
                 started = time.monotonic()
                 rgb = frame.to_ndarray(format="rgb24")
                 self.size = (frame.width, frame.height)
                 result = session.analyse(rgb)
+                last_analysed = time.monotonic()
                 self.analysed.tick()
-                self.lag_s = time.monotonic() - arrived
+                self.lag_s = last_analysed - arrived
                 self._emit(result.events)
                 pause = 1.0 / self.settings.max_fps - (time.monotonic() - started)
                 if pause > 0:

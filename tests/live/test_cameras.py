@@ -123,6 +123,14 @@ def test_rtsp_camera_goes_live_names_miranda_and_survives_its_server_restarting(
     wait_for(lambda: camera(client, "stage")["state"] == "live", 30, "live after the restart", client)
     before = camera(client, "stage")["frames_in"]
     wait_for(lambda: camera(client, "stage")["frames_in"] > before + 25, 20, "frames after the restart", client)
+    time.sleep(2)  # a few analysed frames after the restart
+    # he was told once: the short outage neither ended his track nor made him appear again
+    events = client.get("/events", params={"camera": "stage", "identity": MIRANDA}).json()["events"]
+    told = [e for e in events if e["type"] in ("appeared", "named")]
+    assert len(told) == 1, events
+    assert not [e for e in events if e["type"] == "left"], events
+    face = client.get(told[0]["face"])
+    assert face.status_code == 200 and face.headers["content-type"] == "image/jpeg" and face.content[:2] == b"\xff\xd8"
 
 
 RATE_WINDOW_WAIT = 5.5  # a whole rate window of the live stream

@@ -33,7 +33,10 @@ class ScriptedMatcher:
 
     def analyze(self, frames, indices):
         faces = self.script.pop(0)
-        return [[Detection(indices[0], box, 0.99, self.vector, dict(cands)) for box, cands in faces]]
+        out = []
+        for box, cands, *vector in faces:  # an embedding of its own where the test gives one
+            out.append(Detection(indices[0], box, 0.99, vector[0] if vector else self.vector, dict(cands)))
+        return [out]
 
 
 def run(script, **kwargs):
@@ -120,3 +123,20 @@ def test_tickets_expire_and_cannot_be_forged():
     assert not live_tickets.valid("read-key", "garbage", now=1000)
     assert live_tickets.from_protocols(["faces.live", "ticket." + ticket]) == ticket
     assert live_tickets.from_protocols(["faces.live"]) is None
+
+
+def test_a_person_found_again_by_a_new_track_is_one_visit_told_once():
+    ada = [(BOX, {"ada": 0.95})]
+    far = (400.0, 300.0, 460.0, 370.0)  # the face jumped: no overlap, so a new track
+    turned = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)  # the turned head embeds elsewhere: no re-id
+    ada_far = [(far, {"ada": 0.95}, turned)]
+    script = [ada] * 4 + [ada_far] * 6 + [[]] * 12
+    session, results = run(script, min_faces=3, max_missed=2, left_grace_s=3.0)
+    events = [(e.type, e.identity, e.at) for r in results for e in r.events]
+    track_ids = {f.track_id for r in results for f in r.faces}
+    assert len(track_ids) == 2  # the tracker saw two tracks ...
+    assert [e[:2] for e in events] == [("appeared", "ada"), ("left", "ada")]  # ... the events one visit
+    left = [e for r in results for e in r.events if e.type == "left"][0]
+    # last seen at t=9, her track ended at t=12 (two missed frames), left told 3 s later
+    assert left.at == 15.0 and left.seconds_in_view == 12.0
+    assert all(r.faces[0].identity == "ada" for r in results[6:10])  # the new track is named at once
