@@ -207,6 +207,17 @@ class Settings(BaseSettings):
     camera_backoff_max_s: float = Field(30.0, gt=0, description="Longest wait between two reconnection attempts.")
     event_retention_days: float = Field(30.0, gt=0, le=36_500, description="Days a camera event is kept.")
     event_unknown_faces: bool = Field(True, description="When false, events of unknown people keep no face crop.")
+    webhooks: str | None = Field(
+        None, description="URLs every camera event is posted to: a JSON list or comma-separated (http/https)."
+    )
+    webhook_secret: str | None = Field(None, description="Key of the HMAC-SHA256 signature of webhook bodies.")
+    webhook_timeout_s: float = Field(5.0, gt=0, description="Seconds a webhook receiver has to answer.")
+    webhook_retries: int = Field(
+        5, ge=0, le=20, description="Retries of a failed webhook delivery (backoff 1, 2, 4, ... s)."
+    )
+    mqtt_url: str | None = Field(
+        None, description="mqtt://[user:password@]host[:port][/prefix]: publish camera events and who is present."
+    )
     live_ticket_s: float = Field(
         60.0, gt=0, le=3600, description="Seconds a /live ticket (POST /live/tickets) is valid."
     )

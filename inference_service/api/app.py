@@ -17,7 +17,7 @@ from ..analysis.engine_loader import load_engine
 from ..cameras import Cameras
 from ..config import Settings
 from ..engine import FaceEngine
-from ..events.service import EventLog, open_event_store
+from ..events.service import open_event_log
 from ..gallery import Gallery
 from ..gallery.factory import describe
 from ..gallery.replica import start_sync
@@ -102,10 +102,8 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
         app.state.services = Services(settings, eng, gal, pool, sweeper)
         app.state.videos = VideoJobs(settings, eng, gal)
         app.state.videos.start()
-        app.state.events = EventLog(
-            open_event_store(settings), settings.event_retention_days, settings.event_unknown_faces
-        )
-        app.state.cameras = Cameras(settings, eng, gal, on_events=app.state.events.start().record)
+        app.state.events = open_event_log(settings)
+        app.state.cameras = Cameras(settings, eng, gal, on_events=app.state.events.record)
         app.state.cameras.start_all()
         warn_if_open(settings.api_key, settings.api_keys)
         log.info(

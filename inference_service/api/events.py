@@ -102,6 +102,11 @@ async def stream(
     return StreamingResponse(lines(), media_type="text/event-stream", headers=headers)
 
 
+@router.get("/delivery", responses=error_responses(401), summary="How webhooks and MQTT fare")
+def delivery(events: EventLog = Depends(get_events)) -> dict[str, Any]:
+    return events.delivery()
+
+
 @router.get("/{event_id}/face", responses=error_responses(401, 404), summary="The face of one event (JPEG)")
 def event_face(event_id: int, events: EventLog = Depends(get_events)) -> Response:
     data = events.face(event_id)

@@ -30,6 +30,22 @@ SWEEP_EVERY_S = 3600.0
 Subscriber = Callable[[dict[str, Any]], None]
 
 
+def open_event_log(settings: Settings) -> EventLog:
+    """The store for these settings, the webhooks and MQTT they name, the retention sweeper running."""
+    from .mqtt import MqttPublisher
+    from .webhooks import Webhooks, parse_webhooks
+
+    events = EventLog(open_event_store(settings), settings.event_retention_days, settings.event_unknown_faces)
+    urls = parse_webhooks(settings.webhooks)
+    if urls:
+        events.webhooks = Webhooks(urls, settings.webhook_secret, settings.webhook_timeout_s, settings.webhook_retries)
+        events.subscribers.append(events.webhooks.submit)
+    if settings.mqtt_url:
+        events.mqtt = MqttPublisher(settings.mqtt_url)
+        events.subscribers.append(events.mqtt.submit)
+    return events.start()
+
+
 def open_event_store(settings: Settings) -> EventStore:
     """PostgreSQL beside a PostgreSQL gallery, else ``events.sqlite3`` beside the gallery file."""
     from ..gallery.factory import is_postgres, sqlite_path
@@ -78,6 +94,8 @@ class EventLog:
         self.retention_s = retention_days * 86400.0
         self.unknown_faces = unknown_faces
         self.subscribers: list[Subscriber] = []
+        self.webhooks: Any = None  # webhooks.Webhooks, when FACE_WEBHOOKS names any
+        self.mqtt: Any = None  # mqtt.MqttPublisher, when FACE_MQTT_URL is set
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -149,7 +167,17 @@ class EventLog:
                 log.exception("event retention sweep failed")
             self._stop.wait(SWEEP_EVERY_S)
 
+    def delivery(self) -> dict[str, Any]:
+        """How the publishers fare: deliveries, failures, drops."""
+        return {
+            "webhooks": self.webhooks.describe() if self.webhooks is not None else [],
+            "mqtt": self.mqtt.describe() if self.mqtt is not None else None,
+        }
+
     def close(self) -> None:
+        for publisher in (self.webhooks, self.mqtt):
+            if publisher is not None:
+                publisher.close()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
