@@ -204,6 +204,12 @@ class Settings(BaseSettings):
     )
     camera_read_timeout_s: float = Field(10.0, gt=0, description="A camera silent this long is reconnected.")
     camera_max_fps: float = Field(10.0, gt=0, description="Frames analysed per second and camera, at most.")
+    camera_lease_s: float = Field(
+        15.0,
+        ge=2,
+        le=3600,
+        description="PostgreSQL gallery: a camera whose replica did not renew its lease this long is taken over.",
+    )
     camera_backoff_max_s: float = Field(30.0, gt=0, description="Longest wait between two reconnection attempts.")
     event_retention_days: float = Field(30.0, gt=0, le=36_500, description="Days a camera event is kept.")
     event_unknown_faces: bool = Field(True, description="When false, events of unknown people keep no face crop.")

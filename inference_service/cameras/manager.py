@@ -8,6 +8,8 @@ from typing import Any
 from ..analysis.live import LiveSession
 from ..analysis.matcher import EngineMatcher
 from ..config import Settings
+from ..gallery.factory import is_postgres
+from .leases import Holding, LeaseKeeper, LeaseStore
 from .sources import parse_cameras
 from .watcher import CameraWatcher, EventSink, WatchSettings
 
@@ -27,6 +29,8 @@ class Cameras:
 
     def __init__(self, settings: Settings, engine, gallery, on_events: EventSink | None = None) -> None:
         self.settings = settings
+        self.leases: LeaseStore | None = None
+        self._keeper: LeaseKeeper | None = None
         watch = WatchSettings(
             read_timeout_s=settings.camera_read_timeout_s,
             max_fps=settings.camera_max_fps,
@@ -43,14 +47,36 @@ class Cameras:
         }
 
     def start_all(self) -> None:
+        """Watch every camera; with a PostgreSQL gallery, those whose lease this replica holds."""
+        if not self.watchers:
+            return
+        if is_postgres(self.settings.gallery):
+            self.leases = LeaseStore(str(self.settings.gallery), self.settings.camera_lease_s)
+            for watcher in self.watchers.values():
+                watcher.state = "standby"
+            self._keeper = LeaseKeeper(self.leases, list(self.watchers), self._hold)
+            self._keeper.start()
+            log.info("cameras %s: each watched by the replica holding its lease", ", ".join(self.watchers))
+            return
         for watcher in self.watchers.values():
             watcher.start()
-        if self.watchers:
-            log.info("watching %d cameras: %s", len(self.watchers), ", ".join(self.watchers))
+        log.info("watching %d cameras: %s", len(self.watchers), ", ".join(self.watchers))
+
+    def _hold(self, name: str, holding: Holding) -> None:
+        watcher = self.watchers[name]
+        if holding == "held":
+            watcher.start()
+        elif watcher.running or watcher.state != ("standby" if holding == "elsewhere" else "stopped"):
+            watcher.stop(state="standby" if holding == "elsewhere" else "stopped")
 
     def stop_all(self) -> None:
+        if self._keeper is not None:
+            self._keeper.halt()
         for watcher in self.watchers.values():
             watcher.stop()
+        if self._keeper is not None and self.leases is not None:
+            self._keeper.release_all()
+            self.leases.close()
 
     def get(self, name: str) -> CameraWatcher:
         watcher = self.watchers.get(name)
@@ -60,11 +86,17 @@ class Cameras:
 
     def start(self, name: str) -> dict[str, Any]:
         watcher = self.get(name)
-        watcher.start()
+        if self.leases is not None and self._keeper is not None:
+            self.leases.set_wanted(name, True)  # on every replica; the first to take the lease watches
+            self._keeper.tick()
+        else:
+            watcher.start()
         return watcher.describe()
 
     def stop(self, name: str) -> dict[str, Any]:
         watcher = self.get(name)
+        if self.leases is not None:
+            self.leases.set_wanted(name, False)  # every replica lets go at its next renewal
         watcher.stop()
         return watcher.describe()
 

@@ -24,7 +24,7 @@ from .sources import redacted
 
 log = logging.getLogger(__name__)
 
-State = Literal["connecting", "live", "reconnecting", "stopped"]
+State = Literal["connecting", "live", "reconnecting", "stopped", "standby"]
 RATE_WINDOW_S = 5.0  # per-second rates are averaged over this many seconds
 BACKOFF_FIRST_S = 1.0
 LOST_AFTER_S = 10.0  # no frame analysed for this long: the tracks in view end (``left``)
@@ -117,15 +117,16 @@ class CameraWatcher:
             for thread in self._threads:
                 thread.start()
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop both threads; waits up to the read timeout for a blocked read to give up."""
+    def stop(self, timeout: float | None = None, state: State = "stopped") -> None:
+        """Stop both threads; waits up to the read timeout for a blocked read to give up.
+        ``standby``: another replica watches the camera (its lease)."""
         with self._lock:
             self._stop.set()
             threads, self._threads = self._threads, []
         wait = self.settings.read_timeout_s + 5 if timeout is None else timeout
         for thread in threads:
             thread.join(wait)
-        self._set_state("stopped")
+        self._set_state(state)
 
     @property
     def running(self) -> bool:
