@@ -87,6 +87,12 @@ class Enrollment(TypedDict):
     faces: int
 
 
+class CurationResult(TypedDict):
+    name: str  # the identity the faces are in now
+    faces: int
+    moved: list[str]
+
+
 class IdentitySummary(TypedDict):
     name: str
     faces: int

@@ -34,16 +34,12 @@ def main() -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(max(1, settings.threads // settings.workers)))
 
     from .gallery import GalleryError
-    from .gallery.factory import is_postgres, sqlite_path
-    from .gallery.store import check_gallery_file
+    from .gallery.factory import preflight
 
     # The gallery is checked (read-only) before any model loads: a wrong FACE_GALLERY fails in
     # a second, with nothing but its one line on stderr and nothing written to the file.
     try:
-        if not is_postgres(settings.gallery):  # a PostgreSQL gallery is identified when it opens
-            check_gallery_file(
-                sqlite_path(settings.gallery), None if settings.embedder == "auto" else settings.embedder
-            )
+        preflight(settings.gallery, None if settings.embedder == "auto" else settings.embedder)
     except GalleryError as exc:
         log.error("cannot start: %s", exc)
         return 2

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, jsonify, render_template, url_for
 
 from face_client import ApiError
 
-from .forms import face_api, web_settings
+from .context import face_api, web_settings
 from .headers import CONTENT_SECURITY_POLICY
 
 bp = Blueprint("live", __name__)

@@ -8,10 +8,23 @@ faces through it, so tracking sees the same detections, embeddings and candidate
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
 from .tracking import Detection
+
+
+class FrameMatcher(Protocol):
+    """What tracking needs from wherever faces get their candidates (this process, or the API)."""
+
+    threshold: float
+    embedder: str
+    source: str
+
+    def analyze(self, frames_rgb: Sequence[np.ndarray], indices: Sequence[int]) -> list[list[Detection]]: ...
+
+    def close(self) -> None: ...
 
 
 class EngineMatcher:

@@ -59,7 +59,7 @@ def draw(
 
 class _OpenCVWriter:
     def __init__(self, path: Path, info: VideoInfo) -> None:
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height))
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), info.fps, (info.width, info.height))
         if not self._writer.isOpened():
             raise AnalysisError(f"cannot write {path}: OpenCV has no mp4v encoder here")
 

@@ -24,8 +24,9 @@ from ..gallery.replica import start_sync
 from ..gallery.retention import RetentionSweeper
 from ..videos import VideoJobs
 from ..videos.upload import UploadLimitExceptVideos
-from . import audit, cameras, events, health, identities, inference, live, videos
+from . import audit, cameras, curation, events, health, identities, inference, live, videos
 from .app_state import Services
+from .docs import install_docs
 from .errors import CatchAllMiddleware, install_error_handlers
 from .security import warn_if_open
 from .workers import InferencePool
@@ -130,12 +131,16 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # install_docs serves both pages from the service itself, not a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     _declare_binary_uploads(app)
     app.include_router(health.router)
     app.include_router(inference.router)
     app.include_router(identities.router)
+    app.include_router(curation.router)
     app.include_router(audit.router)
     app.include_router(videos.router)
     app.include_router(live.router)

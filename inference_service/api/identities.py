@@ -33,7 +33,7 @@ NAME_DOC = (
 # characters outside the rule and whole blocks with no letter or digit (general punctuation,
 # currency, arrows to symbols, surrogates, private use, specials) are excluded, the first and
 # last characters are not spaces, and at least one character is neither space nor _ - . '.
-# Everything validate_name accepts matches it (tests/test_api_contract.py checks every BMP
+# Everything validate_name accepts matches it (tests/integration/test_api_contract.py checks every BMP
 # character); the few it lets through that validate_name refuses (a lone combining mark, ...)
 # answer 422.
 _NOT_IN_NAMES = (

@@ -21,7 +21,7 @@ from ..gallery import validate_name
 from ..gallery.audit import acting
 from ..videos import VideoJobs
 from ..videos.files import JobFiles, new_job_id, valid_job_id
-from ..videos.store import Job
+from ..videos.jobs import Job
 from ..videos.summary import person_summary
 from ..videos.tracks import TrackError, crop_path, enroll_track, faces_per_track
 from ..videos.upload import receive_video

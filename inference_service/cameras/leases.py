@@ -20,7 +20,9 @@ from typing import Any, Literal
 import psycopg
 from psycopg.rows import dict_row
 
-from ..gallery.postgres import CONNECT_TIMEOUT_S, open_pool, redact
+from ..gallery.errors import GalleryError
+from ..gallery.pg_connect import connect_pool, pooled_cursor
+from ..gallery.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -49,24 +51,17 @@ class LeaseStore:
         self.where = redact(url)
         self.lease_s = lease_s
         self.me = uuid.uuid4().hex[:12]
-        conninfo = psycopg.conninfo.make_conninfo(
-            url, connect_timeout=str(CONNECT_TIMEOUT_S), application_name="face-camera-leases"
+        self._pool = connect_pool(
+            url, name="face-camera-leases", max_size=2, what="the camera leases' database", row_factory=dict_row
         )
-        self._pool = open_pool(
-            conninfo,
-            name="face-camera-leases",
-            max_size=2,
-            failure=f"cannot connect to {self.where}",
-            row_factory=dict_row,
-        )
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        with pooled_cursor(self._pool, self.where) as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             cur.execute(SCHEMA)
 
     def acquire(self, camera: str) -> Holding:
         """Take or renew the camera's lease: ``held``, else ``elsewhere`` (another replica holds it)
         or ``unwanted`` (stopped over the API)."""
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        with pooled_cursor(self._pool, self.where) as cur:
             cur.execute(_ACQUIRE, {"camera": camera, "me": self.me, "lease": self.lease_s})
             if cur.fetchone() is not None:
                 return "held"
@@ -75,11 +70,11 @@ class LeaseStore:
             return "elsewhere" if row is None or row["wanted"] else "unwanted"
 
     def release(self, camera: str) -> None:
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        with pooled_cursor(self._pool, self.where) as cur:
             cur.execute("UPDATE camera_leases SET expires_at = 0 WHERE camera = %s AND holder = %s", (camera, self.me))
 
     def set_wanted(self, camera: str, wanted: bool) -> None:
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        with pooled_cursor(self._pool, self.where) as cur:
             cur.execute(
                 "INSERT INTO camera_leases (camera, wanted) VALUES (%s, %s) "
                 "ON CONFLICT (camera) DO UPDATE SET wanted = EXCLUDED.wanted",
@@ -109,7 +104,7 @@ class LeaseKeeper:
         for camera in self.cameras:
             try:
                 holding = self.store.acquire(camera)
-            except psycopg.Error as exc:
+            except (GalleryError, psycopg.Error) as exc:
                 # Unreachable database: keep watching what we hold until our lease would have
                 # expired (no other replica can take it before then), then let go.
                 log.warning("camera leases: %s", exc)
@@ -135,5 +130,5 @@ class LeaseKeeper:
         for camera in self.cameras:
             try:
                 self.store.release(camera)  # a clean stop hands the cameras over at once
-            except psycopg.Error:
+            except (GalleryError, psycopg.Error):
                 pass

@@ -82,7 +82,7 @@ def box_crops(image: np.ndarray, boxes: np.ndarray, size: int = 160, margin: flo
     box by ``margin`` pixels of the output crop, clips it to the image, truncates it to whole
     pixels and resizes with PIL's bilinear filter. PIL, not OpenCV: for a numpy array
     facenet-pytorch resizes with OpenCV's area filter instead, up to 115 grey levels apart from
-    the documented path on ../shared/faces (tests/test_facenet_parity.py).
+    the documented path on ../shared/faces (tests/integration/test_facenet_parity.py).
     """
     height, width = image.shape[:2]
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)

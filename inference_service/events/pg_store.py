@@ -8,21 +8,18 @@ camera from one replica at a time, issue 18's lease, is what would rule that out
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import PoolTimeout
 
-from ..gallery.errors import GalleryOpenError, GalleryUnavailableError
 from ..gallery.names import identity_key
-from ..gallery.postgres import CONNECT_TIMEOUT_S, open_pool, redact
+from ..gallery.pg_connect import connect_pool, pooled_cursor
+from ..gallery.urls import redact
 from .store import COLUMNS, EventFilter, NewEvent, conditions, row_values
 
 SCHEMA_LOCK = 0x66616365_7602  # pg_advisory_xact_lock key: replicas starting at once create the table once
-POOL_TIMEOUT_S = 5.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS live_events (
@@ -50,20 +47,8 @@ class PostgresEventStore:
 
     def __init__(self, url: str, pool_size: int = 2) -> None:
         self.where = redact(url)
-        try:
-            conninfo = psycopg.conninfo.make_conninfo(
-                url, connect_timeout=str(CONNECT_TIMEOUT_S), application_name="face-live-events"
-            )
-        except psycopg.Error as exc:
-            raise GalleryOpenError(
-                f"FACE_GALLERY {self.where} is not a PostgreSQL URL psycopg accepts: {exc}"
-            ) from None
-        self._pool = open_pool(
-            conninfo,
-            name="face-live-events",
-            max_size=pool_size,
-            failure=f"cannot connect to the events' database {self.where}",
-            row_factory=dict_row,
+        self._pool = connect_pool(
+            url, name="face-live-events", max_size=pool_size, what="the events' database", row_factory=dict_row
         )
         try:
             with self._cursor() as cur:
@@ -73,13 +58,9 @@ class PostgresEventStore:
             self._pool.close()
             raise
 
-    @contextmanager
-    def _cursor(self) -> Iterator[psycopg.Cursor]:
-        try:
-            with self._pool.connection(timeout=POOL_TIMEOUT_S) as conn, conn.transaction(), conn.cursor() as cur:
-                yield cur
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise GalleryUnavailableError(f"PostgreSQL at {self.where} is unreachable: {exc}".strip()) from exc
+    def _cursor(self) -> AbstractContextManager[psycopg.Cursor]:
+        """A cursor inside one transaction; an unreachable server is a GalleryUnavailableError."""
+        return pooled_cursor(self._pool, self.where)
 
     def add(self, events: list[NewEvent]) -> list[int]:
         ids = []

@@ -1,6 +1,6 @@
 """Video jobs in PostgreSQL, so that any API replica sharing the gallery database may run them.
 
-The same methods as :class:`~.store.SQLiteJobStore`. A replica claims the oldest queued job with
+The same methods as :class:`~.sqlite_store.SQLiteJobStore`. A replica claims the oldest queued job with
 ``FOR UPDATE SKIP LOCKED``: two replicas claiming at once lock different rows, never the same one.
 A replica cannot tell whether a ``running`` row of another replica is still being worked on, so
 a running job holds a *lease*: its worker renews ``heartbeat_at`` (progress writes and a
@@ -17,20 +17,17 @@ finishing a job that another replica now runs.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import PoolTimeout
 
-from ..gallery.errors import GalleryOpenError, GalleryUnavailableError
-from ..gallery.postgres import CONNECT_TIMEOUT_S, open_pool, redact
-from .store import Job
+from ..gallery.pg_connect import connect_pool, pooled_cursor
+from ..gallery.urls import redact
+from .jobs import Job
 
 SCHEMA_LOCK = 0x66616365_7601  # pg_advisory_xact_lock key: replicas starting at once create the table once
-POOL_TIMEOUT_S = 5.0
 NOW = "extract(epoch FROM clock_timestamp())"
 
 SCHEMA = """
@@ -107,20 +104,9 @@ class PostgresJobStore:
         self.max_attempts = max_attempts
         self._claims: dict[str, int] = {}  # job this process runs -> the attempt that claimed it
         self._lock = threading.Lock()
-        try:
-            conninfo = psycopg.conninfo.make_conninfo(
-                url, connect_timeout=str(CONNECT_TIMEOUT_S), application_name="face-video-jobs"
-            )
-        except psycopg.Error as exc:
-            raise GalleryOpenError(
-                f"FACE_GALLERY {self.where} is not a PostgreSQL URL psycopg accepts: {exc}"
-            ) from None
-        self._pool = open_pool(
-            conninfo,
-            name="face-video-jobs",
-            max_size=pool_size,
-            failure=f"cannot connect to the jobs' database {self.where}",
-            row_factory=dict_row,
+        # The gallery's connection settings (keepalives, UTC, timeouts, errors as gallery errors).
+        self._pool = connect_pool(
+            url, name="face-video-jobs", max_size=pool_size, what="the jobs' database", row_factory=dict_row
         )
         try:
             with self._cursor() as cur:
@@ -130,14 +116,9 @@ class PostgresJobStore:
             self._pool.close()
             raise
 
-    @contextmanager
-    def _cursor(self) -> Iterator[psycopg.Cursor]:
-        """A cursor inside one transaction; an unreachable server is a 503 for the API, not a 500."""
-        try:
-            with self._pool.connection(timeout=POOL_TIMEOUT_S) as conn, conn.transaction(), conn.cursor() as cur:
-                yield cur
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise GalleryUnavailableError(f"PostgreSQL at {self.where} is unreachable: {exc}".strip()) from exc
+    def _cursor(self) -> AbstractContextManager[psycopg.Cursor]:
+        """A cursor inside one transaction; an unreachable server is a 503 for the API, a full disk a 507."""
+        return pooled_cursor(self._pool, self.where)
 
     def _attempt(self, job_id: str) -> int | None:
         with self._lock:

@@ -34,8 +34,10 @@ from ..analysis.errors import AnalysisError
 from ..analysis.matcher import EngineMatcher
 from ..analysis.source import probe
 from ..config import Settings
-from .files import JOBS_DB, JobFiles, valid_job_id
-from .store import Job, JobStore, SQLiteJobStore
+from .files import JobFiles, valid_job_id
+from .job_stores import jobs_folder
+from .job_stores import open_job_store as open_gallery_job_store
+from .jobs import Job, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -52,35 +54,20 @@ class _Stop(Exception):
         self.reason = reason
 
 
-DEFAULT_VIDEO_DIR = Path("data/videos")
-
-
 def jobs_root(settings: Settings) -> Path:
-    """FACE_VIDEO_DIR, else ``videos/`` beside a SQLite gallery file (``data/videos`` when the
-    gallery is PostgreSQL: with several replicas, set FACE_VIDEO_DIR to a folder they share)."""
-    from ..gallery.factory import is_postgres, sqlite_path
-
-    if settings.video_dir is not None:
-        return settings.video_dir
-    if is_postgres(settings.gallery):
-        return DEFAULT_VIDEO_DIR
-    return sqlite_path(settings.gallery).parent / "videos"
+    """FACE_VIDEO_DIR, else ``videos/`` beside a SQLite gallery file (see ``job_stores``)."""
+    return jobs_folder(settings.gallery, settings.video_dir)
 
 
 def open_job_store(settings: Settings, root: Path) -> JobStore:
     """The gallery's PostgreSQL database when it is one (shared by replicas), else a SQLite file."""
-    from ..gallery.factory import is_postgres
-
-    if is_postgres(settings.gallery):
-        from .pg_store import PostgresJobStore  # psycopg only loads for a PostgreSQL gallery
-
-        return PostgresJobStore(
-            str(settings.gallery),
-            lease_s=settings.video_lease_s,
-            max_attempts=MAX_ATTEMPTS,
-            pool_size=settings.video_workers + 3,
-        )
-    return SQLiteJobStore(root / JOBS_DB)
+    return open_gallery_job_store(
+        settings.gallery,
+        root,
+        lease_s=settings.video_lease_s,
+        max_attempts=MAX_ATTEMPTS,
+        pool_size=settings.video_workers + 3,
+    )
 
 
 class VideoJobs:

@@ -162,19 +162,17 @@ def _enroll_api(run: RunDir, url: str, name: str, faces: list[dict], consent: st
 def _enroll_gallery(
     path: str | Path, embedder: dict, name: str, faces: list[dict], vectors: np.ndarray, consent: str | None = None
 ) -> dict:
-    import sqlite3
-
     from inference_service.gallery import Gallery, GalleryError
-    from inference_service.gallery.audit import Actor, WriteContext, acting
+    from inference_service.gallery.audit import Actor, WriteContext, acting, visible_consent
     from inference_service.gallery.factory import describe
 
     try:
         gallery = Gallery.open(path, embedder["name"], int(embedder["dim"]))
-    except (GalleryError, ValueError, sqlite3.DatabaseError) as exc:
+    except GalleryError as exc:
         raise PipelineError(f"cannot enroll into {describe(path)}: {exc}") from None
     try:
         # Written straight into the file, the enrollment is audited as the pipeline's.
-        with acting(WriteContext(actor=Actor("pipeline"), consent=consent.strip() if consent else None)):
+        with acting(WriteContext(actor=Actor("pipeline"), consent=visible_consent(consent))):
             records = gallery.enroll(name, vectors, boxes=[f["box"] for f in faces])
         total = dict(gallery.identities()).get(name, len(records))
     except GalleryError as exc:

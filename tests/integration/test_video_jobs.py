@@ -9,7 +9,8 @@ import time
 from inference_service.config import Settings
 from inference_service.videos import VideoJobs
 from inference_service.videos.files import JOBS_DB, new_job_id
-from inference_service.videos.store import Job, SQLiteJobStore
+from inference_service.videos.jobs import Job
+from inference_service.videos.sqlite_store import SQLiteJobStore
 from inference_service.videos.summary import person_summary
 
 

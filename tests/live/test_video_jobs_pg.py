@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from inference_service.videos.files import new_job_id
+from inference_service.videos.jobs import Job
 from inference_service.videos.pg_store import PostgresJobStore
-from inference_service.videos.store import Job
 
 from support.live_servers import start_api
 from support.video_jobs import MIRANDA, enroll_miranda, upload, wait_for

@@ -52,12 +52,41 @@ class FakeApi(BaseAdapter):
             self.gallery[name] = self.gallery.get(name, 0) + len(files)
             added = [{"face_id": i + 1, "box": [0, 0, 10, 10]} for i in range(len(files))]
             return self._reply(request, 201, {"identity": name, "added": added, "faces": self.gallery[name]})
+        match = re.fullmatch(r"/videos/([0-9a-f]{32})/tracks/(\d+)/enroll", path)
+        if request.method == "POST" and match:
+            name = json.loads(request.body)["name"]
+            kept = (self.videos.get(match.group(1)) or {}).get("track_faces", {}).get(match.group(2), 0)
+            first = self.gallery.get(name, 0)
+            self.gallery[name] = first + kept
+            added = [{"face_id": f"{first + i:032x}", "box": [0, 0, 10, 10]} for i in range(kept)]
+            return self._reply(request, 201, {"identity": name, "added": added, "faces": self.gallery[name]})
         match = re.fullmatch(r"/videos/([0-9a-f]{32})", path)
         if request.method == "GET" and match:
             job = self.videos.get(match.group(1))
             return self._reply(request, 200, job) if job else self._reply(request, 404, {"detail": "no such video job"})
+        if request.method == "GET" and path == "/videos":
+            return self._reply(request, 200, {"videos": list(self.videos.values())})
+        match = re.fullmatch(r"/identities/([^/]+)", path)
+        if request.method == "GET" and match:
+            count = self.gallery.get(match.group(1))
+            if count is None:
+                return self._reply(request, 404, {"detail": f"no identity named {match.group(1)!r}"})
+            faces = [
+                {"face_id": f"{i:032x}", "created_at": "2026-01-01T00:00:00Z", "box": [0, 0, 10, 10]}
+                for i in range(count)
+            ]
+            return self._reply(request, 200, {"name": match.group(1), "faces": faces, "consent": None})
         if request.method == "GET" and path == "/identities":
             return self._reply(request, 200, {"identities": [{"name": n, "faces": c} for n, c in self.gallery.items()]})
+        match = re.fullmatch(r"/identities/([^/]+)/faces/([0-9a-f]{32})", path)
+        if request.method == "DELETE" and match:
+            name = match.group(1)
+            if not self.gallery.get(name):
+                return self._reply(request, 404, {"detail": f"no face {match.group(2)} of {name!r}"})
+            self.gallery[name] -= 1  # the fake counts faces only: any id of a known person removes one
+            if not self.gallery[name]:
+                del self.gallery[name]
+            return self._reply(request, 204, None)
         match = re.fullmatch(r"/identities/([^/]+)", path)
         if request.method == "DELETE" and match:
             if self.gallery.pop(match.group(1), None) is None:

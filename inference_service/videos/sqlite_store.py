@@ -1,12 +1,6 @@
-"""Where video jobs are recorded, so a restart loses none: ``JobStore`` and its SQLite version.
+"""Video jobs in a SQLite file of their own: ``SQLiteJobStore``.
 
-The queue is a table, not memory: a job is inserted ``queued``, a worker *claims* it (one
-transaction moves the oldest queued row to ``running``, so two workers never take the same job),
-reports progress on the row, and ends it ``done``/``failed``. At start-up,
-``recover_interrupted`` puts rows left ``running`` by a killed process back in the queue (their
-upload is still on disk) or, after ``max_attempts`` starts, fails them with the reason.
-
-The SQLite file is the jobs' own (``FACE_VIDEO_DIR/jobs.sqlite3``), not the gallery's, so the
+The file is the jobs' own (``FACE_VIDEO_DIR/jobs.sqlite3``), not the gallery's, so the
 gallery's schema and migrations stay untouched. On a PostgreSQL gallery the jobs live in that
 database instead (``pg_store.PostgresJobStore``, same methods), so any replica may take them.
 """
@@ -16,12 +10,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Protocol
 
-STATUSES = ("queued", "running", "done", "failed", "cancelled")
-UNFINISHED = ("queued", "running")
+from .jobs import Job
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS video_jobs (
@@ -43,48 +35,6 @@ CREATE TABLE IF NOT EXISTS video_jobs (
 );
 CREATE INDEX IF NOT EXISTS video_jobs_queue ON video_jobs (status, created_at);
 """
-
-
-@dataclass(frozen=True)
-class Job:
-    """One row of ``video_jobs``; times are Unix seconds."""
-
-    id: str
-    status: str
-    filename: str
-    size_bytes: int
-    duration_s: float
-    frames_total: int
-    frames_done: int = 0
-    stage: str = "queued"
-    fraction: float = 0.0
-    error: str | None = None
-    attempts: int = 0
-    created_at: float = 0.0
-    started_at: float | None = None
-    finished_at: float | None = None
-    heartbeat_at: float | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.status not in UNFINISHED
-
-
-class JobStore(Protocol):
-    def create(self, job: Job) -> None: ...
-    def get(self, job_id: str) -> Job | None: ...
-    def list(self, limit: int = 100) -> list[Job]: ...
-    def count_unfinished(self) -> int: ...
-    def claim_next(self) -> Job | None: ...
-    def progress(self, job_id: str, stage: str, frames_done: int, fraction: float) -> bool: ...
-    def heartbeat(self, job_id: str) -> bool: ...
-    def finish(self, job_id: str, status: str, error: str | None = None) -> None: ...
-    def requeue(self, job_id: str) -> None: ...
-    def mark_cancelled(self, job_id: str) -> bool: ...
-    def delete(self, job_id: str) -> bool: ...
-    def recover_interrupted(self, max_attempts: int) -> tuple[list[str], list[str]]: ...
-    def finished_before(self, cutoff: float) -> list[str]: ...
-    def close(self) -> None: ...
 
 
 class SQLiteJobStore:
