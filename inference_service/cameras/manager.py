@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..analysis.live import LiveSession
 from ..analysis.matcher import EngineMatcher
 from ..config import Settings
 from ..gallery.factory import is_postgres
-from .leases import Holding, LeaseKeeper, LeaseStore
 from .sources import parse_cameras
 from .watcher import CameraWatcher, EventSink, WatchSettings
+
+if TYPE_CHECKING:  # the PostgreSQL driver loads only for a PostgreSQL gallery
+    from .leases import Holding, LeaseKeeper, LeaseStore
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ class Cameras:
         if not self.watchers:
             return
         if is_postgres(self.settings.gallery):
+            from .leases import LeaseKeeper, LeaseStore
+
             self.leases = LeaseStore(str(self.settings.gallery), self.settings.camera_lease_s)
             for watcher in self.watchers.values():
                 watcher.state = "standby"
