@@ -23,7 +23,7 @@ from benchmarks.timing import machine, machine_line
 from inference_service.atomic import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
-MODULES = ("detect", "embed", "memory", "peer", "pipeline", "http", "web", "gallery", "replicas", "video")
+MODULES = ("detect", "embed", "memory", "peer", "pipeline", "http", "web", "gallery", "replicas", "video", "live")
 
 # figure -> (module, what it is, target); the figures latest.json must hold.
 FIGURES: dict[str, tuple[str, str, str]] = {
@@ -49,6 +49,10 @@ FIGURES: dict[str, tuple[str, str, str]] = {
     "gallery_ram_ratio_1m": ("gallery", "index arrays / raw float32 vectors, 1M faces", "<= 1.3"),
     "startup_s_1m": ("gallery", "Gallery start-up from a 1M-face SQLite file, s", "<= 3"),
     "startup_s_1m_postgres": ("gallery", "Gallery start-up from 1M faces in PostgreSQL, s", "<= 3"),
+    "ws_roundtrip_ms_p95": ("live", "WebSocket /live round trip, 640x360 frames, p95 ms", "<= 200"),
+    "live_name_flips": ("live", "decided track names that changed, stage clip over /live", "0"),
+    "live_analysed_fps_720p": ("live", "frames analysed per s, one 25 fps 1280x720 RTSP camera", ">= 8"),
+    "recognize_p50_during_live_ratio": ("live", "/recognize p50 while a 720p camera is watched / idle", "<= 2.0"),
 }
 REQUIRED = (
     "detect_ratio_1080p",

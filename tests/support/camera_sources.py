@@ -48,10 +48,13 @@ def port_open(port: int) -> bool:
 
 
 class RtspServer:
-    """``rtsp://127.0.0.1:PORT/stream`` looping the JPEGs of ``frames`` at ``fps``; kill and restart."""
+    """``rtsp://127.0.0.1:PORT/stream`` looping the JPEGs of ``frames`` at ``fps`` (scaled to
+    ``size`` when given); kill and restart."""
 
-    def __init__(self, port: int, frames: Path, fps: int = 25, log: Path | None = None) -> None:
-        self.port, self.frames, self.fps, self.log = port, frames, fps, log
+    def __init__(
+        self, port: int, frames: Path, fps: int = 25, log: Path | None = None, size: tuple[int, int] | None = None
+    ) -> None:
+        self.port, self.frames, self.fps, self.log, self.size = port, frames, fps, log, size
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -61,6 +64,7 @@ class RtspServer:
     def start(self, timeout: float = 30.0) -> None:
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         command = [str(SYSTEM_PYTHON), str(RTSP_SCRIPT), str(self.port), str(self.frames / "%05d.jpg"), str(self.fps)]
+        command += [str(v) for v in self.size or ()]
         self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while not port_open(self.port):

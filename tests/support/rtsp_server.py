@@ -21,16 +21,16 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 def main() -> None:
     port, pattern, fps = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    scale = ""
-    if len(sys.argv) > 5:
-        scale = f"! videoscale ! video/x-raw,width={sys.argv[4]},height={sys.argv[5]} "
+    scale, size = "", ""
+    if len(sys.argv) > 5:  # two caps filters in a row do not parse: the size joins the format's
+        scale, size = "! videoscale ", f",width={sys.argv[4]},height={sys.argv[5]}"
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_service(port)
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(
         f'( multifilesrc location="{pattern}" loop=true index=0 caps="image/jpeg,framerate={fps}/1" '
-        f"! jpegdec ! videoconvert {scale}! video/x-raw,format=I420 "
+        f"! jpegdec ! videoconvert {scale}! video/x-raw,format=I420{size} "
         f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=2000 "
         "! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
