@@ -1,4 +1,6 @@
-"""The Live page: the browser's camera, with each face boxed and named as the API's /live answers.
+"""The Live page (the browser's camera, each face boxed and named as the API's /live answers) and
+the Cameras page (the operator's network cameras: state, rates, who is in view, the latest events
+with their faces; it refreshes itself every few seconds, without any script).
 
 The page's script (``static/live.js``) sends camera frames straight to the API's WebSocket: the
 site (a WSGI app) cannot carry a WebSocket, and a relay would add a hop to every frame. The site
@@ -12,12 +14,16 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, jsonify, render_template, url_for
+from flask import Blueprint, Response, abort, jsonify, render_template, url_for
 
 from face_client import ApiError
 
 from .context import face_api, web_settings
 from .headers import CONTENT_SECURITY_POLICY
+from .videos import proxy
+
+CAMERAS_REFRESH_S = 5
+EVENT_WORDS = {"appeared": "appeared", "named": "was named", "renamed": "was renamed", "left": "left"}
 
 bp = Blueprint("live", __name__)
 
@@ -56,3 +62,22 @@ def ticket():
     response = jsonify(url=live_socket_url(), protocol=answer.get("protocol"), ticket=answer.get("ticket"))
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.get("/cameras")
+def cameras():
+    try:
+        listed, events = face_api().cameras(), face_api().events(limit=20)
+    except ApiError as exc:
+        return render_template("cameras.html", cameras=[], events=[], error=exc.message), exc.status
+    for event in events:
+        event["words"] = EVENT_WORDS.get(event.get("type"), event.get("type"))
+        event["at_text"] = str(event.get("at") or "").replace("T", " ").rstrip("Z")[:19]
+    return render_template("cameras.html", cameras=listed, events=events, refresh_s=CAMERAS_REFRESH_S)
+
+
+@bp.get("/cameras/events/<int:event_id>/face.jpg")
+def event_face(event_id: int):
+    if event_id < 1:
+        abort(404)
+    return proxy(f"/events/{event_id}/face")

@@ -1,5 +1,5 @@
 """Camera events through the real API process: an HTTP MJPEG camera looping the stage clip's
-close-up of Miranda (enrolled from his gallery photo), the event stream (Server-Sent Events) with
+close-up of Miranda (enrolled from his gallery photo), the site's Cameras page, the event stream (Server-Sent Events) with
 ``Last-Event-ID`` resume, the API killed during the watch (the camera is watched again on start,
 the events stay), a stopped camera telling that he left, and his erasure taking his events and
 their faces with him."""
@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from support.camera_sources import MjpegServer, clip_jpegs
-from support.live_servers import start_api
+from support.live_servers import start_api, start_web
 
 MIRANDA = "lin_manuel_miranda"
 WRITE_KEY = "events-write"
@@ -79,6 +79,16 @@ def test_events_stream_resume_survive_a_kill_and_go_with_the_person(tmp_path, fa
         named = about_miranda(first)[0]
         assert named[1] in ("appeared", "named") and named[2]["camera"] == "hall"
         assert named[2]["face"] == f"/events/{named[0]}/face"
+
+        # the site's Cameras page shows the camera, the event and its face
+        web = start_web(tmp_path, api.url, FACE_API_KEY=WRITE_KEY, FACE_READ_API_KEY=READ_KEY)
+        try:
+            page = requests.get(web.url + "/cameras", timeout=30).text
+            assert 'data-state="live"' in page and f"<strong>{MIRANDA}</strong>" in page
+            face = requests.get(f"{web.url}/cameras/events/{named[0]}/face.jpg", timeout=30)
+            assert face.status_code == 200 and face.content[:2] == b"\xff\xd8"
+        finally:
+            web.stop()
 
         api.proc.send_signal(signal.SIGKILL)  # killed during the watch
         api.proc.wait(10)

@@ -5,17 +5,69 @@ The browser itself (camera, drawing) is tests/browser/test_e2e_live.py.
 
 from __future__ import annotations
 
+import io
+
 from support.site_fakes import FakeApi, site_app
+
+CAMERA = {
+    "name": "door",
+    "state": "reconnecting",
+    "last_error": "ConnectionRefusedError: refused; retrying in 4 s",
+    "fps_in": 0.0,
+    "fps_analysed": 0.0,
+    "fps_dropped": 0.0,
+    "lag_s": None,
+    "present": [],
+}
+HALL = {**CAMERA, "name": "hall", "state": "live", "last_error": None, "fps_in": 25.0, "fps_analysed": 4.9}
+HALL.update(fps_dropped=20.1, lag_s=0.31, present=[{"track_id": 3, "identity": "<b>ada</b>", "similarity": 0.95}])
+EVENTS = [
+    {
+        "id": 9,
+        "camera": "hall",
+        "type": "left",
+        "identity": "ada",
+        "previous": None,
+        "track_id": 3,
+        "similarity": 0.95,
+        "seconds_in_view": 42.4,
+        "at": "2026-12-02T18:00:05.000Z",
+        "face": "/events/9/face",
+    },
+    {
+        "id": 8,
+        "camera": "hall",
+        "type": "appeared",
+        "identity": None,
+        "previous": None,
+        "track_id": 4,
+        "similarity": 0.5,
+        "seconds_in_view": 0.0,
+        "at": "2026-12-02T18:00:01.000Z",
+        "face": None,
+    },
+]
 
 
 class TicketApi(FakeApi):
-    """The fake API, answering POST /live/tickets as an API with a read key does."""
+    """The fake API, answering POST /live/tickets as an API with a read key does, and the cameras'
+    and events' listings."""
 
     def send(self, request, **kwargs):  # noqa: ANN001 - requests' adapter signature
-        if request.method == "POST" and request.url.endswith("/live/tickets") and self.fail is None:
+        path = request.url.split("face-api.test", 1)[1]
+        if self.fail is None and request.method == "POST" and path == "/live/tickets":
             self.calls.append(request)
             body = {"ticket": "123.ab.cd", "expires_in": 60, "protocol": "faces.live", "required": True}
             return self._reply(request, 200, body)
+        if self.fail is None and request.method == "GET" and path == "/cameras":
+            return self._reply(request, 200, {"cameras": [CAMERA, HALL]})
+        if self.fail is None and request.method == "GET" and path.startswith("/events?"):
+            self.calls.append(request)
+            return self._reply(request, 200, {"events": EVENTS, "next": None})
+        if self.fail is None and request.method == "GET" and path == "/events/9/face":
+            response = self._reply(request, 200, None, {"content-type": "image/jpeg"})
+            response.raw, response._content = io.BytesIO(b"\xff\xd8jpeg"), False  # streamed, as the API's
+            return response
         return super().send(request, **kwargs)
 
 
@@ -52,3 +104,28 @@ def test_ticket_when_the_api_refuses_is_a_json_error():
     fake.fail = (401, "a valid X-API-Key header is required", {})
     response = site_app(fake).test_client().get("/live/ticket")
     assert response.status_code == 502 and "detail" in response.get_json()
+
+
+def test_cameras_page_shows_states_who_is_in_view_and_the_latest_events_with_faces():
+    fake = TicketApi()
+    client = site_app(fake, api_key="sekret").test_client()
+    response = client.get("/cameras")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert '<meta http-equiv="refresh" content="5">' in page and "<script" not in page  # no script needed
+    assert 'data-state="reconnecting"' in page and "ConnectionRefusedError: refused; retrying in 4 s" in page
+    assert 'data-state="live"' in page and "25.0 / 4.9 / 20.1" in page and "0.31 s" in page
+    assert "&lt;b&gt;ada&lt;/b&gt;" in page and "<b>ada</b>" not in page  # names are escaped
+    assert "<strong>ada</strong> left after 42 s" in page and "<strong>someone unknown</strong> appeared" in page
+    assert 'src="/cameras/events/9/face.jpg"' in page and page.count("<img") == 1  # the unknown one has no face
+    assert fake.calls[-1].url.endswith("/events?limit=20")
+    face = client.get("/cameras/events/9/face.jpg")
+    assert face.status_code == 200 and face.data == b"\xff\xd8jpeg" and face.content_type == "image/jpeg"
+    assert client.get("/cameras/events/10/face.jpg").status_code == 404
+
+
+def test_cameras_page_says_when_the_api_refuses():
+    fake = TicketApi()
+    fake.fail = (503, "the service is busy", {})
+    response = site_app(fake).test_client().get("/cameras")
+    assert response.status_code == 503 and "busy" in response.get_data(as_text=True)
