@@ -71,7 +71,7 @@ def cameras():
     except ApiError as exc:
         return render_template("cameras.html", cameras=[], events=[], error=exc.message), exc.status
     for event in events:
-        event["words"] = EVENT_WORDS.get(event.get("type"), event.get("type"))
+        event["words"] = EVENT_WORDS.get(str(event.get("type")), event.get("type"))
         event["at_text"] = str(event.get("at") or "").replace("T", " ").rstrip("Z")[:19]
     return render_template("cameras.html", cameras=listed, events=events, refresh_s=CAMERAS_REFRESH_S)
 
