@@ -42,7 +42,7 @@ async def list_cameras(cameras: Cameras = Depends(get_cameras)) -> dict[str, Any
 @router.get(
     "/{name}",
     dependencies=[Depends(require_read_key)],
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 404, 422),
     summary="One camera's state",
 )
 async def camera(name: str, cameras: Cameras = Depends(get_cameras)) -> dict[str, Any]:
@@ -52,7 +52,7 @@ async def camera(name: str, cameras: Cameras = Depends(get_cameras)) -> dict[str
 @router.post(
     "/{name}/start",
     dependencies=[Depends(require_api_key)],
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 404, 422),
     summary="Watch a configured camera",
 )
 def start_camera(name: str, cameras: Cameras = Depends(get_cameras)) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def start_camera(name: str, cameras: Cameras = Depends(get_cameras)) -> dict[str
 @router.post(
     "/{name}/stop",
     dependencies=[Depends(require_api_key)],
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 404, 422),
     summary="Stop watching a camera",
 )
 def stop_camera(name: str, cameras: Cameras = Depends(get_cameras)) -> dict[str, Any]:

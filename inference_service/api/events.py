@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -29,6 +29,7 @@ router = APIRouter(prefix="/events", tags=["events"], dependencies=[Depends(requ
 POLL_S = 0.5  # how often a stream looks for new events (any replica may have written them)
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing a quiet stream
 MAX_STREAMS = 16  # open streams per process; each holds a connection and polls
+MAX_ID = 2**63 - 1  # ids are 64-bit integers in both stores
 
 
 def get_events(request: Request) -> EventLog:
@@ -53,7 +54,7 @@ def list_events(
     identity: str | None = Query(None, max_length=200),
     since: str | None = Query(None, description="ISO 8601: events at or after this time"),
     until: str | None = Query(None, description="ISO 8601: events before this time"),
-    before_id: int | None = Query(None, ge=1, description="the previous page's `next`"),
+    before_id: int | None = Query(None, ge=1, le=MAX_ID, description="the previous page's `next`"),
     limit: int = Query(50, ge=1, le=500),
     events: EventLog = Depends(get_events),
 ) -> dict[str, Any]:
@@ -62,7 +63,21 @@ def list_events(
     return {"events": page, "next": page[-1]["id"] if len(page) == limit else None}
 
 
-@router.get("/stream", responses=error_responses(401, 503), summary="New events as Server-Sent Events")
+STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-Sent Events, without end",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    **error_responses(401, 422, 503),
+}
+
+
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses=STREAM_RESPONSES,
+    summary="New events as Server-Sent Events",
+)
 async def stream(
     request: Request,
     last_event_id: str | None = Header(None, description="resume after this event id"),
@@ -73,7 +88,7 @@ async def stream(
         raise HTTPException(
             status_code=503, detail=f"at most {MAX_STREAMS} event streams at once", headers={"Retry-After": "5"}
         )
-    if last_event_id is not None and not last_event_id.strip().isdigit():
+    if last_event_id is not None and not (last_event_id.strip().isdigit() and int(last_event_id) <= MAX_ID):
         raise HTTPException(status_code=422, detail="Last-Event-ID must be an event id (a whole number)")
     start = int(last_event_id) if last_event_id is not None else await run_in_threadpool(events.latest_id)
     state.event_streams = getattr(state, "event_streams", 0) + 1
@@ -107,8 +122,16 @@ def delivery(events: EventLog = Depends(get_events)) -> dict[str, Any]:
     return events.delivery()
 
 
-@router.get("/{event_id}/face", responses=error_responses(401, 404), summary="The face of one event (JPEG)")
-def event_face(event_id: int, events: EventLog = Depends(get_events)) -> Response:
+@router.get(
+    "/{event_id}/face",
+    response_class=Response,
+    responses={
+        200: {"description": "The face, a JPEG", "content": {"image/jpeg": {}}},
+        **error_responses(401, 404, 422),
+    },
+    summary="The face of one event (JPEG)",
+)
+def event_face(event_id: int = Path(ge=1, le=MAX_ID), events: EventLog = Depends(get_events)) -> Response:
     data = events.face(event_id)
     if data is None:
         raise HTTPException(status_code=404, detail=f"event {event_id} has no face (or does not exist)")
