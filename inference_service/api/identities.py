@@ -226,6 +226,7 @@ def export_identity(request: Request, name: str = NamePath, services: Services =
     document = services.gallery.store.export_identity(name, write_context(request, services))
     if document is None:
         raise _not_found(name)
+    document["live_events"] = request.app.state.events.of_identity(name)  # camera events naming them
     return document
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 Box = list[float]
@@ -176,6 +178,9 @@ class IdentityExport(BaseModel):
     audit: list[AuditEventModel] = Field(
         description="Every audit event about this person since their first enrollment (not about an earlier "
         "person who had the name), this export included."
+    )
+    live_events: list[dict[str, Any]] = Field(
+        default_factory=list, description="Camera events naming this person (GET /events), newest first."
     )
 
 

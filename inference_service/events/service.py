@@ -139,6 +139,10 @@ class EventLog:
     def page(self, where: EventFilter, limit: int) -> list[dict[str, Any]]:
         return [public(r) for r in self.store.query(where, limit, newest_first=True)]
 
+    def of_identity(self, name: str, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Every event naming ``name`` (newest first), for a person's export."""
+        return self.page(EventFilter(identity=name), limit)
+
     def after(self, after_id: int, limit: int = 100) -> list[dict[str, Any]]:
         return [public(r) for r in self.store.query(EventFilter(after_id=after_id), limit, newest_first=False)]
 
