@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, jsonify, render_template, url_for
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 
-from face_client import ApiError
+from face_client import ApiError, Upload
 
+from .consent import ConsentNoteError, consent_record
 from .context import face_api, web_settings
 from .headers import CONTENT_SECURITY_POLICY
 from .videos import proxy
@@ -81,3 +82,42 @@ def event_face(event_id: int):
     if event_id < 1:
         abort(404)
     return proxy(f"/events/{event_id}/face")
+
+
+def _event_face(event_id: int) -> bytes:
+    try:
+        upstream = face_api().stream(f"/events/{event_id}/face")
+    except ApiError as exc:
+        abort(exc.status if exc.status == 404 else 502, description=exc.message)
+    try:
+        return upstream.content[: 2 * 1024 * 1024]
+    finally:
+        upstream.close()
+
+
+@bp.get("/cameras/events/<int:event_id>/name")
+def name_event_form(event_id: int):
+    """Name an unknown person from their event's face: a page of its own, so that the Cameras
+    page's refresh cannot interrupt the typing."""
+    _event_face(event_id)  # 404 for an event without a face
+    return render_template("name_event.html", event_id=event_id)
+
+
+@bp.post("/cameras/events/<int:event_id>/name")
+def name_event(event_id: int):
+    name = (request.form.get("name") or "").strip()
+    if not name or request.form.get("consent") != "yes":
+        error = "Type a name and tick that this person agreed to be enrolled."
+        return render_template("name_event.html", event_id=event_id, name=name, error=error), 400
+    try:
+        consent = consent_record(request.form.get("note", ""), "Cameras")
+    except ConsentNoteError as exc:
+        return render_template("name_event.html", event_id=event_id, name=name, error=str(exc)), 400
+    face = _event_face(event_id)
+    try:
+        face_api().enroll(name, [Upload(f"event-{event_id}.jpg", face, "image/jpeg")], consent=consent)
+    except ApiError as exc:
+        message = f"The face was not enrolled: {exc.detail}" if exc.detail else exc.message
+        return render_template("name_event.html", event_id=event_id, name=name, error=message), exc.status
+    flash(f"Enrolled this face as {name}; the cameras will name them from now on.", "ok")
+    return redirect(url_for("live.cameras"), code=303)

@@ -114,6 +114,9 @@ def test_events_stream_resume_survive_a_kill_and_go_with_the_person(tmp_path, fa
 
         face = requests.get(api.url + named[2]["face"], headers=READ, timeout=10)
         assert face.status_code == 200 and face.content[:2] == b"\xff\xd8"
+        # the crop is a face the service finds and names again (so "Name this person" can enroll it)
+        again = requests.post(api.url + "/recognize", files={"image": face.content}, headers=READ, timeout=60)
+        assert [f["identity"] for f in again.json()["faces"]] == [MIRANDA], again.text
         export = requests.get(f"{api.url}/identities/{MIRANDA}/export", headers=WRITE, timeout=30).json()
         assert named[0] in [e["id"] for e in export["live_events"]]  # his access request lists them
         r = requests.delete(f"{api.url}/identities/{MIRANDA}", headers=WRITE, timeout=30)

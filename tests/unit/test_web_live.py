@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 
-from support.site_fakes import FakeApi, site_app
+from support.site_fakes import FakeApi, multipart_parts, site_app, token
 
 CAMERA = {
     "name": "door",
@@ -47,6 +47,7 @@ EVENTS = [
         "face": None,
     },
 ]
+EVENTS.append({**EVENTS[1], "id": 7, "camera": "door", "track_id": 1, "face": "/events/7/face"})
 
 
 class TicketApi(FakeApi):
@@ -64,7 +65,7 @@ class TicketApi(FakeApi):
         if self.fail is None and request.method == "GET" and path.startswith("/events?"):
             self.calls.append(request)
             return self._reply(request, 200, {"events": EVENTS, "next": None})
-        if self.fail is None and request.method == "GET" and path == "/events/9/face":
+        if self.fail is None and request.method == "GET" and path in ("/events/9/face", "/events/7/face"):
             response = self._reply(request, 200, None, {"content-type": "image/jpeg"})
             response.raw, response._content = io.BytesIO(b"\xff\xd8jpeg"), False  # streamed, as the API's
             return response
@@ -117,7 +118,9 @@ def test_cameras_page_shows_states_who_is_in_view_and_the_latest_events_with_fac
     assert 'data-state="live"' in page and "25.0 / 4.9 / 20.1" in page and "0.31 s" in page
     assert "&lt;b&gt;ada&lt;/b&gt;" in page and "<b>ada</b>" not in page  # names are escaped
     assert "<strong>ada</strong> left after 42 s" in page and "<strong>someone unknown</strong> appeared" in page
-    assert 'src="/cameras/events/9/face.jpg"' in page and page.count("<img") == 1  # the unknown one has no face
+    assert 'src="/cameras/events/9/face.jpg"' in page and page.count("<img") == 2  # event 8 has no face
+    # naming is offered for the unknown face only, on a page of its own
+    assert page.count("Name this person") == 1 and 'href="/cameras/events/7/name"' in page
     assert fake.calls[-1].url.endswith("/events?limit=20")
     face = client.get("/cameras/events/9/face.jpg")
     assert face.status_code == 200 and face.data == b"\xff\xd8jpeg" and face.content_type == "image/jpeg"
@@ -129,3 +132,22 @@ def test_cameras_page_says_when_the_api_refuses():
     fake.fail = (503, "the service is busy", {})
     response = site_app(fake).test_client().get("/cameras")
     assert response.status_code == 503 and "busy" in response.get_data(as_text=True)
+
+
+def test_an_unknown_event_face_is_named_with_consent():
+    fake = TicketApi()
+    client = site_app(fake, api_key="sekret").test_client()
+    assert client.get("/cameras/events/7/name").status_code == 200
+    csrf = token(client, "/cameras/events/7/name")
+    refused = client.post("/cameras/events/7/name", data={"csrf_token": csrf, "name": "ada"})
+    assert refused.status_code == 400 and "agreed" in refused.get_data(as_text=True)  # no consent ticked
+    assert not fake.gallery
+    form = {"csrf_token": csrf, "name": "ada", "consent": "yes", "note": "form 12"}
+    response = client.post("/cameras/events/7/name", data=form)
+    assert response.status_code == 303 and response.headers["Location"] == "/cameras"
+    assert fake.gallery == {"ada": 1}
+    enroll = fake.calls[-1]
+    parts = {p.get_param("name", header="content-disposition"): p for p in multipart_parts(enroll)}
+    assert parts["image"].get_payload(decode=True) == b"\xff\xd8jpeg"  # the event's face, as the API keeps it
+    assert parts["consent"].get_payload() == "agreed (ticked on the site's Cameras form): form 12"
+    assert enroll.headers["X-API-Key"] == "sekret"
