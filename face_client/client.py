@@ -22,6 +22,7 @@ from .results import (
     Detection,
     Embedding,
     Enrollment,
+    GalleryReport,
     Health,
     Identity,
     IdentitySummary,
@@ -176,6 +177,19 @@ class FaceClient:
         body = {k: v for k, v in (("to", to), ("consent", consent), ("expires_at", expires_at)) if v is not None}
         path = f"/identities/{_segment(name)}/faces/{_segment(face_id)}/move"
         return self._json("POST", path, write=True, json=body)
+
+    def gallery_report(self, limit: int = 100) -> GalleryReport:
+        """``GET /gallery/report``: ``pairs`` of identities that may be one person (best first, a pair
+        dismissed as distinct left out) and ``flagged`` faces that may not be their identity's."""
+        body = self._json("GET", "/gallery/report", params={"limit": int(limit)})
+        if not isinstance(body, dict) or not isinstance(body.get("pairs"), list):
+            raise ApiError("The face service answered with an unexpected gallery report", status=502, api_status=200)
+        return cast(GalleryReport, body)
+
+    def dismiss_pair(self, a: str, b: str) -> None:
+        """``POST /gallery/report/dismissed``: ``a`` and ``b`` are not the same person; the report
+        stops suggesting the pair."""
+        self._request("POST", "/gallery/report/dismissed", write=True, json={"a": a, "b": b}).close()
 
     # --- video jobs ------------------------------------------------------------------------------
     def upload_video(self, filename: str, content_type: str, stream: IO[bytes]) -> VideoJob:

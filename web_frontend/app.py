@@ -21,6 +21,7 @@ from .auth import init_auth
 from .config import WebSettings
 from .context import API_CLIENT, SETTINGS
 from .csrf import init_csrf
+from .curation import bp as curation_blueprint
 from .forms import FORM_OVERHEAD_BYTES
 from .gallery import bp as gallery_blueprint
 from .headers import init_security_headers
@@ -28,6 +29,7 @@ from .live import bp as live_blueprint
 from .naming import bp as naming_blueprint
 from .people import bp as people_blueprint
 from .recognize import bp as recognize_blueprint
+from .report import bp as report_blueprint
 from .videos import bp as videos_blueprint
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,8 @@ def create_app(settings: WebSettings | None = None, api: FaceClient | None = Non
         naming_blueprint,
         gallery_blueprint,
         people_blueprint,
+        curation_blueprint,
+        report_blueprint,
         videos_blueprint,
         live_blueprint,
         auth_blueprint,

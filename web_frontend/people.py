@@ -1,5 +1,8 @@
 """A page per enrolled person: their faces (when, from what box), removing one face or the person.
 
+The page also links the curation forms (:mod:`.curation`: rename, merge, move a face) and marks a
+face the API flags as unlike the rest of the person ("may not be this person").
+
 Linked from the Gallery. Removing a face asks first (a page with a confirmation box, as deleting a
 person does): it cannot be undone. Like every page showing a person it needs the login when
 ``WEB_PASSWORD`` is set, and every form carries the CSRF token. The faces are listed without
@@ -40,12 +43,16 @@ def person():
     )
 
 
-def _face_rows(detail: dict[str, Any]) -> list[dict[str, str]]:
+def _face_rows(detail: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the page shows of each face; ``agreement``/``flagged`` are None from an API that does not
+    judge its faces."""
     return [
         {
             "face_id": f.get("face_id", ""),
             "created_at": (f.get("created_at") or "").replace("T", " ")[:19],
             "box": ", ".join(f"{v:.0f}" for v in f.get("box") or []) or "–",
+            "agreement": f.get("agreement"),
+            "flagged": bool(f.get("flagged")),
         }
         for f in detail.get("faces") or []
     ]

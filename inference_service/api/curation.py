@@ -1,4 +1,5 @@
-"""Curating the gallery: rename an identity, merge it into another, move a face to another person.
+"""Curating the gallery: rename an identity, merge it into another, move a face to another person,
+and the gallery's report of what may need it.
 
 Each is one transaction of the store, audited with the acting key's label and carried to every
 PostgreSQL replica; each needs the write key. A name another identity has is a 409 naming it,
@@ -7,22 +8,31 @@ unless a rename asks to merge.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
 from ..gallery import curation, validate_name
 from ..gallery.audit import acting
 from ..gallery.errors import IdentityExistsError, IdentityNotFoundError
 from ..gallery.names import name_key
+from ..gallery.report import gallery_report
 from .app_state import Services, get_services
 from .audit import enrollment_context, write_context
 from .identities import NamePath
-from .schemas import CurationResult, MergeRequest, MoveRequest, RenameRequest, error_responses
-from .security import require_api_key
+from .schemas import (
+    CurationResult,
+    DismissRequest,
+    GalleryReport,
+    MergeRequest,
+    MoveRequest,
+    RenameRequest,
+    error_responses,
+)
+from .security import require_api_key, require_read_key
 
-router = APIRouter(prefix="/identities", tags=["identities"])
+router = APIRouter(tags=["identities"])
 
 FaceIdPath = Path(description="Id of an enrolled face.", max_length=64)
-ERRORS = error_responses(401, 404, 409, 422, 503, 507)
+ERRORS = error_responses(400, 401, 404, 409, 422, 503, 507)  # 400: a body that is not JSON
 
 
 def _result(services: Services, name: str, moved: list[str]) -> dict:
@@ -41,7 +51,7 @@ def _exists(exc: IdentityExistsError) -> HTTPException:
 
 # Plain ``def``: FastAPI runs these in its thread pool, away from the event loop.
 @router.patch(
-    "/{name}",
+    "/identities/{name}",
     response_model=CurationResult,
     responses=ERRORS,
     dependencies=[Depends(require_api_key)],
@@ -54,6 +64,7 @@ def rename_identity(
     with acting(write_context(request, services)):
         try:
             shown = curation.rename(services.gallery, name, new_name)
+            request.app.state.videos.follow_identity(name, shown)
             return _result(services, shown, [r.face_id for r in services.gallery.faces_of(shown) or []])
         except IdentityExistsError as exc:
             if not body.merge:
@@ -64,11 +75,12 @@ def rename_identity(
             target, moved = curation.merge(services.gallery, name, new_name)
         except IdentityNotFoundError as exc:
             raise _not_found(exc) from None
+    request.app.state.videos.follow_identity(name, target)
     return _result(services, target, moved)
 
 
 @router.post(
-    "/{name}/merge",
+    "/identities/{name}/merge",
     response_model=CurationResult,
     responses=ERRORS,
     dependencies=[Depends(require_api_key)],
@@ -85,11 +97,12 @@ def merge_identity(
             target, moved = curation.merge(services.gallery, name, into)
         except IdentityNotFoundError as exc:
             raise _not_found(exc) from None
+    request.app.state.videos.follow_identity(name, target)
     return _result(services, target, moved)
 
 
 @router.post(
-    "/{name}/faces/{face_id}/move",
+    "/identities/{name}/faces/{face_id}/move",
     response_model=CurationResult,
     responses=ERRORS,
     dependencies=[Depends(require_api_key)],
@@ -114,4 +127,45 @@ def move_face(
             target = curation.move_face(services.gallery, name, face_id, to)
         except IdentityNotFoundError as exc:
             raise _not_found(exc) from None
+    if services.gallery.faces_of(name) is None:  # its last face: the tracks enrolled as it go along
+        request.app.state.videos.follow_identity(name, target)
     return _result(services, target, [face_id])
+
+
+@router.get(
+    "/gallery/report",
+    response_model=GalleryReport,
+    responses=error_responses(401, 422, 503),
+    dependencies=[Depends(require_read_key)],
+    summary="The gallery's likely mistakes: identities that may be one person, faces that may not be theirs",
+)
+def report(
+    limit: int = Query(100, ge=1, le=1000, description="At most this many pairs and this many flagged faces."),
+    services: Services = Depends(get_services),
+) -> dict:
+    """Read from the store (every replica answers the same), measured with the service's
+    recognition threshold: pairs of identities whose templates are at least that similar, best
+    first; faces whose agreement with the rest of their identity is below it, worst first."""
+    store = services.gallery.store
+    table = store.load_table(services.gallery.dim)
+    return gallery_report(table, services.engine.threshold, limit, store.dismissed_pairs()).as_json()
+
+
+@router.post(
+    "/gallery/report/dismissed",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(400, 401, 404, 422, 503, 507),
+    dependencies=[Depends(require_api_key)],
+    summary="Say two identities are not the same person: the report stops suggesting the pair",
+)
+def dismiss_pair(request: Request, body: DismissRequest, services: Services = Depends(get_services)) -> Response:
+    a, b = validate_name(body.a), validate_name(body.b)
+    if name_key(a) == name_key(b):
+        raise HTTPException(422, "a and b name the same identity")
+    with acting(write_context(request, services)):
+        try:
+            services.gallery.store.dismiss_pair(a, b)
+        except IdentityNotFoundError as exc:
+            raise _not_found(exc) from None
+    return Response(status_code=204)

@@ -133,6 +133,10 @@ class StoredFace(BaseModel):
     face_id: str = Field(description="Id of the enrolled face.")
     created_at: str = Field(description="When it was enrolled, ISO 8601 UTC.")
     box: Box | None = Field(description="Where the face was in its (not kept) source image, or null.")
+    agreement: float | None = Field(
+        None, description="Cosine similarity to the template of the identity's other faces; null when it is alone."
+    )
+    flagged: bool = Field(False, description="Agreement below the recognition threshold: may not be this person.")
 
 
 class IdentityDetail(BaseModel):
@@ -166,6 +170,12 @@ class ExportedFace(BaseModel):
     embedding: list[float] = Field(description="The stored embedding, as stored.")
 
 
+class VideoTrackSource(BaseModel):
+    job_id: str = Field(description="The video job (its results may since have been removed by retention).")
+    track_id: int = Field(description="The track of that job whose kept faces were enrolled.")
+    enrolled_at: str = Field(description="When the track was enrolled (ISO 8601 UTC).")
+
+
 class IdentityExport(BaseModel):
     name: str = Field(description="Identity name, as first enrolled.")
     enrolled_at: str = Field(description="When the identity was first enrolled.")
@@ -178,6 +188,10 @@ class IdentityExport(BaseModel):
     audit: list[AuditEventModel] = Field(
         description="Every audit event about this person since their first enrollment (not about an earlier "
         "person who had the name), this export included."
+    )
+    video_tracks: list[VideoTrackSource] = Field(
+        default_factory=list,
+        description="The tracks of video jobs enrolled under this name: where those faces came from.",
     )
     live_events: list[dict[str, Any]] = Field(
         default_factory=list, description="Camera events naming this person (GET /events), newest first."
@@ -205,6 +219,28 @@ class CurationResult(BaseModel):
     name: str = Field(description="The identity the faces are in now.")
     faces: int = Field(description="Faces that identity has now.")
     moved: list[str] = Field(description="Ids of the faces that changed identity (all of them for a rename).")
+
+
+class SimilarPair(BaseModel):
+    a: str = Field(description="An identity.")
+    b: str = Field(description="Another identity that may be the same person.")
+    similarity: float = Field(description="Cosine similarity of their templates (mean faces).")
+
+
+class FlaggedFace(BaseModel):
+    identity: str = Field(description="The identity the face is enrolled under.")
+    face_id: str = Field(description="The face.")
+    agreement: float = Field(description="Its similarity to the template of the identity's other faces.")
+
+
+class DismissRequest(BaseModel):
+    a: str = Field(description="An identity.")
+    b: str = Field(description="Another identity, said not to be the same person.")
+
+
+class GalleryReport(BaseModel):
+    pairs: list[SimilarPair] = Field(description="Identities that may be one person, most similar first.")
+    flagged: list[FlaggedFace] = Field(description="Faces that may not be their identity's person, worst first.")
 
 
 ERROR_DESCRIPTIONS = {

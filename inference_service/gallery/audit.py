@@ -121,7 +121,7 @@ class AuditQuery:
         ``placeholder`` is the driver's parameter mark (``?`` or ``%s``); ``time_value`` turns a
         bound of the time range into what that table stores.
         """
-        where, args = [f"seq > {placeholder}"], [self.after]
+        where, args = [f"seq > {placeholder}"], list[object]([self.after])
         if self.identity is not None:
             where.append(f"name_key = {placeholder}")
             args.append(identity_key(self.identity))

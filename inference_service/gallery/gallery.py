@@ -134,7 +134,7 @@ class Gallery:
                     embedding=vector,
                     embedder=self.embedder_name,
                     created_at=now,
-                    box=None if box is None else tuple(float(v) for v in box),
+                    box=None if box is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
                 )
                 for vector, box in zip(vectors, boxes)
             ]
@@ -192,7 +192,10 @@ class Gallery:
     def apply_moved(self, source: str, target: str, face_ids: Sequence[str] | None = None) -> int:
         """Give committed faces of ``source`` (all, or those named) to ``target``, seen at once."""
         with self._write_lock:
-            return reassign(self._index, source, target, face_ids)
+            moved = reassign(self._index, source, target, face_ids)
+        if moved and self._snapshots is not None:
+            self._snapshots.changed()
+        return moved
 
     def close(self) -> None:
         """Writes a last snapshot when the gallery changed since the previous one."""

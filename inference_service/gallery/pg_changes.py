@@ -56,7 +56,8 @@ class WriteObserver(Protocol):
     transaction, what others committed before it, and is told once it committed. ``lock`` (the
     gallery's reentrant write lock) is held from before the read until after the commit."""
 
-    lock: Any
+    @property
+    def lock(self) -> Any: ...
 
     def before_write(self, read: Callable[[int], ChangeBatch]) -> ChangeBatch: ...
 
@@ -70,7 +71,20 @@ def log_position(cur: psycopg.Cursor) -> int:
         "SELECT greatest((SELECT max(seq) FROM gallery_changes), "
         "(SELECT value::bigint FROM gallery_meta WHERE key = 'trimmed_through'), 0)"
     )
-    return int(cur.fetchone()[0])
+    return int(one(cur))
+
+
+def one(cur: psycopg.Cursor) -> Any:
+    """The first column of the one row a query answers (an aggregate, a RETURNING)."""
+    row = cur.fetchone()
+    if row is None:
+        raise RuntimeError("PostgreSQL answered no row where one was due")
+    return row[0]
+
+
+def box_of(values: Sequence[Any]) -> tuple[float, float, float, float] | None:
+    x1, y1, x2, y2 = values
+    return None if x1 is None else (float(x1), float(y1), float(x2), float(y2))
 
 
 def face_record(row: Sequence[Any], embedder: str) -> FaceRecord:
@@ -81,7 +95,7 @@ def face_record(row: Sequence[Any], embedder: str) -> FaceRecord:
         embedding=np.frombuffer(blob, dtype="<f4").astype(np.float32),
         embedder=embedder,
         created_at=created_at.astimezone(UTC).isoformat(timespec="microseconds"),
-        box=None if box[0] is None else tuple(float(v) for v in box),
+        box=box_of(box),
     )
 
 

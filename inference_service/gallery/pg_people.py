@@ -20,7 +20,7 @@ import psycopg
 from .audit import AuditEvent, AuditQuery, ConsentEntry, IdentityTerms, WriteContext, utc_text
 from .export import export_document
 from .names import identity_key, name_key
-from .pg_changes import face_hex
+from .pg_changes import face_hex, one
 
 Cursor = psycopg.Cursor
 
@@ -58,7 +58,7 @@ class PostgresPeople:
                 detail,
             ),
         )
-        return int(_one(cur))
+        return int(one(cur))
 
     def _erased(
         self,
@@ -72,6 +72,7 @@ class PostgresPeople:
         """The person's consent history goes with them; the erase is audited, and with
         ``forget_names`` their earlier rows lose the name and consent texts."""
         cur.execute("DELETE FROM gallery_consents WHERE identity_uid = %s", (uid,))
+        cur.execute("DELETE FROM gallery_dismissed_pairs WHERE uid_a = %s OR uid_b = %s", (uid, uid))
         if context is None:
             return
         seq = self._append_audit(cur, action, uid, name, face_ids, context)
@@ -180,7 +181,7 @@ class PostgresPeople:
     def next_expiry(self) -> str | None:
         with self._cursor() as cur:
             cur.execute("SELECT min(expires_at) FROM gallery_identities")
-            found = _one(cur)
+            found = one(cur)
         return None if found is None else utc_text(found)
 
     def export_identity(self, identity: str, context: WriteContext) -> dict | None:
@@ -211,12 +212,6 @@ class PostgresPeople:
             events = self._events(cur, AuditQuery(identity_uid=uid, limit=1_000_000))
             consents = self._consents(cur, uid)
         return export_document(terms, faces, events, consents)
-
-
-def _one(cur: Cursor) -> Any:
-    row = cur.fetchone()
-    assert row is not None  # an aggregate or RETURNING of a row just written
-    return row[0]
 
 
 def _terms_of(row: Sequence[Any]) -> IdentityTerms:

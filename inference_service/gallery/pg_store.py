@@ -37,6 +37,7 @@ from .pg_changes import (
     face_hex,
     face_record,
     log_position,
+    one,
     read_changes_after,
 )
 from .pg_connect import connect_pool, conninfo, pooled_cursor
@@ -124,6 +125,13 @@ CREATE TABLE IF NOT EXISTS gallery_consents (
     key_label text
 );
 CREATE INDEX IF NOT EXISTS gallery_consents_by_uid ON gallery_consents(identity_uid, seq);
+CREATE TABLE IF NOT EXISTS gallery_dismissed_pairs (
+    uid_a uuid NOT NULL,
+    uid_b uuid NOT NULL,
+    at timestamptz NOT NULL DEFAULT now(),
+    key_label text,
+    PRIMARY KEY (uid_a, uid_b)
+);
 """
 # A rename, merge or move is logged as ``move``: the faces named leave the identity named and are
 # re-read (with the identity they belong to now) by the replicas, like an ``add``.
@@ -260,11 +268,11 @@ class PostgresStore(PostgresCuration, GalleryStore):
                     "VALUES (nextval('gallery_change_seq'), %s, %s, %s, %s) RETURNING seq",
                     change,
                 )
-                seq = cur.fetchone()[0]
+                seq = one(cur)
                 cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(seq)))
                 if seq % self.trim_every == 0:
                     self._trim(cur, seq)
-        if observer is not None:
+        if observer is not None and earlier is not None:
             observer.after_commit(earlier, seq)
         return result
 
@@ -274,7 +282,7 @@ class PostgresStore(PostgresCuration, GalleryStore):
             "RETURNING seq) SELECT max(seq) FROM gone",
             (seq - self.log_keep, self.log_keep_s),
         )
-        gone = cur.fetchone()[0]
+        gone = one(cur)
         if gone is not None:
             trimmed = int(self._meta(cur, "trimmed_through") or 0)
             self._set_meta(cur, "trimmed_through", str(max(trimmed, gone)))
@@ -357,7 +365,7 @@ class PostgresStore(PostgresCuration, GalleryStore):
                     (key, group[0].identity, datetime.fromisoformat(group[0].created_at)),
                 )
                 cur.execute("SELECT id, name, uid FROM gallery_identities WHERE name_key = %s", (key,))
-                identity_id, name, uid = cur.fetchone()
+                identity_id, name, uid = _row(cur)
                 boxes = [r.box if r.box is not None else (None,) * 4 for r in group]
                 cur.execute(
                     "INSERT INTO gallery_faces (face_id, identity_id, embedding, created_at, "
@@ -449,3 +457,10 @@ class PostgresStore(PostgresCuration, GalleryStore):
         if observer is not None and hasattr(observer, "stop"):
             observer.stop()
         self._pool.close()
+
+
+def _row(cur: psycopg.Cursor) -> tuple[Any, ...]:
+    row = cur.fetchone()
+    if row is None:
+        raise RuntimeError("PostgreSQL answered no row where one was due")
+    return tuple(row)

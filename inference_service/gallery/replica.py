@@ -219,7 +219,7 @@ def _records_by_id(table: FaceTable, embedder: str) -> dict[str, FaceRecord]:
             embedding=table.embeddings[i],
             embedder=embedder,
             created_at=f"{created[i]}+00:00",
-            box=None if np.isnan(box).any() else tuple(float(v) for v in box),
+            box=None if np.isnan(box).any() else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
         )
     return out
 

@@ -82,7 +82,8 @@ CREATE INDEX audit_by_key ON audit(name_key, seq);
 # (a name enrolled again after an erase is another person, with another uid); audit rows and the
 # consent history point at it, so an export lists this person's events and consents only. Every
 # enrollment's consent is kept (``consents``), and its text is in the enrollment's audit row;
-# ``detail`` says what a rename, merge or move did (``from 'Chris Lee'``).
+# ``detail`` says what a rename, merge or move did (``from 'Chris Lee'``); ``dismissed_pairs``
+# holds the pairs of identities someone said are not the same person (the report skips them).
 _V3_TO_V4 = """
 ALTER TABLE identities ADD COLUMN uid TEXT;
 CREATE UNIQUE INDEX identities_by_uid ON identities(uid);
@@ -98,6 +99,13 @@ CREATE TABLE consents (
     key_label TEXT
 );
 CREATE INDEX consents_by_uid ON consents(identity_uid, seq);
+CREATE TABLE dismissed_pairs (
+    uid_a TEXT NOT NULL,
+    uid_b TEXT NOT NULL,
+    at TEXT NOT NULL,
+    key_label TEXT,
+    PRIMARY KEY (uid_a, uid_b)
+);
 """
 # Filling version 4's columns for what version 3 holds: a uid per identity, the events since the
 # name's last erase as its history, the one consent record it kept as the first of its history.

@@ -109,6 +109,7 @@ def enroll_cluster(
     if api is not None:
         added = _enroll_api(run, api, name, chosen, consent)
     else:
+        assert gallery is not None  # the command takes exactly one of --api and --gallery
         added = _enroll_gallery(gallery, meta["embedder"], name, chosen, vectors[picks], consent)
     return {"name": name, "cluster": cluster_id, "faces": [f["id"] for f in chosen], **added}
 

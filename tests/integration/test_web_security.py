@@ -144,6 +144,15 @@ def test_the_pages_fit_the_policy(fake):
     pages.append(recognize(client).get_data(as_text=True))
     client.post("/login", data={"csrf_token": token(client, "/login"), "password": PASSWORD})
     pages += [client.get(p).get_data(as_text=True) for p in ("/enroll", "/gallery/delete?name=obama")]
+    fake.gallery["biden"] = 2
+    fake.pairs = [{"a": "obama", "b": "biden", "similarity": 0.95}]
+    fake.flagged[("biden", f"{1:032x}")] = 0.5
+    curation = ("/gallery/person?name=biden", "/gallery/person/merge?name=obama", "/gallery/report")
+    pages += [
+        client.get(p).get_data(as_text=True)
+        for p in (*curation, f"/gallery/person/face/move?name=biden&face_id={1:032x}")
+    ]
+    assert all('name="csrf_token"' in page for page in pages[-4:])
     assert 'src="data:image/jpeg;base64,' in pages[4]  # the result page's drawn photo
     pages.append(client.get(f"/videos/{RUNNING_JOB['id']}").get_data(as_text=True))
     assert "<script" in pages[-1]  # a running job's page has its progress script, as a file
@@ -196,6 +205,9 @@ CLOSED_GETS = [
     "/gallery",
     "/gallery/person?name=obama",
     "/gallery/delete?name=obama",
+    "/gallery/person/merge?name=obama",
+    f"/gallery/person/face/move?name=obama&face_id={0:032x}",
+    "/gallery/report",
     "/videos",
     f"/videos/{JOB}",
     f"/videos/{JOB}/status",
@@ -207,6 +219,7 @@ CLOSED_GETS = [
 
 def test_every_page_showing_a_person_or_a_video_needs_the_login(locked, fake):
     fake.gallery["obama"] = 2
+    fake.pairs = []  # the API makes a gallery report
     fake.videos[JOB] = {**RUNNING_JOB, "id": JOB}
     client = locked.test_client()
     for path in CLOSED_GETS:
@@ -217,7 +230,7 @@ def test_every_page_showing_a_person_or_a_video_needs_the_login(locked, fake):
     assert fake.calls == []  # nothing was fetched from the API for them
     # after logging in, the same pages answer (the fake API knows the job and the person)
     login(client)
-    assert [client.get(p).status_code for p in CLOSED_GETS[:6]] == [200] * 6
+    assert [client.get(p).status_code for p in CLOSED_GETS[:9]] == [200] * 9
 
 
 def test_only_the_open_pages_answer_without_a_login(locked, fake):
