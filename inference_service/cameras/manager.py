@@ -77,6 +77,8 @@ class Cameras:
         if self._keeper is not None:
             self._keeper.halt()
         for watcher in self.watchers.values():
+            watcher.signal_stop()
+        for watcher in self.watchers.values():
             watcher.stop()
         if self._keeper is not None and self.leases is not None:
             self._keeper.release_all()

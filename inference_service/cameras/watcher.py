@@ -68,7 +68,8 @@ EventSink = Callable[[str, Sequence[TrackEvent]], None]
 
 
 class CameraWatcher:
-    """``session_factory()`` makes a fresh :class:`LiveSession` (one per connection of the stream);
+    """``session_factory()`` makes a fresh :class:`LiveSession` (at each start, and after the stream
+    was gone for :data:`LOST_AFTER_S`);
     ``on_events(camera, events)`` receives what the sessions tell (called on the analyser thread;
     it must not block for long)."""
 
@@ -116,6 +117,11 @@ class CameraWatcher:
             ]
             for thread in self._threads:
                 thread.start()
+
+    def signal_stop(self) -> None:
+        """Ask both threads to stop without waiting (``stop`` then waits), so that several cameras
+        stop at once rather than one read timeout after another."""
+        self._stop.set()
 
     def stop(self, timeout: float | None = None, state: State = "stopped") -> None:
         """Stop both threads; waits up to the read timeout for a blocked read to give up.
