@@ -155,3 +155,14 @@ def test_read_key_tickets_and_the_connection_cap(client):
                 break
             except WebSocketDisconnect:
                 assert time.monotonic() < deadline
+
+
+def test_a_silent_connection_is_closed(engine, tmp_path):
+    path = tmp_path / "gallery.sqlite3"
+    gallery = Gallery.open(path, engine.embedder.name, engine.embedder.dim)
+    app = create_app(Settings(embedder="dlib-resnet", gallery=path, live_idle_s=0.5), engine=engine, gallery=gallery)
+    with TestClient(app) as c, c.websocket_connect("/live") as ws:
+        with pytest.raises(WebSocketDisconnect) as caught:
+            ws.receive_json()  # nothing sent: the server gives up after live_idle_s
+        assert caught.value.code == 1000 and "no frame for 0.5 s" in caught.value.reason
+    gallery.close()
