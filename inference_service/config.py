@@ -204,6 +204,11 @@ class Settings(BaseSettings):
     )
     camera_read_timeout_s: float = Field(10.0, gt=0, description="A camera silent this long is reconnected.")
     camera_max_fps: float = Field(10.0, gt=0, description="Frames analysed per second and camera, at most.")
+    # A 1280x720 frame costs /recognize ~0.3 s on 2 loaded cores, a 640x360 one under half that
+    # (benchmarks/bench_live.py); faces under ~20 px of the copy (40 px of a 720p frame) go unseen.
+    camera_analyse_max_side: int = Field(
+        640, ge=160, le=4096, description="Camera frames with a longer side are analysed on a downscaled copy."
+    )
     camera_lease_s: float = Field(
         15.0,
         ge=2,

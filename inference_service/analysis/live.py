@@ -131,8 +131,10 @@ class LiveSession:
         self._states: dict[int, _TrackState] = {}
         self._present: dict[str, _Presence] = {}
 
-    def analyse(self, rgb: np.ndarray, now: float | None = None) -> LiveResult:
-        """Detect, track and name the faces of one RGB frame."""
+    def analyse(self, rgb: np.ndarray, now: float | None = None, original: np.ndarray | None = None) -> LiveResult:
+        """Detect, track and name the faces of one RGB frame. ``original``: the full-size frame
+        ``rgb`` was downscaled from, where the kept face crops are cut (boxes stay in ``rgb``'s
+        pixels)."""
         started = time.perf_counter()
         now = time.time() if now is None else now
         index = self.frames
@@ -147,7 +149,10 @@ class LiveSession:
             state = self._states.setdefault(track.track_id, _TrackState(first_seen=now))
             seen_now = track.missed == 0 and track.last.frame == index
             if seen_now and self.keep_crops:
-                self._keep_best(state, rgb, track.last.box)
+                scale = original.shape[1] / rgb.shape[1] if original is not None else 1.0
+                full = original if original is not None else rgb
+                x1, y1, x2, y2 = (v * scale for v in track.last.box)
+                self._keep_best(state, full, (x1, y1, x2, y2))
             events.extend(self._decide(track, state, now))
             if seen_now:
                 faces.append(LiveFace(track.last.box, track.track_id, state.identity, state.similarity, state.decided))

@@ -38,6 +38,7 @@ class Cameras:
             max_fps=settings.camera_max_fps,
             backoff_max_s=settings.camera_backoff_max_s,
             max_pixels=settings.max_pixels,
+            analyse_max_side=settings.camera_analyse_max_side,
         )
 
         def session() -> LiveSession:

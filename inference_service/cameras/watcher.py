@@ -18,6 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import cv2
+import numpy as np
+
 from ..analysis.live import LatestSlot, LiveSession, TrackEvent
 from .reader import open_frames
 from .sources import redacted
@@ -36,6 +39,7 @@ class WatchSettings:
     max_fps: float = 10.0
     backoff_max_s: float = 30.0
     max_pixels: int = 40_000_000
+    analyse_max_side: int = 640
 
 
 class RateMeter:
@@ -211,9 +215,10 @@ class CameraWatcher:
                     continue
                 frame, arrived = item
                 started = time.monotonic()
-                rgb = frame.to_ndarray(format="rgb24")
+                full = frame.to_ndarray(format="rgb24")
                 self.size = (frame.width, frame.height)
-                result = session.analyse(rgb)
+                analysed, original = _analysed(full, self.settings.analyse_max_side)
+                result = session.analyse(analysed, original=original)
                 last_analysed = time.monotonic()
                 self.analysed.tick()
                 self.lag_s = last_analysed - arrived
@@ -235,6 +240,17 @@ class CameraWatcher:
                 self.on_events(self.name, events)
             except Exception:
                 log.exception("camera %s: storing %d events failed", self.name, len(events))
+
+
+def _analysed(full: np.ndarray, max_side: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(frame to analyse, original)``: a frame larger than ``max_side`` is analysed on a
+    downscaled copy (detection's cost grows with the pixels), its crops cut from the original."""
+    h, w = full.shape[:2]
+    if max(h, w) <= max_side:
+        return full, None
+    scale = max_side / max(h, w)
+    small = cv2.resize(full, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return small, full
 
 
 def _describe_error(exc: Exception) -> str:

@@ -140,3 +140,11 @@ def test_a_person_found_again_by_a_new_track_is_one_visit_told_once():
     # last seen at t=9, her track ended at t=12 (two missed frames), left told 3 s later
     assert left.at == 15.0 and left.seconds_in_view == 12.0
     assert all(r.faces[0].identity == "ada" for r in results[6:10])  # the new track is named at once
+
+
+def test_crops_come_from_the_original_when_a_downscaled_copy_is_analysed():
+    box = (10.0, 10.0, 30.0, 30.0)  # in the half-size copy
+    session = LiveSession(ScriptedMatcher([[(box, {"ada": 0.95})]] * 3), keep_crops=True)
+    small, original = np.zeros((50, 50, 3), np.uint8), np.zeros((100, 100, 3), np.uint8)
+    events = [e for t in range(3) for e in session.analyse(small, now=float(t), original=original).events]
+    assert events[0].face.shape == (60, 60, 3)  # 40 px in the original + a quarter each side
