@@ -126,7 +126,7 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
         app.state.services = Services(settings, eng, gal, pool, sweeper)
         app.state.videos = VideoJobs(settings, eng, gal)
         app.state.videos.start()
-        app.state.events = open_event_log(settings)
+        app.state.events = open_event_log(settings, gal)
         app.state.cameras = Cameras(settings, eng, gal, on_events=app.state.events.record)
         app.state.cameras.start_all()
         warn_if_open(settings.api_key, settings.api_keys)

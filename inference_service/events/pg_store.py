@@ -100,6 +100,29 @@ class PostgresEventStore:
             cur.execute("DELETE FROM live_events WHERE at < %s", (before,))
             return cur.rowcount
 
+    def named(self) -> list[str]:
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT identity AS name FROM live_events WHERE identity IS NOT NULL "
+                "UNION SELECT previous FROM live_events WHERE previous IS NOT NULL"
+            )
+            rows: Any = cur.fetchall()
+        return [r["name"] for r in rows]
+
+    def reassign(self, old: str, new: str) -> int:
+        old_key, new_key = identity_key(old), identity_key(new)
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE live_events SET identity = %s, identity_key = %s WHERE identity_key = %s",
+                (new, new_key, old_key),
+            )
+            count = cur.rowcount
+            cur.execute(
+                "UPDATE live_events SET previous = %s, previous_key = %s WHERE previous_key = %s",
+                (new, new_key, old_key),
+            )
+        return count
+
     def latest_id(self) -> int:
         with self._cursor() as cur:
             cur.execute("SELECT COALESCE(MAX(id), 0) AS n FROM live_events")

@@ -30,12 +30,14 @@ SWEEP_EVERY_S = 3600.0
 Subscriber = Callable[[dict[str, Any]], None]
 
 
-def open_event_log(settings: Settings) -> EventLog:
-    """The store for these settings, the webhooks and MQTT they name, the retention sweeper running."""
+def open_event_log(settings: Settings, gallery: Any = None) -> EventLog:
+    """The store for these settings, the webhooks and MQTT they name, the retention sweeper running
+    (which also erases the events of people ``gallery`` no longer holds)."""
     from .mqtt import MqttPublisher
     from .webhooks import Webhooks, parse_webhooks
 
     events = EventLog(open_event_store(settings), settings.event_retention_days, settings.event_unknown_faces)
+    events.gallery, events.sweep_every_s = gallery, min(SWEEP_EVERY_S, settings.retention_sweep_s)
     urls = parse_webhooks(settings.webhooks)
     if urls:
         events.webhooks = Webhooks(urls, settings.webhook_secret, settings.webhook_timeout_s, settings.webhook_retries)
@@ -95,6 +97,8 @@ class EventLog:
         self.unknown_faces = unknown_faces
         self.subscribers: list[Subscriber] = []
         self.webhooks: Any = None  # webhooks.Webhooks, when FACE_WEBHOOKS names any
+        self.gallery: Any = None  # people no longer in it have their events erased by the sweeper
+        self.sweep_every_s = SWEEP_EVERY_S
         self.mqtt: Any = None  # mqtt.MqttPublisher, when FACE_MQTT_URL is set
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -135,6 +139,18 @@ class EventLog:
             log.info("erased %d live events of an erased identity", erased)
         return erased
 
+    def follow_identity(self, old: str, new: str) -> None:
+        """A person renamed or merged into another: their events name the new identity (else the
+        sweeper would take the old name's absence for an erasure)."""
+        self.store.reassign(old, new)
+
+    def erase_the_forgotten(self) -> int:
+        """Events naming someone the gallery no longer holds (erased by its retention, on another
+        replica, or while this process was down): erased now."""
+        if self.gallery is None:
+            return 0
+        return sum(self.store.erase_identity(n) for n in self.store.named() if self.gallery.faces_of(n) is None)
+
     # --- reading ------------------------------------------------------------------------------
     def page(self, where: EventFilter, limit: int) -> list[dict[str, Any]]:
         return [public(r) for r in self.store.query(where, limit, newest_first=True)]
@@ -167,9 +183,12 @@ class EventLog:
                 expired = self.sweep()
                 if expired:
                     log.info("event retention: %d events older than the retention removed", expired)
+                forgotten = self.erase_the_forgotten()
+                if forgotten:
+                    log.info("erased %d events of people the gallery no longer holds", forgotten)
             except Exception:
                 log.exception("event retention sweep failed")
-            self._stop.wait(SWEEP_EVERY_S)
+            self._stop.wait(self.sweep_every_s)
 
     def delivery(self) -> dict[str, Any]:
         """How the publishers fare: deliveries, failures, drops."""

@@ -76,6 +76,8 @@ class EventStore(Protocol):
     def face(self, event_id: int) -> bytes | None: ...
     def erase_identity(self, name: str) -> int: ...
     def expire(self, before: float) -> int: ...
+    def named(self) -> list[str]: ...
+    def reassign(self, old: str, new: str) -> int: ...
     def latest_id(self) -> int: ...
     def close(self) -> None: ...
 
@@ -172,6 +174,27 @@ class SQLiteEventStore:
             cur = self._db.execute("DELETE FROM live_events WHERE at < ?", (before,))
             if cur.rowcount:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return cur.rowcount
+
+    def named(self) -> list[str]:
+        """Every name an event holds (as identity or as a rename's previous one)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT identity FROM live_events WHERE identity IS NOT NULL "
+                "UNION SELECT previous FROM live_events WHERE previous IS NOT NULL"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def reassign(self, old: str, new: str) -> int:
+        """A person renamed or merged: their events name the new identity."""
+        old_key, new_key = identity_key(old), identity_key(new)
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE live_events SET identity = ?, identity_key = ? WHERE identity_key = ?", (new, new_key, old_key)
+            )
+            self._db.execute(
+                "UPDATE live_events SET previous = ?, previous_key = ? WHERE previous_key = ?", (new, new_key, old_key)
+            )
         return cur.rowcount
 
     def latest_id(self) -> int:

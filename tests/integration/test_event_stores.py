@@ -69,3 +69,28 @@ def test_retention_removes_old_events(log):
     log.record("door", [told("appeared", "Ada", now - 2 * 86400), told("appeared", "Bob", now - 3600)])
     assert log.sweep(now=now) == 1  # retention_days=1
     assert [e["identity"] for e in log.page(EventFilter(), 10)] == ["Bob"]
+
+
+class Holds:
+    """A gallery as the sweeper sees it: who it still holds."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = {n.casefold() for n in names}
+
+    def faces_of(self, name: str):
+        return [object()] if name.casefold() in self.names else None
+
+
+def test_a_renamed_person_keeps_their_events_and_an_erased_one_loses_them(log):
+    t0 = 1_900_000_000.0
+    log.record("door", [told("appeared", "Ada", t0), told("renamed", "Bob", t0 + 1, previous="Ada")])
+    log.record("door", [told("appeared", "Cy", t0 + 2)])
+    log.follow_identity("ADA", "Ada Lovelace")  # renamed in the gallery (curation)
+    assert [(e["identity"], e["previous"]) for e in log.page(EventFilter(identity="ada lovelace"), 10)] == [
+        ("Ada Lovelace", None)
+    ]
+    assert log.page(EventFilter(type="renamed"), 10)[0]["previous"] == "Ada Lovelace"
+    log.gallery = Holds("Ada Lovelace", "Bob")  # Cy was erased elsewhere (expiry, another replica)
+    assert log.erase_the_forgotten() == 1
+    assert sorted(e["identity"] for e in log.page(EventFilter(), 10)) == ["Ada Lovelace", "Bob"]
+    assert log.erase_the_forgotten() == 0
