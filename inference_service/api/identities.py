@@ -215,6 +215,7 @@ def delete_identity(services: ServicesDep, request: Request, name: str = NamePat
     # Every copy: the faces video jobs kept for tracks enrolled under the name (the sweeper
     # finishes this if the process stops here, see videos/runner.py).
     request.app.state.videos.erase_identity(name)
+    request.app.state.events.erase_identity(name)  # the person's camera events and their faces too
     return Response(status_code=204)
 
 
@@ -233,7 +234,8 @@ def export_identity(services: ServicesDep, request: Request, name: str = NamePat
     if document is None:
         raise _not_found(name)
     tracks = request.app.state.videos.store.enrollments_of(identity_key(name))
-    return {**document, "video_tracks": [t.as_json() for t in tracks]}
+    live_events = request.app.state.events.of_identity(name)  # camera events naming them
+    return {**document, "video_tracks": [t.as_json() for t in tracks], "live_events": live_events}
 
 
 @router.delete(
@@ -256,4 +258,5 @@ def delete_face(
             raise HTTPException(404, f"identity {name!r} has no face {face_id!r}")
     if services.gallery.faces_of(name) is None:  # that was the last face: the person is erased
         request.app.state.videos.erase_identity(name)
+        request.app.state.events.erase_identity(name)
     return Response(status_code=204)
