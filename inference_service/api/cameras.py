@@ -8,17 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException
 
 from ..cameras import Cameras, UnknownCameraError
+from .deps import CamerasDep
 from .schemas import error_responses
 from .security import require_api_key, require_read_key
 
 router = APIRouter(prefix="/cameras", tags=["cameras"])
-
-
-def get_cameras(request: Request) -> Cameras:
-    return request.app.state.cameras
 
 
 def _one(cameras: Cameras, name: str, action: str | None = None) -> dict[str, Any]:
@@ -35,7 +32,7 @@ def _one(cameras: Cameras, name: str, action: str | None = None) -> dict[str, An
 @router.get(
     "", dependencies=[Depends(require_read_key)], responses=error_responses(401), summary="Every camera's state"
 )
-async def list_cameras(cameras: Cameras = Depends(get_cameras)) -> dict[str, Any]:
+async def list_cameras(cameras: CamerasDep) -> dict[str, Any]:
     return {"cameras": cameras.describe()}
 
 
@@ -45,7 +42,7 @@ async def list_cameras(cameras: Cameras = Depends(get_cameras)) -> dict[str, Any
     responses=error_responses(401, 404, 422),
     summary="One camera's state",
 )
-async def camera(name: str, cameras: Cameras = Depends(get_cameras)) -> dict[str, Any]:
+async def camera(cameras: CamerasDep, name: str) -> dict[str, Any]:
     return _one(cameras, name)
 
 
@@ -55,7 +52,7 @@ async def camera(name: str, cameras: Cameras = Depends(get_cameras)) -> dict[str
     responses=error_responses(401, 404, 422),
     summary="Watch a configured camera",
 )
-def start_camera(name: str, cameras: Cameras = Depends(get_cameras)) -> dict[str, Any]:
+def start_camera(cameras: CamerasDep, name: str) -> dict[str, Any]:
     return _one(cameras, name, "start")
 
 
@@ -65,6 +62,6 @@ def start_camera(name: str, cameras: Cameras = Depends(get_cameras)) -> dict[str
     responses=error_responses(401, 404, 422),
     summary="Stop watching a camera",
 )
-def stop_camera(name: str, cameras: Cameras = Depends(get_cameras)) -> dict[str, Any]:
+def stop_camera(cameras: CamerasDep, name: str) -> dict[str, Any]:
     # a plain def: FastAPI runs it on a thread, since stopping waits for the reader to let go
     return _one(cameras, name, "stop")

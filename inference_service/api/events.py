@@ -19,8 +19,8 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Requ
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..events.service import EventLog
 from ..events.store import EventFilter
+from .deps import EventsDep
 from .schemas import error_responses
 from .security import require_read_key
 
@@ -30,10 +30,6 @@ POLL_S = 0.5  # how often a stream looks for new events (any replica may have wr
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing a quiet stream
 MAX_STREAMS = 16  # open streams per process; each holds a connection and polls
 MAX_ID = 2**63 - 1  # ids are 64-bit integers in both stores
-
-
-def get_events(request: Request) -> EventLog:
-    return request.app.state.events
 
 
 def _time(value: str | None, name: str) -> float | None:
@@ -49,6 +45,7 @@ def _time(value: str | None, name: str) -> float | None:
 
 @router.get("", responses=error_responses(401, 422), summary="Camera events, newest first")
 def list_events(
+    events: EventsDep,
     camera: str | None = Query(None, max_length=64),
     type: Literal["appeared", "named", "renamed", "left"] | None = Query(None),
     identity: str | None = Query(None, max_length=200),
@@ -56,7 +53,6 @@ def list_events(
     until: str | None = Query(None, description="ISO 8601: events before this time"),
     before_id: int | None = Query(None, ge=1, le=MAX_ID, description="the previous page's `next`"),
     limit: int = Query(50, ge=1, le=500),
-    events: EventLog = Depends(get_events),
 ) -> dict[str, Any]:
     where = EventFilter(camera, type, identity, _time(since, "since"), _time(until, "until"), None, before_id)
     page = events.page(where, limit)
@@ -79,9 +75,9 @@ STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     summary="New events as Server-Sent Events",
 )
 async def stream(
+    events: EventsDep,
     request: Request,
     last_event_id: str | None = Header(None, description="resume after this event id"),
-    events: EventLog = Depends(get_events),
 ) -> StreamingResponse:
     state = request.app.state
     if getattr(state, "event_streams", 0) >= MAX_STREAMS:
@@ -118,7 +114,7 @@ async def stream(
 
 
 @router.get("/delivery", responses=error_responses(401), summary="How webhooks and MQTT fare")
-def delivery(events: EventLog = Depends(get_events)) -> dict[str, Any]:
+def delivery(events: EventsDep) -> dict[str, Any]:
     return events.delivery()
 
 
@@ -131,7 +127,7 @@ def delivery(events: EventLog = Depends(get_events)) -> dict[str, Any]:
     },
     summary="The face of one event (JPEG)",
 )
-def event_face(event_id: int = Path(ge=1, le=MAX_ID), events: EventLog = Depends(get_events)) -> Response:
+def event_face(events: EventsDep, event_id: int = Path(ge=1, le=MAX_ID)) -> Response:
     data = events.face(event_id)
     if data is None:
         raise HTTPException(status_code=404, detail=f"event {event_id} has no face (or does not exist)")

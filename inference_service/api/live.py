@@ -32,7 +32,8 @@ from ..analysis.matcher import EngineMatcher
 from ..analysis.photos import InputError, image_error_kind
 from ..engine import ImageError, load_image
 from . import live_tickets
-from .app_state import Services, get_services
+from .app_state import Services
+from .deps import ServicesDep
 from .schemas import error_responses
 from .security import key_matches, matching_label, require_read_key
 from .workers import PoolFullError
@@ -78,7 +79,7 @@ def _analyse(session: LiveSession, data: bytes, max_pixels: int) -> dict[str, An
     responses=error_responses(401),
     summary="A short-lived ticket that opens the /live WebSocket (for browsers)",
 )
-async def live_ticket(services: Services = Depends(get_services)) -> dict[str, Any]:
+async def live_ticket(services: ServicesDep) -> dict[str, Any]:
     settings = services.settings
     if not settings.read_api_key:
         return {"ticket": None, "expires_in": None, "protocol": PROTOCOL, "required": False}
