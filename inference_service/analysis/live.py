@@ -95,6 +95,22 @@ class _Presence:
     crop: np.ndarray | None = None
     crop_area: float = 0.0
     gone_since: float | None = None
+    # A visit resumed from another watcher's record: its grace runs from this watcher's first
+    # analysed frame (a takeover or a restart takes longer than the grace), not from when it was
+    # last seen, which stays the end of the time in view.
+    resumed: bool = False
+    grace_from: float | None = None
+
+
+@dataclass(frozen=True)
+class OpenVisit:
+    """A visit in view, as a camera's record keeps it so the next watcher can resume it."""
+
+    identity: str | None  # None: an unknown face's track (cannot be recognised again)
+    track_id: int
+    similarity: float
+    first_seen: float
+    last_seen: float
 
 
 @dataclass
@@ -139,6 +155,9 @@ class LiveSession:
         now = time.time() if now is None else now
         index = self.frames
         self.frames += 1
+        for visit in self._present.values():
+            if visit.resumed and visit.grace_from is None:
+                visit.grace_from = now
         detections = self.matcher.analyze([rgb], [index])[0]
         self.tracker.update(detections)
         events: list[TrackEvent] = []
@@ -164,6 +183,42 @@ class LiveSession:
         now = time.time() if now is None else now
         self.tracker.cut()
         return self._left(now, final=True)
+
+    def open_visits(self, now: float | None = None) -> list[OpenVisit]:
+        """The visits told as appeared and not yet as left: what a watcher taking the camera over
+        (another replica, or this one restarted) needs to resume them."""
+        now = time.time() if now is None else now
+        out = [
+            OpenVisit(name, v.track_id, v.similarity, v.first_seen, now if v.tracks else (v.gone_since or now))
+            for name, v in self._present.items()
+        ]
+        for track in self.tracker.active:
+            state = self._states.get(track.track_id)
+            if state is not None and state.decided and state.identity is None:
+                out.append(OpenVisit(None, track.track_id, state.similarity, state.first_seen, now))
+        return out
+
+    def resume(self, visits: list[OpenVisit], now: float | None = None) -> list[TrackEvent]:
+        """Continue the visits an earlier watcher of this camera left open. A named person seen
+        again within ``left_grace_s`` of this session's first frame continues the visit (no
+        second ``appeared``); one not seen again leaves with the time they were last seen. An
+        unknown face cannot be found again: its ``left`` is told now (returned)."""
+        now = time.time() if now is None else now
+        events = []
+        for visit in visits:
+            if visit.identity is None:
+                seconds = round(max(0.0, visit.last_seen - visit.first_seen), 3)
+                events.append(TrackEvent("left", visit.track_id, None, visit.similarity, now, seconds))
+            else:
+                self._present[visit.identity] = _Presence(
+                    visit.first_seen,
+                    set(),
+                    visit.track_id,
+                    visit.similarity,
+                    gone_since=visit.last_seen,
+                    resumed=True,
+                )
+        return events
 
     def present(self) -> list[LiveFace]:
         """Decided tracks in view now (the "who is here" of a camera)."""
@@ -213,6 +268,7 @@ class LiveSession:
             return False
         visit.tracks.add(track.track_id)
         visit.gone_since = None
+        visit.resumed, visit.grace_from = False, None
         state.first_seen = min(state.first_seen, visit.first_seen)
         self._update_presence(track, state)
         return True
@@ -250,7 +306,10 @@ class LiveSession:
         for identity, visit in list(self._present.items()):
             if visit.tracks or visit.gone_since is None:
                 continue
-            if final or now - visit.gone_since >= self.left_grace_s:
+            if visit.resumed and visit.grace_from is None and not final:
+                continue  # no frame analysed yet: nobody could have been seen again
+            since = max(visit.gone_since, visit.grace_from or visit.gone_since)
+            if final or now - since >= self.left_grace_s:
                 del self._present[identity]
                 seconds = round(visit.gone_since - visit.first_seen, 3)
                 events.append(

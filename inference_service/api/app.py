@@ -129,7 +129,7 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
         app.state.videos = VideoJobs(settings, eng, gal)
         app.state.videos.start()
         app.state.events = open_event_log(settings, gal)
-        app.state.cameras = Cameras(settings, eng, gal, on_events=app.state.events.record)
+        app.state.cameras = Cameras(settings, eng, gal, on_events=app.state.events.record, visits=app.state.events)
         app.state.cameras.start_all()
         warn_if_open(settings.api_key, settings.api_keys)
         log.info(

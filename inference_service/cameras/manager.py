@@ -10,7 +10,7 @@ from ..analysis.matcher import EngineMatcher
 from ..config import Settings
 from ..gallery.factory import is_postgres
 from .sources import parse_cameras
-from .watcher import CameraWatcher, EventSink, WatchSettings
+from .watcher import CameraWatcher, EventSink, VisitRecord, WatchSettings
 
 if TYPE_CHECKING:  # the PostgreSQL driver loads only for a PostgreSQL gallery
     from .leases import Holding, LeaseKeeper, LeaseStore
@@ -27,9 +27,12 @@ class UnknownCameraError(KeyError):
 
 
 class Cameras:
-    """The watchers of ``FACE_CAMERAS``; ``on_events`` receives every camera's track events."""
+    """The watchers of ``FACE_CAMERAS``; ``on_events`` receives every camera's track events,
+    ``visits`` keeps each camera's visits in view for whoever watches it next."""
 
-    def __init__(self, settings: Settings, engine, gallery, on_events: EventSink | None = None) -> None:
+    def __init__(
+        self, settings: Settings, engine, gallery, on_events: EventSink | None = None, visits: VisitRecord | None = None
+    ) -> None:
         self.settings = settings
         self.leases: LeaseStore | None = None
         self._keeper: LeaseKeeper | None = None
@@ -45,7 +48,7 @@ class Cameras:
             return LiveSession(EngineMatcher(engine, gallery, workers=1), keep_crops=on_events is not None)
 
         self.watchers = {
-            name: CameraWatcher(name, source, session, watch, on_events)
+            name: CameraWatcher(name, source, session, watch, on_events, visits)
             for name, source in parse_cameras(settings.cameras).items()
         }
 

@@ -16,12 +16,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import cv2
 import numpy as np
 
-from ..analysis.live import LatestSlot, LiveSession, TrackEvent
+from ..analysis.live import LatestSlot, LiveSession, OpenVisit, TrackEvent
 from .reader import open_frames
 from .sources import redacted
 
@@ -31,6 +31,7 @@ State = Literal["connecting", "live", "reconnecting", "stopped", "standby"]
 RATE_WINDOW_S = 5.0  # per-second rates are averaged over this many seconds
 BACKOFF_FIRST_S = 1.0
 LOST_AFTER_S = 10.0  # no frame analysed for this long: the tracks in view end (``left``)
+VISITS_EVERY_S = 1.0  # the open visits' record is rewritten at most this often (and at each event)
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,21 @@ class RateMeter:
 EventSink = Callable[[str, Sequence[TrackEvent]], None]
 
 
+class VisitRecord(Protocol):
+    """Where a camera's open visits are kept between watchers (the event store)."""
+
+    def keep_visits(self, camera: str, visits: list[OpenVisit]) -> None: ...
+    def open_visits(self, camera: str) -> list[OpenVisit]: ...
+
+
 class CameraWatcher:
     """``session_factory()`` makes a fresh :class:`LiveSession` (at each start, and after the stream
     was gone for :data:`LOST_AFTER_S`);
     ``on_events(camera, events)`` receives what the sessions tell (called on the analyser thread;
-    it must not block for long)."""
+    it must not block for long);
+    ``visits`` keeps the visits in view, so that whoever watches the camera next (this process
+    restarted after a kill, another replica taking the lease over) resumes them: no second
+    ``appeared`` for a person still in view, a ``left`` for one who went meanwhile."""
 
     def __init__(
         self,
@@ -84,12 +95,15 @@ class CameraWatcher:
         session_factory: Callable[[], LiveSession],
         settings: WatchSettings,
         on_events: EventSink | None = None,
+        visits: VisitRecord | None = None,
     ) -> None:
         self.name = name
         self.source = source
         self.session_factory = session_factory
         self.settings = settings
         self.on_events = on_events
+        self.visits = visits
+        self._visits_kept = 0.0
         self.state: State = "stopped"
         self.since = time.time()
         self.last_error: str | None = None
@@ -202,6 +216,7 @@ class CameraWatcher:
         session = self._session = self.session_factory()
         last_analysed = time.monotonic()
         try:
+            self._resume(session)
             while not stop.is_set():
                 item = self._slot.take(timeout=0.5)
                 self.dropped.tick(self._slot.dropped_since_last())
@@ -211,6 +226,7 @@ class CameraWatcher:
                     # that reconnects within LOST_AFTER_S tells no one appeared twice.
                     if session.tracker.active and time.monotonic() - last_analysed > LOST_AFTER_S:
                         self._emit(session.close())
+                        self._keep_visits(session, force=True)
                         session = self._session = self.session_factory()
                     continue
                 frame, arrived = item
@@ -223,6 +239,7 @@ class CameraWatcher:
                 self.analysed.tick()
                 self.lag_s = last_analysed - arrived
                 self._emit(result.events)
+                self._keep_visits(session, force=bool(result.events))
                 pause = 1.0 / self.settings.max_fps - (time.monotonic() - started)
                 if pause > 0:
                     stop.wait(pause)
@@ -232,7 +249,33 @@ class CameraWatcher:
             stop.set()
         finally:
             self._emit(session.close())
+            self._keep_visits(session, force=True)
             self._session = None
+
+    def _resume(self, session: LiveSession) -> None:
+        """Continue the visits the previous watcher of this camera left open (it was killed, or
+        its replica lost the lease)."""
+        if self.visits is None:
+            return
+        try:
+            visits = self.visits.open_visits(self.name)
+        except Exception:
+            log.exception("camera %s: reading its open visits failed; they are not resumed", self.name)
+            return
+        if visits:
+            log.info("camera %s: resuming %d visits in view", self.name, len(visits))
+            self._emit(session.resume(visits))
+            self._keep_visits(session, force=True)
+
+    def _keep_visits(self, session: LiveSession, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.visits is None or (not force and now - self._visits_kept < VISITS_EVERY_S):
+            return
+        self._visits_kept = now
+        try:
+            self.visits.keep_visits(self.name, session.open_visits())
+        except Exception:
+            log.exception("camera %s: recording its open visits failed", self.name)
 
     def _emit(self, events: Sequence[TrackEvent]) -> None:
         if events and self.on_events is not None:

@@ -14,10 +14,11 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from ..analysis.live import OpenVisit
 from ..gallery.names import identity_key
 from ..gallery.pg_connect import connect_pool, pooled_cursor
 from ..gallery.urls import redact
-from .store import COLUMNS, EventFilter, NewEvent, conditions, row_values
+from .store import COLUMNS, VISIT_COLUMNS, EventFilter, NewEvent, conditions, row_values, visit_of, visit_values
 
 SCHEMA_LOCK = 0x66616365_7602  # pg_advisory_xact_lock key: replicas starting at once create the table once
 
@@ -39,6 +40,16 @@ CREATE TABLE IF NOT EXISTS live_events (
 CREATE INDEX IF NOT EXISTS live_events_at ON live_events (at);
 CREATE INDEX IF NOT EXISTS live_events_identity ON live_events (identity_key);
 CREATE INDEX IF NOT EXISTS live_events_previous ON live_events (previous_key);
+CREATE TABLE IF NOT EXISTS live_visits (
+    camera text NOT NULL,
+    identity text,
+    identity_key text,
+    track_id integer NOT NULL,
+    similarity double precision NOT NULL,
+    first_seen double precision NOT NULL,
+    last_seen double precision NOT NULL
+);
+CREATE INDEX IF NOT EXISTS live_visits_camera ON live_visits (camera);
 """
 
 
@@ -93,7 +104,9 @@ class PostgresEventStore:
         key = identity_key(name)
         with self._cursor() as cur:
             cur.execute("DELETE FROM live_events WHERE identity_key = %s OR previous_key = %s", (key, key))
-            return cur.rowcount
+            count = cur.rowcount
+            cur.execute("DELETE FROM live_visits WHERE identity_key = %s", (key,))
+            return count
 
     def expire(self, before: float) -> int:
         with self._cursor() as cur:
@@ -121,7 +134,27 @@ class PostgresEventStore:
                 "UPDATE live_events SET previous = %s, previous_key = %s WHERE previous_key = %s",
                 (new, new_key, old_key),
             )
+            cur.execute(
+                "UPDATE live_visits SET identity = %s, identity_key = %s WHERE identity_key = %s",
+                (new, new_key, old_key),
+            )
         return count
+
+    def keep_visits(self, camera: str, visits: list[OpenVisit]) -> None:
+        """The camera's open visits replace those recorded, in one transaction."""
+        with self._cursor() as cur:
+            cur.execute("DELETE FROM live_visits WHERE camera = %s", (camera,))
+            cur.executemany(
+                "INSERT INTO live_visits (camera, identity, identity_key, track_id, similarity, first_seen, "
+                "last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [visit_values(camera, v) for v in visits],
+            )
+
+    def open_visits(self, camera: str) -> list[OpenVisit]:
+        with self._cursor() as cur:
+            cur.execute(f"SELECT {VISIT_COLUMNS} FROM live_visits WHERE camera = %s", (camera,))
+            rows: Any = cur.fetchall()
+        return [visit_of(r) for r in rows]
 
     def latest_id(self) -> int:
         with self._cursor() as cur:

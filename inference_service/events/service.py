@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..analysis.live import TrackEvent
+from ..analysis.live import OpenVisit, TrackEvent
 from ..config import Settings
 from .store import EVENTS_DB, EventFilter, EventStore, NewEvent, SQLiteEventStore
 
@@ -131,6 +131,13 @@ class EventLog:
                 except Exception:
                     log.exception("an event subscriber failed")
         return stored
+
+    def keep_visits(self, camera: str, visits: list[OpenVisit]) -> None:
+        """The camera's visits in view now, for the watcher that takes it over (a restart, a replica)."""
+        self.store.keep_visits(camera, visits)
+
+    def open_visits(self, camera: str) -> list[OpenVisit]:
+        return self.store.open_visits(camera)
 
     def erase_identity(self, name: str) -> int:
         """Every event that names ``name`` (as identity or as the name a rename replaced), crops included."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..analysis.live import OpenVisit
 from ..gallery.names import identity_key
 
 EVENTS_DB = "events.sqlite3"
@@ -40,7 +41,18 @@ CREATE TABLE IF NOT EXISTS live_events (
 CREATE INDEX IF NOT EXISTS live_events_at ON live_events (at);
 CREATE INDEX IF NOT EXISTS live_events_identity ON live_events (identity_key);
 CREATE INDEX IF NOT EXISTS live_events_previous ON live_events (previous_key);
+CREATE TABLE IF NOT EXISTS live_visits (
+    camera TEXT NOT NULL,
+    identity TEXT,
+    identity_key TEXT,
+    track_id INTEGER NOT NULL,
+    similarity REAL NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS live_visits_camera ON live_visits (camera);
 """
+VISIT_COLUMNS = "identity, track_id, similarity, first_seen, last_seen"
 COLUMNS = (
     "id, camera, type, identity, previous, track_id, similarity, seconds_in_view, at, face IS NOT NULL AS has_face"
 )
@@ -79,7 +91,24 @@ class EventStore(Protocol):
     def named(self) -> list[str]: ...
     def reassign(self, old: str, new: str) -> int: ...
     def latest_id(self) -> int: ...
+    def keep_visits(self, camera: str, visits: list[OpenVisit]) -> None: ...
+    def open_visits(self, camera: str) -> list[OpenVisit]: ...
     def close(self) -> None: ...
+
+
+def visit_values(camera: str, visit: OpenVisit) -> tuple:
+    key = identity_key(visit.identity) if visit.identity else None
+    return (camera, visit.identity, key, visit.track_id, visit.similarity, visit.first_seen, visit.last_seen)
+
+
+def visit_of(row: Any) -> OpenVisit:
+    return OpenVisit(
+        row["identity"],
+        int(row["track_id"]),
+        float(row["similarity"]),
+        float(row["first_seen"]),
+        float(row["last_seen"]),
+    )
 
 
 def row_values(event: NewEvent) -> tuple:
@@ -166,6 +195,7 @@ class SQLiteEventStore:
         key = identity_key(name)
         with self._lock:
             cur = self._db.execute("DELETE FROM live_events WHERE identity_key = ? OR previous_key = ?", (key, key))
+            self._db.execute("DELETE FROM live_visits WHERE identity_key = ?", (key,))
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # no copy left in the log either
         return cur.rowcount
 
@@ -195,7 +225,32 @@ class SQLiteEventStore:
             self._db.execute(
                 "UPDATE live_events SET previous = ?, previous_key = ? WHERE previous_key = ?", (new, new_key, old_key)
             )
+            self._db.execute(
+                "UPDATE live_visits SET identity = ?, identity_key = ? WHERE identity_key = ?", (new, new_key, old_key)
+            )
         return cur.rowcount
+
+    def keep_visits(self, camera: str, visits: list[OpenVisit]) -> None:
+        """The camera's open visits now replace those recorded (one transaction: a watcher killed
+        mid-write leaves the previous record, never half of one)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM live_visits WHERE camera = ?", (camera,))
+                self._db.executemany(
+                    "INSERT INTO live_visits (camera, identity, identity_key, track_id, similarity, first_seen, "
+                    "last_seen) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [visit_values(camera, v) for v in visits],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def open_visits(self, camera: str) -> list[OpenVisit]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {VISIT_COLUMNS} FROM live_visits WHERE camera = ?", (camera,)).fetchall()
+        return [visit_of(r) for r in rows]
 
     def latest_id(self) -> int:
         with self._lock:

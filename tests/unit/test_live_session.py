@@ -148,3 +148,44 @@ def test_crops_come_from_the_original_when_a_downscaled_copy_is_analysed():
     small, original = np.zeros((50, 50, 3), np.uint8), np.zeros((100, 100, 3), np.uint8)
     events = [e for t in range(3) for e in session.analyse(small, now=float(t), original=original).events]
     assert events[0].face.shape == (60, 60, 3)  # 40 px in the original + a quarter each side
+
+
+def _kill_after(script, **kwargs):
+    """A watcher that saw ``script`` and was killed: the visits it would have recorded."""
+    session, results = run(script, **kwargs)
+    return session.open_visits(now=float(len(script) - 1)), results
+
+
+def test_a_person_still_in_view_after_a_takeover_continues_the_visit():
+    ada = [(BOX, {"ada": 0.95})]
+    visits, first = _kill_after([ada] * 5, min_faces=3, left_grace_s=3.0)
+    assert [e.type for r in first for e in r.events] == ["appeared"]
+    assert [(v.identity, v.first_seen, v.last_seen) for v in visits] == [("ada", 0.0, 4.0)]
+    # the next watcher starts 60 s later (the replica's lease expired, or the API restarted)
+    session = LiveSession(ScriptedMatcher([ada] * 4 + [[]] * 10), min_faces=3, max_missed=2, left_grace_s=3.0)
+    assert session.resume(visits, now=60.0) == []
+    frame = np.zeros((240, 320, 3), dtype=np.uint8)
+    events = [e for t in range(60, 74) for e in session.analyse(frame, now=float(t)).events]
+    assert [(e.type, e.identity) for e in events] == [("left", "ada")]  # no second "appeared"
+    assert events[0].seconds_in_view == 66.0  # from t=0 under the first watcher to her track's end
+
+
+def test_a_person_gone_during_a_takeover_leaves_with_the_time_last_seen():
+    ada = [(BOX, {"ada": 0.95})]
+    visits, _ = _kill_after([ada] * 5, min_faces=3)
+    session = LiveSession(ScriptedMatcher([[]] * 6), min_faces=3, left_grace_s=3.0)
+    session.resume(visits, now=60.0)
+    frame = np.zeros((240, 320, 3), dtype=np.uint8)
+    # the grace runs from the new watcher's first frame (t=62): she could have been seen again until t=65
+    events = [(t, e) for t in range(62, 68) for e in session.analyse(frame, now=float(t)).events]
+    assert [(t, e.type, e.identity, e.seconds_in_view) for t, e in events] == [(65, "left", "ada", 4.0)]
+    assert session.open_visits(now=68.0) == []
+
+
+def test_an_unknown_face_in_view_at_a_takeover_leaves_at_once():
+    stranger = [(BOX, {"ada": 0.2})]
+    visits, first = _kill_after([stranger] * 5, min_faces=3)
+    assert [(e.type, e.identity) for r in first for e in r.events] == [("appeared", None)]
+    assert [(v.identity, v.first_seen, v.last_seen) for v in visits] == [(None, 0.0, 4.0)]
+    left = LiveSession(ScriptedMatcher([]), min_faces=3).resume(visits, now=60.0)
+    assert [(e.type, e.identity, e.seconds_in_view, e.at) for e in left] == [("left", None, 4.0, 60.0)]
