@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference_service.analysis.live import TrackEvent
+from inference_service.analysis.live import OpenVisit, TrackEvent
 from inference_service.config import Settings
 from inference_service.events.service import EventLog, open_event_store
 from inference_service.events.store import EventFilter
@@ -94,3 +94,18 @@ def test_a_renamed_person_keeps_their_events_and_an_erased_one_loses_them(log):
     assert log.erase_the_forgotten() == 1
     assert sorted(e["identity"] for e in log.page(EventFilter(), 10)) == ["Ada Lovelace", "Bob"]
     assert log.erase_the_forgotten() == 0
+
+
+def test_open_visits_are_kept_per_camera_replaced_whole_and_erased_with_the_person(log):
+    ada, stranger = OpenVisit("Ada", 3, 0.95, 10.0, 14.0), OpenVisit(None, 4, 0.4, 11.0, 14.0)
+    log.keep_visits("door", [ada, stranger])
+    log.keep_visits("hall", [OpenVisit("Bob", 1, 0.9, 12.0, 13.0)])
+    assert sorted(log.open_visits("door"), key=lambda v: v.track_id) == [ada, stranger]
+    log.keep_visits("door", [OpenVisit("Ada", 3, 0.95, 10.0, 15.0)])  # a later record replaces the earlier
+    assert log.open_visits("door") == [OpenVisit("Ada", 3, 0.95, 10.0, 15.0)]
+    log.follow_identity("Ada", "Ada Lovelace")
+    assert [v.identity for v in log.open_visits("door")] == ["Ada Lovelace"]
+    log.erase_identity("ada lovelace")  # any spelling of the name: no copy of her visit is left
+    assert log.open_visits("door") == [] and [v.identity for v in log.open_visits("hall")] == ["Bob"]
+    log.keep_visits("hall", [])
+    assert log.open_visits("hall") == []
