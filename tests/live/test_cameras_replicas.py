@@ -70,3 +70,52 @@ def test_one_replica_watches_a_camera_and_another_takes_it_over(pg_url, tmp_path
         if b is not None:
             b.stop()
         camera.stop()
+
+
+def test_a_visit_in_view_when_its_replica_dies_is_told_once_by_the_one_taking_over(pg_url, tmp_path, faces_dir):
+    from support.camera_sources import clip_jpegs
+
+    miranda = "lin_manuel_miranda"
+    frames = clip_jpegs(faces_dir / "video" / "stage_640x360.mp4", tmp_path / "frames", 84, 213)
+    camera = MjpegServer([p.read_bytes() for p in frames], fps=10)
+    settings = {
+        "FACE_API_KEY": WRITE["X-API-Key"],
+        "FACE_CAMERAS": json.dumps({"hall": camera.url}),
+        "FACE_CAMERA_LEASE_S": str(LEASE_S),
+        "FACE_CAMERA_MAX_FPS": "5",
+        "FACE_THREADS": "1",
+    }
+
+    def his_events(server) -> list[dict]:
+        r = requests.get(server.url + "/events", params={"identity": miranda, "camera": "hall"}, timeout=10)
+        return list(reversed(r.json()["events"]))  # oldest first
+
+    a = start_api(tmp_path, pg_url, name="api-a", **settings)
+    b = None
+    try:
+        b = start_api(tmp_path, pg_url, name="api-b", **settings)
+        with open(faces_dir / "gallery" / miranda / "1.png", "rb") as fh:
+            r = requests.post(f"{a.url}/identities/{miranda}/faces", files={"image": fh}, headers=WRITE, timeout=120)
+        assert r.status_code == 201, r.text
+        until(lambda: any(e["type"] in ("appeared", "named") for e in his_events(a)), 60, "him appearing")
+        watching, other = (a, b) if state(a) == "live" else (b, a)
+        time.sleep(1.5)  # his visit's record has been written since
+        watching.proc.send_signal(signal.SIGKILL)
+        watching.proc.wait(10)
+        killed_at = time.time()
+        until(lambda: state(other) == "live", 30, "the takeover")
+        time.sleep(5)  # past the grace: the new watcher has seen him again, or told he left
+        r = requests.post(other.url + "/cameras/hall/stop", headers=WRITE, timeout=60)
+        assert r.status_code == 200
+        stopped_at = time.time()
+        until(lambda: any(e["type"] == "left" for e in his_events(other)), 30, "him leaving")
+        events = his_events(other)
+        told = [e["type"] for e in events]
+        assert told.count("appeared") + told.count("named") == 1 and told.count("left") == 1, events
+        left = next(e for e in events if e["type"] == "left")
+        assert left["seconds_in_view"] >= stopped_at - killed_at - 1.0  # one visit, spanning the takeover
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()
+        camera.stop()
