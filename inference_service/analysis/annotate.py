@@ -2,7 +2,7 @@
 
 Pass one reads the video, analyses every ``stride``-th frame (in batches, through a local gallery
 or the API), watches for shot cuts and links the faces into tracks. Each track is then named from
-all its faces (``tracking.decide_identity``). Pass two re-reads the video (cheaper than holding
+all its faces (``templates.name_track``). Pass two re-reads the video (cheaper than holding
 it in memory) and draws every track on every frame it covers, interpolating boxes across the
 skipped frames. ``timeline.json`` lists the tracks with their frames, boxes and times.
 
@@ -28,7 +28,8 @@ from .quality import crop_with_margin
 from .render import label_colour, write_video
 from .shots import ShotDetector
 from .source import VideoInfo, read_frames
-from .tracking import Detection, Tracker, TrackerConfig, decide_identity, track_boxes
+from .templates import name_track
+from .tracking import Detection, Tracker, TrackerConfig, track_boxes
 
 ANALYSED_PER_SECOND = 10.0  # default analysis rate: faces move little in a tenth of a second
 BATCH = 16
@@ -80,11 +81,16 @@ def annotate_video(
 
     timeline_tracks = []
     overlays: dict[int, list] = {}
+    # A matcher that keeps embeddings (EngineMatcher) can score track templates; the API's cannot.
+    search = getattr(matcher, "template_candidates", None)
+    track_threshold = getattr(matcher, "track_threshold", matcher.threshold)
     for number, track in enumerate(tracks, start=1):
-        decision = decide_identity(track.detections, matcher.threshold, margin=margin, min_faces=min_faces)
+        decision = name_track(
+            track.detections, matcher.threshold, track_threshold, search, margin=margin, min_faces=min_faces
+        )
         boxes = track_boxes(track, max_gap=step * 2)
         name = decision.identity or "unknown"
-        text = f"{name} {decision.similarity:.2f}" if decision.identity else f"unknown #{number}"
+        text = f"{name} {decision.score:.2f}" if decision.identity else f"unknown #{number}"
         for frame, box in boxes.items():
             overlays.setdefault(frame, []).append((box, text, label_colour(decision.identity)))
         frames = list(boxes)
@@ -98,6 +104,13 @@ def annotate_video(
                     if decision.runner_up
                     else None
                 ),
+                "template": (
+                    {"identity": decision.template[0], "similarity": decision.template[1]}
+                    if decision.template
+                    else None
+                ),
+                # what each rule alone names: "frames" (all faces' similarities), "template"
+                "rules": {"frames": decision.by_frames, "template": decision.by_template},
                 "start": round(frames[0] / info.fps, 4),
                 "end": round(frames[-1] / info.fps, 4),
                 "faces": len(track.detections),
@@ -115,6 +128,7 @@ def annotate_video(
         "matcher": matcher.source,
         "embedder": matcher.embedder,
         "threshold": matcher.threshold,
+        "track_threshold": track_threshold if search is not None else None,
         "margin": margin,
         "min_faces": min_faces,
         "tracks": timeline_tracks,
