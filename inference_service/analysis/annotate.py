@@ -24,11 +24,11 @@ from tqdm import tqdm
 
 from ..atomic import write_json, write_npy
 from .errors import AnalysisError
-from .quality import crop_with_margin
+from .quality import FaceQuality, crop_with_margin, enrollment_problems, yaw_side
 from .render import label_colour, write_video
 from .shots import ShotDetector
 from .source import VideoInfo, read_frames
-from .templates import name_track
+from .templates import OUTLIER_DROP, face_weight, name_track, track_template
 from .tracking import Detection, Tracker, TrackerConfig, track_boxes
 
 ANALYSED_PER_SECOND = 10.0  # default analysis rate: faces move little in a tenth of a second
@@ -44,9 +44,9 @@ class Hooks:
 
     ``progress(stage, frames_done, frames_total)`` is called for every frame read in each pass
     (stage ``analysing`` then ``rendering``); raising from it stops the work there.
-    ``best_faces`` > 0 keeps that many faces per track (crop JPEGs in ``faces/``, embeddings in
-    ``face_embeddings.npy``, listed in ``faces.json``), so a track can be enrolled later without
-    the video.
+    ``best_faces`` > 0 keeps that many faces per track, chosen across its poses (crop JPEGs in
+    ``faces/``, embeddings in ``face_embeddings.npy``, listed in ``faces.json`` with what the
+    enrollment gate looks at), so a track can be enrolled later without the video.
     """
 
     progress: Callable[[str, int, int], None] | None = None
@@ -151,16 +151,54 @@ def annotate_video(
 
 
 def _best_faces(tracks: list, per_track: int) -> dict[int, list[Detection]]:
-    """Per track number, its ``per_track`` largest confident faces that carry an embedding."""
+    """Per track number, ``per_track`` faces to enroll it by, chosen across its poses.
+
+    A gallery of frontal faces only leaves the person unknown in profile next time, so the
+    track's faces are grouped by the side the head is turned to (quality.yaw_side: left,
+    frontal, right) and picked in turn from each group, best first: faces that pass the
+    enrollment gate before those that do not, then by templates.face_weight (size, sharpness,
+    pose) and detection score. Faces far from the track's template (another face the box slid
+    onto) are never kept.
+    """
     if per_track <= 0:
         return {}
     kept: dict[int, list[Detection]] = {}
     for number, track in enumerate(tracks, start=1):
-        usable = [d for d in track.detections if d.embedding is not None]
-        usable.sort(key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) * d.score, reverse=True)
-        if usable:
-            kept[number] = sorted(usable[:per_track], key=lambda d: d.frame)
+        usable = _consistent_faces(track.detections)
+        groups: dict[int, list[Detection]] = {}
+        for det in usable:
+            side = 0 if det.landmarks is None else yaw_side(det.landmarks)
+            groups.setdefault(side, []).append(det)
+        for group in groups.values():
+            group.sort(key=lambda d: (not _enrollable(d), -face_weight(d) * d.score))
+        # frontal first, then the side with the better best face
+        order = sorted(groups, key=lambda side: (side != 0, not _enrollable(groups[side][0])))
+        chosen: list[Detection] = []
+        while len(chosen) < per_track and any(groups.values()):
+            for side in order:
+                if groups[side] and len(chosen) < per_track:
+                    chosen.append(groups[side].pop(0))
+        if chosen:
+            kept[number] = sorted(chosen, key=lambda d: d.frame)
     return kept
+
+
+def _consistent_faces(detections: list[Detection]) -> list[Detection]:
+    """The faces with an embedding that agree with their track's template (no outliers)."""
+    usable = [d for d in detections if d.embedding is not None]
+    template = track_template(usable)
+    if template is None:
+        return []
+    cosines = np.array([float(np.asarray(d.embedding) @ template.vector) for d in usable])
+    return [d for d, c in zip(usable, cosines) if c >= np.median(cosines) - OUTLIER_DROP]
+
+
+def _enrollable(det: Detection) -> bool:
+    return not enrollment_problems(_quality(det)) if det.brightness is not None else True
+
+
+def _quality(det: Detection) -> FaceQuality:
+    return FaceQuality(det.box[2] - det.box[0], det.brightness or 0.0, det.sharpness or 0.0)
 
 
 def _frame_hook(out: Path, kept: dict[int, list[Detection]], hooks: Hooks, total: int):
@@ -194,6 +232,9 @@ def _write_best_faces(out: Path, kept: dict[int, list[Detection]], embedder: str
                     "frame": det.frame,
                     "box": [round(float(v), 1) for v in det.box],
                     "score": round(float(det.score), 4),
+                    # what the enrollment gate looks at (None: a matcher that does not measure it)
+                    "quality": _quality(det).to_dict() if det.brightness is not None else None,
+                    "side": None if det.landmarks is None else yaw_side(det.landmarks),
                     "crop": f"{FACES_DIR}/{crop.name}" if crop.is_file() else None,
                 }
             )

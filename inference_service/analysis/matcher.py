@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .quality import sharpness
+from .quality import FaceQuality
 from .templates import identity_scores, track_threshold_for
 from .tracking import Detection
 
@@ -47,6 +47,7 @@ class EngineMatcher:
             row = []
             for a in faces:
                 candidates = {c.identity: c.similarity for c in found[k].candidates}
+                quality = FaceQuality.of(frame, a.face.box)
                 row.append(
                     Detection(
                         index,
@@ -55,7 +56,8 @@ class EngineMatcher:
                         a.embedding,
                         candidates,
                         landmarks=np.asarray(a.face.landmarks, dtype=np.float32),
-                        sharpness=sharpness(frame, a.face.box),
+                        sharpness=quality.sharpness,
+                        brightness=quality.brightness,
                     )
                 )
                 k += 1

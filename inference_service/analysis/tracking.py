@@ -32,7 +32,8 @@ class Detection:
     """One face in one analysed frame, with its gallery candidates (identity -> similarity).
 
     ``landmarks`` (5 x 2) and ``sharpness`` (:func:`quality.sharpness`) weigh the face in its
-    track's template; a matcher that cannot give them (the API's) leaves them None.
+    track's template, and with ``brightness`` decide whether it may be enrolled; a matcher that
+    cannot give them (the API's) leaves them None.
     """
 
     frame: int
@@ -42,6 +43,7 @@ class Detection:
     candidates: dict[str, float] = field(default_factory=dict)
     landmarks: np.ndarray | None = None
     sharpness: float | None = None
+    brightness: float | None = None
 
 
 @dataclass

@@ -35,7 +35,7 @@ GALLERY_FULL = (
 # Order in which an Allow header lists methods (the conventional one, not alphabetical).
 # What the client sent, as HTTP words it: damaged or empty bytes, more pixels than allowed, not an
 # image format we read, an image without the (chosen) face.
-INPUT_ERROR_STATUS = {"corrupt": 400, "too_large": 413, "unsupported": 415, "no_face": 422}
+INPUT_ERROR_STATUS = {"corrupt": 400, "too_large": 413, "unsupported": 415, "no_face": 422, "low_quality": 422}
 METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 

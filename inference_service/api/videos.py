@@ -61,6 +61,11 @@ class TrackEnrollRequest(BaseModel):
     expires_at: str | None = Field(
         None, max_length=64, description="When to erase the person, as for POST /identities/{name}/faces."
     )
+    force: bool = Field(
+        False,
+        description="Also enroll kept faces that fail the quality gate (too small, dark or blurred); without "
+        "it they are skipped, and a track with none better is refused with 422 saying why.",
+    )
 
 
 def get_jobs(request: Request) -> VideoJobs:
@@ -257,7 +262,7 @@ def enroll_from_track(
         raise HTTPException(409, f"the job is {job.status}; tracks can be enrolled once it is done")
     try:
         with acting(context):
-            return enroll_track(jobs.files(job.id), track_id, name, jobs.gallery, body.faces)
+            return enroll_track(jobs.files(job.id), track_id, name, jobs.gallery, body.faces, body.force)
     except TrackError as exc:
         raise HTTPException(exc.status_code, exc.detail) from None
 

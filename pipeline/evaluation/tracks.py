@@ -219,12 +219,13 @@ def clip_tracks(engine, clips: Sequence[Path], gallery: ArrayGallery, track_thre
 
     The track's ``rules`` say what the frames rule and the template rule each named.
     """
-    from inference_service.analysis.annotate import annotate_video
+    from inference_service.analysis.annotate import Hooks, annotate_video
     from inference_service.analysis.matcher import EngineMatcher
     from inference_service.analysis.source import probe
     from inference_service.gallery import Gallery
 
     labels = read_labels()
+    quiet = Hooks(show_progress=False)
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         store = Gallery.open(Path(tmp) / "gallery.sqlite3", engine.embedder.name, engine.embedder.dim)
@@ -236,13 +237,22 @@ def clip_tracks(engine, clips: Sequence[Path], gallery: ArrayGallery, track_thre
                 continue
             matcher = EngineMatcher(engine, store, source="evaluation")
             matcher.track_threshold = track_threshold
-            timeline = annotate_video(clip, probe(clip), matcher, Path(tmp) / clip.stem, clip.name, render=False)
+            timeline = annotate_video(
+                clip, probe(clip), matcher, Path(tmp) / clip.stem, clip.name, render=False, hooks=quiet
+            )
             for track in timeline["tracks"]:
                 label = label_of(track, mine)
                 if label is not None:
                     out.append((label, track))
         store.close()
     return out
+
+
+def manifest_clips(manifest: Path) -> list[Path]:
+    """The ``video`` rows of a MANIFEST.tsv that exist."""
+    with open(manifest, newline="") as fh:
+        rows = [row for row in csv.DictReader(fh, delimiter="\t") if row["role"] == "video"]
+    return [manifest.parent / row["path"] for row in rows if (manifest.parent / row["path"]).is_file()]
 
 
 # --- the report -------------------------------------------------------------------------------------
@@ -380,8 +390,39 @@ def format_tracks(section: dict) -> str:
     return "\n".join(lines)
 
 
+# How far above the highest stranger template a proposed track threshold sits: the single-photo
+# threshold keeps its highest stranger pair 0.006 below it (dlib-resnet on ../shared/faces).
+TRACK_SAFETY = 0.005
+
+
+def format_track_calibration(section: dict) -> str:
+    """What ``calibrate --tracks`` adds: the template threshold the labelled tracks support."""
+    highest = section["strangers"]["highest_template"]
+    if highest is None:
+        return "\nTracks: no stranger track had a template; nothing to calibrate."
+    proposed = round(highest + TRACK_SAFETY, 4)
+    low = section["lowest_named_template"]
+    return (
+        f"\n## Track threshold\n\nIn use: {section['track_threshold']:.4f} (templates.track_threshold_for). "
+        f"Strangers' track templates reach {highest:.4f} ({section['strangers']['tracks']} tracks); "
+        f"{proposed:.4f} keeps them {TRACK_SAFETY} below it"
+        + (f"; the lowest template of a track named right is {low:.4f}." if low is not None else ".")
+        + f" Wrong names at the threshold in use: {section['wrong_names']}."
+    )
+
+
 def _share(row: dict, key: str) -> str:
     return f"{row[key] / row['tracks']:.0%}" if row["tracks"] else "n/a"
 
 
-__all__ = ["CONDITIONS", "ArrayGallery", "JudgedTrack", "evaluate_tracks", "format_tracks", "judge", "photo_tracks"]
+__all__ = [
+    "CONDITIONS",
+    "ArrayGallery",
+    "JudgedTrack",
+    "evaluate_tracks",
+    "format_track_calibration",
+    "format_tracks",
+    "judge",
+    "manifest_clips",
+    "photo_tracks",
+]
