@@ -221,7 +221,8 @@ def _frame_hook(out: Path, kept: dict[int, list[Detection]], hooks: Hooks, total
 
 
 def _write_best_faces(out: Path, kept: dict[int, list[Detection]], embedder: str) -> None:
-    rows, vectors = [], []
+    rows: list[dict] = []
+    vectors: list[np.ndarray] = []
     for number, dets in kept.items():
         for k, det in enumerate(dets):
             crop = out / FACES_DIR / f"{number}_{k}.jpg"

@@ -140,11 +140,11 @@ def photo_tracks(engine, specs: Sequence[FaceSpec], max_pixels: int, seed: int =
         if spec.box is None or spec.role in ("gallery", "resolution"):
             continue  # enrolled photos are the gallery; the resolution rows are one photo four times
         image = load_image(spec.path.read_bytes(), max_pixels)
-        box = spec.box
-        shrink = PHOTO_WIDTH / (box[2] - box[0])
+        x1, y1, x2, y2 = spec.box
+        shrink = min(1.0, PHOTO_WIDTH / (x2 - x1))
         if shrink < 1:  # detection on a large photo costs seconds and adds nothing a video has
             image = cv2.resize(image, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
-            box = tuple(v * shrink for v in box)
+        box = (x1 * shrink, y1 * shrink, x2 * shrink, y2 * shrink)
         for condition in ("frontal", "small", "cut"):
             detections = []
             for index, (frame, moved) in enumerate(_condition_frames(image, box, condition, rng)):
@@ -167,7 +167,7 @@ def photo_tracks(engine, specs: Sequence[FaceSpec], max_pixels: int, seed: int =
                 continue
             named = condition
             if condition == "frontal":
-                pose = float(np.median([frontality(d.landmarks) for d in detections]))
+                pose = float(np.median([frontality(d.landmarks) for d in detections if d.landmarks is not None]))
                 named = "profile" if pose < PROFILE_FRONTALITY else "frontal"
             out.append((spec, named, detections))
     return out
@@ -205,7 +205,7 @@ def read_labels(path: Path = LABELS) -> list[TrackLabel]:
 def label_of(track: dict, labels: Sequence[TrackLabel]) -> TrackLabel | None:
     """The label whose point lies in the track's box at the label's frame (or the clip's ``*``)."""
     for label in labels:
-        if label.frame is None:
+        if label.frame is None or label.point is None:
             return label
         if label.frame in track["frames"]:
             x1, y1, x2, y2 = track["boxes"][track["frames"].index(label.frame)]
