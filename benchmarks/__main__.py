@@ -49,6 +49,10 @@ FIGURES: dict[str, tuple[str, str, str]] = {
     "gallery_ram_ratio_1m": ("gallery", "index arrays / raw float32 vectors, 1M faces", "<= 1.3"),
     "startup_s_1m": ("gallery", "Gallery start-up from a 1M-face SQLite file, s", "<= 3"),
     "startup_s_1m_postgres": ("gallery", "Gallery start-up from 1M faces in PostgreSQL, s", "<= 3"),
+    "rename_ms_1m": ("gallery", "rename a 100-face identity in a 1M-face SQLite gallery, ms", "<= 20"),
+    "merge_ms_1m": ("gallery", "merge a 100-face identity into another, 1M faces, ms", "<= 50"),
+    "move_ms_1m": ("gallery", "move one face to another identity, 1M faces, ms", "<= 20"),
+    "report_s_10k_identities": ("gallery", "gallery report over 10,000 identities of 10 faces, s", "<= 2"),
 }
 REQUIRED = (
     "detect_ratio_1080p",

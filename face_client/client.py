@@ -18,9 +18,11 @@ import requests
 
 from .errors import ApiError, detail_text, error_for
 from .results import (
+    CurationResult,
     Detection,
     Embedding,
     Enrollment,
+    GalleryReport,
     Health,
     Identity,
     IdentitySummary,
@@ -157,6 +159,39 @@ class FaceClient:
 
     def delete_face(self, name: str, face_id: str) -> None:
         self._request("DELETE", f"/identities/{_segment(name)}/faces/{_segment(face_id)}", write=True).close()
+
+    # --- curation --------------------------------------------------------------------------------
+    def rename_identity(self, name: str, new_name: str, merge: bool = False) -> CurationResult:
+        """``PATCH /identities/{name}``; a name another identity has is an ApiError 409 unless
+        ``merge`` (then the identity is merged into that one)."""
+        body = {"name": new_name, "merge": merge}
+        return self._json("PATCH", f"/identities/{_segment(name)}", write=True, json=body)
+
+    def merge_identity(self, name: str, into: str) -> CurationResult:
+        """``POST /identities/{name}/merge``: every face into ``into``; ``name`` is removed."""
+        return self._json("POST", f"/identities/{_segment(name)}/merge", write=True, json={"into": into})
+
+    def move_face(
+        self, name: str, face_id: str, to: str, consent: str | None = None, expires_at: str | None = None
+    ) -> CurationResult:
+        """``POST /identities/{name}/faces/{face_id}/move``; ``consent``/``expires_at`` count when
+        the move creates ``to``."""
+        body = {k: v for k, v in (("to", to), ("consent", consent), ("expires_at", expires_at)) if v is not None}
+        path = f"/identities/{_segment(name)}/faces/{_segment(face_id)}/move"
+        return self._json("POST", path, write=True, json=body)
+
+    def gallery_report(self, limit: int = 100) -> GalleryReport:
+        """``GET /gallery/report``: ``pairs`` of identities that may be one person (best first, a pair
+        dismissed as distinct left out) and ``flagged`` faces that may not be their identity's."""
+        body = self._json("GET", "/gallery/report", params={"limit": int(limit)})
+        if not isinstance(body, dict) or not isinstance(body.get("pairs"), list):
+            raise ApiError("The face service answered with an unexpected gallery report", status=502, api_status=200)
+        return cast(GalleryReport, body)
+
+    def dismiss_pair(self, a: str, b: str) -> None:
+        """``POST /gallery/report/dismissed``: ``a`` and ``b`` are not the same person; the report
+        stops suggesting the pair."""
+        self._request("POST", "/gallery/report/dismissed", write=True, json={"a": a, "b": b}).close()
 
     # --- video jobs ------------------------------------------------------------------------------
     def upload_video(self, filename: str, content_type: str, stream: IO[bytes]) -> VideoJob:

@@ -87,6 +87,12 @@ class Enrollment(TypedDict):
     faces: int
 
 
+class CurationResult(TypedDict):
+    name: str  # the identity the faces are in now
+    faces: int
+    moved: list[str]
+
+
 class IdentitySummary(TypedDict):
     name: str
     faces: int
@@ -96,6 +102,8 @@ class StoredFace(TypedDict):
     face_id: str
     created_at: str
     box: Box | None
+    agreement: NotRequired[float]  # similarity to the template of the identity's other faces
+    flagged: NotRequired[bool]  # agreement under the threshold: "may not be this person"
     consent: NotRequired[dict | None]
     expires_at: NotRequired[str | None]
 
@@ -103,6 +111,26 @@ class StoredFace(TypedDict):
 class Identity(TypedDict):
     name: str
     faces: list[StoredFace]
+
+
+class SimilarPair(TypedDict):
+    a: str
+    b: str
+    similarity: float  # between the two identities' templates
+
+
+class FlaggedFace(TypedDict):
+    identity: str
+    face_id: str
+    agreement: float
+
+
+class GalleryReport(TypedDict):
+    """``GET /gallery/report``: identities that may be one person (best first), faces that may not be
+    their identity's."""
+
+    pairs: list[SimilarPair]
+    flagged: list[FlaggedFace]
 
 
 class VideoJob(TypedDict):

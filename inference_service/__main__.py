@@ -16,6 +16,9 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    # faiss (the gallery's approximate index) says at INFO which CPU build it tried to load, in
+    # several lines on every start; a refused start must still say one line.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     log = logging.getLogger("inference_service")
 
     from pydantic import ValidationError
@@ -34,16 +37,12 @@ def main() -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(max(1, settings.threads // settings.workers)))
 
     from .gallery import GalleryError
-    from .gallery.factory import is_postgres, sqlite_path
-    from .gallery.store import check_gallery_file
+    from .gallery.factory import preflight
 
     # The gallery is checked (read-only) before any model loads: a wrong FACE_GALLERY fails in
     # a second, with nothing but its one line on stderr and nothing written to the file.
     try:
-        if not is_postgres(settings.gallery):  # a PostgreSQL gallery is identified when it opens
-            check_gallery_file(
-                sqlite_path(settings.gallery), None if settings.embedder == "auto" else settings.embedder
-            )
+        preflight(settings.gallery, None if settings.embedder == "auto" else settings.embedder)
     except GalleryError as exc:
         log.error("cannot start: %s", exc)
         return 2

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from face_client import ApiError
+from inference_service.analysis.errors import AnalysisError
 from inference_service.registry import EMBEDDER_CHOICES, describe_choices
 
 from .errors import PipelineError
@@ -329,9 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.handler(args) or 0)
-    except PipelineError as exc:
+    except AnalysisError as exc:  # the CLI's own PipelineError, or the core's (an unreadable video)
         print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return PipelineError.exit_code
     except ApiError as exc:  # --api: the API refused, failed or could not be reached
         from .video.api import explain
 

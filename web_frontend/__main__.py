@@ -60,7 +60,7 @@ def main() -> int:
         settings.api_url,
         settings.max_upload_mb,
         "set" if settings.api_key else "not set",
-        "login required to enroll and delete" if settings.password else "no login: WEB_PASSWORD not set",
+        "login required for all but Recognize" if settings.password else "no login: WEB_PASSWORD not set",
     )
     if settings.password is None and not _loopback(settings.host):
         log.warning(

@@ -11,21 +11,25 @@ import io
 import logging
 from typing import Any
 
-from flask import Flask, Request, jsonify, render_template
+from flask import Flask, Request, jsonify, redirect, render_template, url_for
 from werkzeug.exceptions import HTTPException
 
 from face_client import FaceClient
 
+from .auth import bp as auth_blueprint
 from .auth import init_auth
 from .config import WebSettings
+from .context import API_CLIENT, SETTINGS
 from .csrf import init_csrf
+from .curation import bp as curation_blueprint
 from .forms import FORM_OVERHEAD_BYTES
 from .gallery import bp as gallery_blueprint
 from .headers import init_security_headers
 from .naming import bp as naming_blueprint
-from .people import init_people
+from .people import bp as people_blueprint
 from .recognize import bp as recognize_blueprint
-from .videos import init_videos
+from .report import bp as report_blueprint
+from .videos import bp as videos_blueprint
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +51,8 @@ class InMemoryRequest(Request):
 
 
 def create_app(settings: WebSettings | None = None, api: FaceClient | None = None) -> Flask:
-    """Build the site: its blueprints (recognize, gallery, naming) and the videos and people pages,
-    CSRF, security headers and the login; ``api`` may be given (tests pass a client with a fake transport)."""
+    """Build the site: a blueprint per group of pages, and the hooks every request passes (CSRF,
+    security headers, the login); ``api`` may be given (tests pass a client with a fake transport)."""
     settings = settings or WebSettings()
     app = Flask(__name__)
     app.request_class = InMemoryRequest
@@ -58,18 +62,24 @@ def create_app(settings: WebSettings | None = None, api: FaceClient | None = Non
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
-    app.extensions["face_api"] = api or FaceClient(
+    app.extensions[API_CLIENT] = api or FaceClient(
         settings.api_url, settings.api_key, settings.api_timeout_s, read_api_key=settings.read_api_key
     )
-    app.extensions["web_settings"] = settings
-    app.register_blueprint(naming_blueprint)
+    app.extensions[SETTINGS] = settings
     init_csrf(app)
     init_security_headers(app)
     init_auth(app, settings)
-    app.register_blueprint(recognize_blueprint)
-    app.register_blueprint(gallery_blueprint)
-    init_videos(app, settings)
-    init_people(app)
+    for blueprint in (
+        recognize_blueprint,
+        naming_blueprint,
+        gallery_blueprint,
+        people_blueprint,
+        curation_blueprint,
+        report_blueprint,
+        videos_blueprint,
+        auth_blueprint,
+    ):
+        app.register_blueprint(blueprint)
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
@@ -80,6 +90,11 @@ def create_app(settings: WebSettings | None = None, api: FaceClient | None = Non
     def health():
         """Liveness of the site itself (compose's healthcheck); says nothing about the API."""
         return jsonify(status="ok")
+
+    @app.get("/favicon.ico")
+    def favicon():
+        """Pages link the icon; this is for what has no page (a video or an image opened on its own)."""
+        return redirect(url_for("static", filename="favicon.svg"), 301)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

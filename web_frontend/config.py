@@ -55,7 +55,7 @@ class WebSettings(BaseSettings):
     password: SecretStr | None = Field(
         None,
         validation_alias=_env("WEB_PASSWORD", "password"),
-        description="When set, Enroll and Delete need a login with this password (the site acts with its own API key).",
+        description="When set, every page but Recognize needs a login with this password (the site acts with its own API keys).",
     )
     max_upload_mb: float = Field(
         10.0,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,28 +24,109 @@ DISPLAY_MAX_SIDE = 1600
 JPEG_QUALITY = 88
 
 
+Rect = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class FaceLabel:
+    """Where a face's label went on the drawn image (its pixels), and what it says."""
+
+    number: int  # the face's number: the table's ``#`` and the "Face N" naming form
+    text: str  # "1 obama 0.953"; just "1" where the whole label found no free place
+    rect: Rect
+
+
 @dataclass(frozen=True)
 class Annotated:
-    """The drawn image, ready for an ``<img src=...>``."""
+    """The drawn image, ready for an ``<img src=...>``, and where each face's label is."""
 
     data: bytes
     mime: str
     width: int
     height: int
+    labels: tuple[FaceLabel, ...] = ()
 
     @property
     def data_url(self) -> str:
         return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
 
 
+def similarity_text(value: object) -> str:
+    """Every similarity the site shows, on the image, in the table and in the forms, rounded alike.
+
+    Three decimals: thresholds are that fine (0.926), so "1.00" beside a table's 0.995 would mislead.
+    """
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "–"
+
+
 def face_label(face: dict[str, Any]) -> str:
-    """``"obama 0.95"`` for a match, ``"unknown 0.61"`` (best similarity) or plain ``"unknown"``."""
+    """``"obama 0.953"`` for a match, ``"unknown 0.612"`` (best similarity) or plain ``"unknown"``."""
     identity = face.get("identity")
     similarity = face.get("similarity")
     name = identity if identity else "unknown"
     if isinstance(similarity, (int, float)) and (identity or face.get("candidates")):
-        return f"{name} {similarity:.2f}"
+        return f"{name} {similarity_text(similarity)}"
     return name
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _overlap_area(a: Rect, b: Rect) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def _spots(box: Rect, w: float, h: float, size: tuple[int, int]) -> list[Rect]:
+    """Where a label of ``w`` x ``h`` may go for ``box``, best first, each moved inside the image."""
+    x1, y1, x2, y2 = box
+    corners = [
+        (x1, y1 - h),  # above, left-aligned: where a reader looks first
+        (x1, y2),  # below
+        (x2 - w, y1 - h),  # above, right-aligned
+        (x2 - w, y2),  # below, right-aligned
+        (x1 - w, y1),  # left of the box
+        (x2, y1),  # right of the box
+        (x1, y1),  # inside its top edge
+    ]
+    width, height = size
+    spots = []
+    for left, top in corners:
+        left = min(max(0.0, left), max(0.0, width - w))
+        top = min(max(0.0, top), max(0.0, height - h))
+        spots.append((left, top, left + w, top + h))
+    return spots
+
+
+def place_labels(
+    boxes: Sequence[Rect],
+    texts: Sequence[str],
+    measure: Callable[[str], tuple[float, float]],
+    size: tuple[int, int],
+) -> list[FaceLabel]:
+    """A label per box, numbered from 1 in the given order, none on another label or on another face.
+
+    Each label tries the places of :func:`_spots` in turn with its whole text, then with its number
+    only; a face with no free place at all (a crowd) gets its number where it covers the least.
+    """
+    placed: list[FaceLabel] = []
+    for index, (box, text) in enumerate(zip(boxes, texts)):
+        number = index + 1
+        others = [b for i, b in enumerate(boxes) if i != index]
+        taken = [label.rect for label in placed] + others
+        choice: FaceLabel | None = None
+        for wording in (f"{number} {text}", str(number)):
+            w, h = measure(wording)
+            free = [r for r in _spots(box, w, h, size) if not any(_overlaps(r, t) for t in taken)]
+            if free:
+                choice = FaceLabel(number, wording, free[0])
+                break
+        if choice is None:
+            w, h = measure(str(number))
+            best = min(_spots(box, w, h, size), key=lambda r: sum(_overlap_area(r, t) for t in taken))
+            choice = FaceLabel(number, str(number), best)
+        placed.append(choice)
+    return placed
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -68,7 +149,10 @@ def open_upright(image_bytes: bytes) -> Image.Image:
 
 
 def annotate(photo: bytes | Image.Image, faces: Sequence[dict[str, Any]]) -> Annotated:
-    """Draw a box and label per face on the photo and encode it as JPEG (PNG if it has alpha).
+    """Draw a box and a numbered label per face on the photo and encode it as JPEG (PNG if it has alpha).
+
+    Face N of ``faces`` is labelled "N name similarity" (the table's row N, the form "Face N"),
+    placed by :func:`place_labels` so that no label hides another or a neighbour's face.
 
     ``photo`` is the upload's bytes or :func:`open_upright`'s image (left unchanged).
     ``faces`` are the API's ``/recognize`` faces: ``box`` [x1, y1, x2, y2] plus ``identity``/``similarity``.
@@ -85,20 +169,29 @@ def annotate(photo: bytes | Image.Image, faces: Sequence[dict[str, Any]]) -> Ann
 
     draw = ImageDraw.Draw(img)
     line = max(3, round(max(img.size) / 320))
-    font = _font(max(12, round(max(img.size) / 45)))
-    for face in faces:
-        x1, y1, x2, y2 = (float(v) * scale for v in face["box"])
+    boxes = [tuple(float(v) * scale for v in face["box"]) for face in faces]
+    # Text sized to the image, but no taller than about a third of a typical face, so labels of a
+    # crowd stay beside their faces instead of covering the neighbours.
+    heights = sorted(b[3] - b[1] for b in boxes)
+    size = round(max(img.size) / 55)
+    if heights:
+        size = min(size, round(heights[len(heights) // 2] / 3))
+    font = _font(max(11, size))
+    pad = line + 1
+
+    def measure(text: str) -> tuple[float, float]:
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        return right - left + 2 * pad, bottom - top + 2 * pad
+
+    for face, box in zip(faces, boxes):
         colour = KNOWN_COLOUR if face.get("identity") else UNKNOWN_COLOUR
-        draw.rectangle((x1, y1, x2, y2), outline=colour, width=line)
-        label = face_label(face)
-        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
-        pad = line + 1
-        tw, th = right - left + 2 * pad, bottom - top + 2 * pad
-        # Above the box when there is room, else inside its top edge; never off the image.
-        ty = y1 - th if y1 - th >= 0 else max(0.0, y1)
-        tx = min(max(0.0, x1), max(0.0, img.width - tw))
-        draw.rectangle((tx, ty, tx + tw, ty + th), fill=colour)
-        draw.text((tx + pad - left, ty + pad - top), label, fill=TEXT_COLOUR, font=font)
+        draw.rectangle(box, outline=colour, width=line)
+    labels = place_labels(boxes, [face_label(f) for f in faces], measure, img.size)  # type: ignore[arg-type]
+    for face, label in zip(faces, labels):
+        colour = KNOWN_COLOUR if face.get("identity") else UNKNOWN_COLOUR
+        draw.rectangle(label.rect, fill=colour)
+        left, top, _, _ = draw.textbbox((0, 0), label.text, font=font)
+        draw.text((label.rect[0] + pad - left, label.rect[1] + pad - top), label.text, fill=TEXT_COLOUR, font=font)
 
     out = io.BytesIO()
     if keep_alpha:
@@ -107,4 +200,4 @@ def annotate(photo: bytes | Image.Image, faces: Sequence[dict[str, Any]]) -> Ann
     else:
         img.save(out, format="JPEG", quality=JPEG_QUALITY, subsampling=0)  # 4:4:4 keeps thin coloured lines crisp
         mime = "image/jpeg"
-    return Annotated(out.getvalue(), mime, img.width, img.height)
+    return Annotated(out.getvalue(), mime, img.width, img.height, tuple(labels))

@@ -96,5 +96,5 @@ def cut_faces(photo: bytes | Image.Image, faces: Sequence[dict[str, Any]]) -> li
             and len(box) == 4
             and all(isinstance(v, (int, float)) for v in box)
         )
-        crops.append(_crop_one(img, box) if ok else None)
+        crops.append(_crop_one(img, box) if ok and box is not None else None)
     return crops

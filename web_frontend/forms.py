@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import current_app
+from collections.abc import Sequence
+
 from werkzeug.datastructures import FileStorage
 
-from face_client import FaceClient, Upload
+from face_client import Upload
 
 from .config import WebSettings
 
@@ -18,7 +19,7 @@ class FormError(Exception):
     """Something the person has to fix in the form; shown next to the form with status 400."""
 
 
-def read_uploads(files: list[FileStorage | None], settings: WebSettings) -> list[Upload]:
+def read_uploads(files: Sequence[FileStorage | None], settings: WebSettings) -> list[Upload]:
     """Read the chosen files into memory, skipping the empty part a browser sends for 'no file'."""
     uploads, limit = [], settings.max_upload_bytes
     for storage in files:
@@ -31,12 +32,3 @@ def read_uploads(files: list[FileStorage | None], settings: WebSettings) -> list
             raise FormError(f"The file {storage.filename!r} is larger than the {settings.max_upload_mb:g} MB limit.")
         uploads.append(Upload(storage.filename, data, storage.mimetype or "application/octet-stream"))
     return uploads
-
-
-def face_api() -> FaceClient:
-    """The app's client of the face API (``create_app`` puts it there; tests give a fake transport)."""
-    return current_app.extensions["face_api"]
-
-
-def web_settings() -> WebSettings:
-    return current_app.extensions["web_settings"]

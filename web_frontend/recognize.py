@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, render_template, request
 
 from face_client import ApiError
 
-from .drawing import annotate, face_label, open_upright
-from .forms import FormError, face_api, read_uploads, web_settings
+from .auth import logged_in
+from .context import face_api, web_settings
+from .drawing import annotate, face_label, open_upright, similarity_text
+from .forms import FormError, read_uploads
 from .naming import face_forms
 
 log = logging.getLogger(__name__)
@@ -23,20 +25,15 @@ def _face_rows(faces: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One table row per face: what the template shows, already formatted."""
     rows = []
     for number, face in enumerate(faces, start=1):
-        similarity = face.get("similarity")
         score = face.get("score")
         rows.append(
             {
                 "number": number,
                 "label": face_label(face),
                 "identity": face.get("identity"),
-                "similarity": f"{similarity:.3f}" if isinstance(similarity, (int, float)) else "–",
+                "similarity": similarity_text(face.get("similarity")),
                 "candidates": [
-                    (
-                        c.get("identity", "?"),
-                        f"{c['similarity']:.3f}" if isinstance(c.get("similarity"), (int, float)) else "–",
-                    )
-                    for c in face.get("candidates") or []
+                    (c.get("identity", "?"), similarity_text(c.get("similarity"))) for c in face.get("candidates") or []
                 ],
                 "score": f"{score:.3f}" if isinstance(score, (int, float)) else "–",
                 "box": ", ".join(f"{v:.0f}" for v in face.get("box") or []),
@@ -66,7 +63,7 @@ def recognize():
     except ApiError as exc:
         return render_template("home.html", error=exc.message), exc.status
     api_done = time.perf_counter()
-    faces = result.get("faces") or []
+    faces = cast(list[dict[str, Any]], result.get("faces") or [])
     image, image_error, photo = None, None, None
     try:
         photo = open_upright(upload.data)  # decoded once for the drawing and the face crops
@@ -75,7 +72,8 @@ def recognize():
         log.exception("could not draw the result image")
         image_error = "The faces were found, but the photo could not be drawn."
     rows = _face_rows(faces)
-    naming = face_forms(photo, faces, [row["label"] for row in rows]) if photo is not None else []
+    # Forms (each a one-time token the site keeps) only for whom the page offers them: a logged-in visitor.
+    naming = face_forms(photo, faces, [row["label"] for row in rows]) if photo is not None and logged_in() else []
     drawn = time.perf_counter()
     html = render_template(
         "result.html",

@@ -23,7 +23,7 @@ TEXT = (30, 34, 40)
 UNKNOWN_ROW = "unknown (all tracks)"
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow without a scalable default font

@@ -6,8 +6,8 @@ all its faces (``templates.name_track``). Pass two re-reads the video (cheaper t
 it in memory) and draws every track on every frame it covers, interpolating boxes across the
 skipped frames. ``timeline.json`` lists the tracks with their frames, boxes and times.
 
-``annotate_video`` is that work on an open matcher; the CLI's ``annotate`` and the API's video jobs call it with their own
-engine and gallery (:class:`~inference_service.analysis.matcher.EngineMatcher`) and :class:`Hooks` for progress,
+``annotate_video`` is that work on an open matcher; the CLI's ``annotate`` and the API's video
+jobs call it, the jobs with their own engine and gallery (:class:`~inference_service.analysis.matcher.EngineMatcher`) and :class:`Hooks` for progress,
 cancelling, H.264 output and keeping each track's best faces for enrolling later.
 """
 
@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ..atomic import write_json, write_npy
 from .errors import AnalysisError
+from .matcher import FrameMatcher
 from .quality import FaceQuality, crop_with_margin, enrollment_problems, yaw_side
 from .render import label_colour, write_video
 from .shots import ShotDetector
@@ -62,7 +63,7 @@ def default_stride(fps: float) -> int:
 def annotate_video(
     path: Path,
     info: VideoInfo,
-    matcher,
+    matcher: FrameMatcher,
     out: Path,
     label: str,
     stride: int | None = None,
@@ -244,7 +245,7 @@ def _write_best_faces(out: Path, kept: dict[int, list[Detection]], embedder: str
     write_json(out / FACES_INDEX, {"embedder": embedder, "faces": rows})
 
 
-def _track(path: Path, info, matcher, step: int, hooks: Hooks) -> tuple[list, int]:
+def _track(path: Path, info: VideoInfo, matcher: FrameMatcher, step: int, hooks: Hooks) -> tuple[list, int]:
     """Pass one: analysed frames -> detections -> tracks. Returns the tracks and frames read."""
     tracker = Tracker(TrackerConfig.for_threshold(matcher.threshold))
     shots = ShotDetector()

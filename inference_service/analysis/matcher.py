@@ -8,12 +8,25 @@ faces through it, so tracking sees the same detections, embeddings and candidate
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
 from .quality import FaceQuality
 from .templates import identity_scores, track_threshold_for
 from .tracking import Detection
+
+
+class FrameMatcher(Protocol):
+    """What tracking needs from wherever faces get their candidates (this process, or the API)."""
+
+    threshold: float
+    embedder: str
+    source: str
+
+    def analyze(self, frames_rgb: Sequence[np.ndarray], indices: Sequence[int]) -> list[list[Detection]]: ...
+
+    def close(self) -> None: ...
 
 
 class EngineMatcher:

@@ -33,24 +33,38 @@ def label_colour(identity: str | None) -> tuple[int, int, int]:
     return NAMED if identity else UNKNOWN
 
 
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+# A caption's letters are this share of the frame's short side, and never under MIN_TEXT_PX: 2.5%
+# is 54 px on a 4K frame and 27 px at 1080p; at 640x360 the floor of 14 px applies. (The old rule,
+# 0.6 x short side / 720, drew 8 px letters at 640x360, too small to read in a browser.)
+TEXT_SHARE = 0.025
+MIN_TEXT_PX = 14
+_FONT_PX_AT_SCALE_1 = cv2.getTextSize("Hg", FONT, 1.0, 1)[0][1]
+
+
+def caption_font(frame_shape: tuple[int, ...]) -> tuple[float, int]:
+    """(OpenCV font scale, stroke thickness) for captions sized to the frame."""
+    text_px = max(MIN_TEXT_PX, TEXT_SHARE * min(frame_shape[:2]))
+    return text_px / _FONT_PX_AT_SCALE_1, max(1, round(text_px / 12))
+
+
 def draw(
     frame: np.ndarray, items: Sequence[tuple[tuple[float, float, float, float], str, tuple[int, int, int]]]
 ) -> None:
     """Boxes with a filled caption above each (below it when the box touches the top)."""
-    scale = max(0.4, min(frame.shape[:2]) / 720)
-    thickness = max(1, round(2 * scale))
+    font_scale, thickness = caption_font(frame.shape)
     for box, text, colour in items:
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         cv2.rectangle(frame, (x1, y1), (x2, y2), colour, thickness)
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, thickness)
+        (tw, th), base = cv2.getTextSize(text, FONT, font_scale, thickness)
         top = y1 - th - base - 4 if y1 - th - base - 4 >= 0 else y2
         cv2.rectangle(frame, (x1, top), (x1 + tw + 6, top + th + base + 4), colour, -1)
         cv2.putText(
             frame,
             text,
             (x1 + 3, top + th + 2),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.6 * scale,
+            FONT,
+            font_scale,
             (0, 0, 0),
             thickness,
             cv2.LINE_AA,
@@ -59,7 +73,7 @@ def draw(
 
 class _OpenCVWriter:
     def __init__(self, path: Path, info: VideoInfo) -> None:
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height))
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), info.fps, (info.width, info.height))
         if not self._writer.isOpened():
             raise AnalysisError(f"cannot write {path}: OpenCV has no mp4v encoder here")
 

@@ -21,11 +21,12 @@ from ..gallery.factory import describe
 from ..gallery.replica import start_sync
 from ..gallery.retention import RetentionSweeper
 from ..videos import VideoJobs
-from ..videos.upload import UploadLimitExceptVideos
-from . import audit, health, identities, inference, videos
+from . import audit, curation, health, identities, inference, videos
 from .app_state import Services
+from .docs import install_docs
 from .errors import CatchAllMiddleware, install_error_handlers
-from .security import warn_if_open
+from .security import READ_SCHEME, warn_if_open
+from .uploads import UploadLimitMiddleware
 from .workers import InferencePool
 
 log = logging.getLogger(__name__)
@@ -72,12 +73,35 @@ def _mark_binary(node: Any) -> None:
             _mark_binary(value)
 
 
-def _declare_binary_uploads(app: FastAPI) -> None:
+def declare_keys(spec: dict[str, Any], read_key_configured: bool) -> None:
+    """Declare the read key only where it is asked for, in place: on reads when the service runs
+    with FACE_READ_API_KEY, nowhere otherwise (a spec that says a key is needed where none is
+    makes every client and fuzzer expect a 401 that never comes). Writes name their write key."""
+    for path_item in spec.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "security" not in operation:
+                continue
+            schemes = operation["security"]
+            writes = any(set(s) - {READ_SCHEME} for s in schemes)
+            if writes or not read_key_configured:
+                schemes = [s for s in schemes if READ_SCHEME not in s]
+            if schemes:
+                operation["security"] = schemes
+            else:
+                del operation["security"]
+    if not read_key_configured:
+        spec.get("components", {}).get("securitySchemes", {}).pop(READ_SCHEME, None)
+
+
+def _declare_binary_uploads(app: FastAPI, read_key_configured: bool) -> None:
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            _mark_binary(build())
+            spec = build()  # also kept as app.openapi_schema
+            _mark_binary(spec)
+            declare_keys(spec, read_key_configured)
+            return spec
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -123,15 +147,24 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # install_docs serves both pages from the service itself, not a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
-    _declare_binary_uploads(app)
+    _declare_binary_uploads(app, bool(settings.read_api_key))
     app.include_router(health.router)
     app.include_router(inference.router)
     app.include_router(identities.router)
+    app.include_router(curation.router)
     app.include_router(audit.router)
     app.include_router(videos.router)
     # add_middleware wraps outward: the size cap sees the raw stream before anything else.
     app.add_middleware(CatchAllMiddleware)
-    app.add_middleware(UploadLimitExceptVideos, limit_mb=settings.max_upload_mb, body_timeout_s=settings.body_timeout_s)
+    app.add_middleware(
+        UploadLimitMiddleware,
+        limit_mb=settings.max_upload_mb,
+        body_timeout_s=settings.body_timeout_s,
+        streamed=[("POST", "/videos")],  # counted by its route against FACE_MAX_VIDEO_MB (api/video_upload.py)
+    )
     return app

@@ -10,7 +10,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from ..gallery import validate_name
-from ..gallery.audit import CONSENT_MAX_LENGTH, Actor, AuditQuery, WriteContext, now_utc
+from ..gallery.audit import CONSENT_MAX_LENGTH, Actor, AuditQuery, WriteContext, now_utc, visible_consent
 from .app_state import Services, get_services
 from .schemas import AuditPage, error_responses
 from .security import require_api_key
@@ -51,7 +51,7 @@ def enrollment_context(
 ) -> WriteContext:
     """The consent record and expiry of one enrollment, checked; 422 says what is missing."""
     settings = services.settings
-    consent = (consent or "").strip() or None
+    consent = visible_consent(consent)  # only spaces or invisible characters: no consent given
     if consent is not None:
         if len(consent) > CONSENT_MAX_LENGTH:
             raise HTTPException(422, f"consent is {len(consent)} characters; at most {CONSENT_MAX_LENGTH} are kept")
@@ -81,11 +81,12 @@ def enrollment_context(
     response_model=AuditPage,
     responses=error_responses(401, 422, 503),
     dependencies=[Depends(require_api_key)],
-    summary="The audit trail: enrollments, deletions, expiry erases and exports, oldest first",
+    summary="The audit trail: enrollments, deletions, expiry erases, exports, renames, merges and moves, oldest first",
 )
 def audit_trail(
     identity: str | None = Query(None, max_length=64, description="Only events about this name (any case)."),
-    action: Literal["enroll", "delete_face", "delete_identity", "expire", "export"] | None = Query(None),
+    action: Literal["enroll", "delete_face", "delete_identity", "expire", "export", "rename", "merge", "move_face"]
+    | None = Query(None),
     since: str | None = Query(None, max_length=64, description="From this time on (ISO 8601 with offset)."),
     until: str | None = Query(None, max_length=64, description="Before this time (ISO 8601 with offset)."),
     after: int = Query(0, ge=0, le=2**62, description="The `next_after` of the previous page."),

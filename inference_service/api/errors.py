@@ -21,8 +21,9 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..analysis.photos import InputError
-from ..engine import ImageError
+from ..engine import CorruptImageError, ImageError, ImageTooLargeError, UnsupportedImageError
 from ..gallery import GalleryFullError, GalleryUnavailableError, InvalidNameError
+from ..videos.errors import VideoError, VideoErrorKind
 from .workers import PoolFullError
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,27 @@ GALLERY_FULL = (
     "the gallery's disk is full: nothing of this request was stored; free space on the disk "
     "holding FACE_GALLERY, then send it again"
 )
+# An image the client sent, as HTTP words it: damaged, more pixels than allowed, not an image.
+IMAGE_ERROR_STATUS: dict[type[ImageError], int] = {
+    CorruptImageError: 400,
+    ImageTooLargeError: 413,
+    UnsupportedImageError: 415,
+}
+# A video, or a request about a video job, as HTTP words it.
+VIDEO_ERROR_STATUS: dict[VideoErrorKind, int] = {
+    VideoErrorKind.EMPTY: 400,
+    VideoErrorKind.NO_FACES: 404,
+    VideoErrorKind.EMBEDDER_MISMATCH: 409,
+    VideoErrorKind.ERASED: 409,
+    VideoErrorKind.TOO_LARGE: 413,
+    VideoErrorKind.FRAMES_TOO_LARGE: 413,
+    VideoErrorKind.NOT_A_VIDEO: 415,
+    VideoErrorKind.TOO_LONG: 422,
+    VideoErrorKind.LOW_QUALITY: 422,
+    VideoErrorKind.BUSY: 503,
+    VideoErrorKind.DISK_FULL: 507,
+}
+BUSY_RETRY_S = 60
 # Order in which an Allow header lists methods (the conventional one, not alphabetical).
 # What the client sent, as HTTP words it: damaged or empty bytes, more pixels than allowed, not an
 # image format we read, an image without the (chosen) face.
@@ -64,6 +86,22 @@ def validation_message(errors: list[dict]) -> str:
 
 def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def image_status(exc: ImageError) -> int:
+    """The status code of an image error: its class's, else 400 (the bytes are not usable)."""
+    for cls in type(exc).__mro__:
+        if cls in IMAGE_ERROR_STATUS:
+            return IMAGE_ERROR_STATUS[cls]
+    return 400
+
+
+def video_error_response(exc: VideoError) -> JSONResponse:
+    status = VIDEO_ERROR_STATUS[exc.kind]
+    if exc.kind is VideoErrorKind.DISK_FULL:
+        log.error("video upload failed, disk full: %s", exc)
+    headers = {"Retry-After": str(BUSY_RETRY_S)} if status == 503 else None
+    return _error(status, exc.detail, headers)
 
 
 def allowed_methods(request: Request) -> str:
@@ -107,7 +145,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ImageError)
     async def on_image(_: Request, exc: ImageError) -> JSONResponse:
-        return _error(exc.status_code, str(exc))
+        return _error(image_status(exc), str(exc))
+
+    @app.exception_handler(VideoError)
+    async def on_video(_: Request, exc: VideoError) -> JSONResponse:
+        return video_error_response(exc)
 
     @app.exception_handler(InvalidNameError)
     async def on_name(_: Request, exc: InvalidNameError) -> JSONResponse:

@@ -15,6 +15,7 @@ from ..analysis import photos
 from ..gallery import GalleryError, validate_name
 from ..gallery.audit import CONSENT_MAX_LENGTH, acting
 from ..gallery.names import MAX_NAME_LENGTH, NAME_RULE, identity_key
+from ..gallery.report import face_agreements
 from .app_state import Services, get_services
 from .audit import enrollment_context, write_context
 from .schemas import EnrollResponse, IdentityDetail, IdentityExport, IdentityList, error_responses
@@ -33,7 +34,7 @@ NAME_DOC = (
 # characters outside the rule and whole blocks with no letter or digit (general punctuation,
 # currency, arrows to symbols, surrogates, private use, specials) are excluded, the first and
 # last characters are not spaces, and at least one character is neither space nor _ - . '.
-# Everything validate_name accepts matches it (tests/test_api_contract.py checks every BMP
+# Everything validate_name accepts matches it (tests/integration/test_api_contract.py checks every BMP
 # character); the few it lets through that validate_name refuses (a lone combining mark, ...)
 # answer 422.
 _NOT_IN_NAMES = (
@@ -194,6 +195,7 @@ async def show_identity(name: str = NamePath, services: Services = Depends(get_s
     if records is None:
         raise _not_found(name)
     terms = services.gallery.store.identity_terms(name)
+    agreement = face_agreements(records, services.engine.threshold)
     return {
         "consent": None if terms is None else terms.consent_json(),
         "expires_at": None if terms is None else terms.expires_at,
@@ -203,8 +205,10 @@ async def show_identity(name: str = NamePath, services: Services = Depends(get_s
                 "face_id": r.face_id,
                 "created_at": r.created_at,
                 "box": None if r.box is None else [round(float(v), 2) for v in r.box],
+                "agreement": None if agree is None else round(agree, 4),
+                "flagged": flagged,
             }
-            for r in records
+            for r, (agree, flagged) in zip(records, agreement)
         ],
     }
 
@@ -224,6 +228,9 @@ def delete_identity(request: Request, name: str = NamePath, services: Services =
     with acting(write_context(request, services)):
         if not services.gallery.delete_identity(name):
             raise _not_found(name)
+    # Every copy: the faces video jobs kept for tracks enrolled under the name (the sweeper
+    # finishes this if the process stops here, see videos/runner.py).
+    request.app.state.videos.erase_identity(name)
     return Response(status_code=204)
 
 
@@ -241,7 +248,8 @@ def export_identity(request: Request, name: str = NamePath, services: Services =
     document = services.gallery.store.export_identity(name, write_context(request, services))
     if document is None:
         raise _not_found(name)
-    return document
+    tracks = request.app.state.videos.store.enrollments_of(identity_key(name))
+    return {**document, "video_tracks": [t.as_json() for t in tracks]}
 
 
 @router.delete(
@@ -262,4 +270,6 @@ def delete_face(
     with acting(write_context(request, services)):
         if not services.gallery.delete_face(name, face_id):
             raise HTTPException(404, f"identity {name!r} has no face {face_id!r}")
+    if services.gallery.faces_of(name) is None:  # that was the last face: the person is erased
+        request.app.state.videos.erase_identity(name)
     return Response(status_code=204)

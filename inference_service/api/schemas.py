@@ -131,6 +131,10 @@ class StoredFace(BaseModel):
     face_id: str = Field(description="Id of the enrolled face.")
     created_at: str = Field(description="When it was enrolled, ISO 8601 UTC.")
     box: Box | None = Field(description="Where the face was in its (not kept) source image, or null.")
+    agreement: float | None = Field(
+        None, description="Cosine similarity to the template of the identity's other faces; null when it is alone."
+    )
+    flagged: bool = Field(False, description="Agreement below the recognition threshold: may not be this person.")
 
 
 class IdentityDetail(BaseModel):
@@ -143,11 +147,13 @@ class IdentityDetail(BaseModel):
 class AuditEventModel(BaseModel):
     seq: int = Field(description="Position in the trail; pass the last one as `after` for the next page.")
     at: str = Field(description="When, ISO 8601 UTC.")
-    action: str = Field(description="enroll, delete_face, delete_identity, expire or export.")
+    action: str = Field(description="enroll, delete_face, delete_identity, expire, export, rename, merge or move_face.")
     identity: str | None = Field(description="The person's name (null once forgotten, see FACE_AUDIT_FORGET_NAMES).")
     face_ids: list[str] = Field(description="The faces the action concerned.")
     key_label: str | None = Field(description="Label of the key used ('retention' for expiry erases).")
     client: str | None = Field(description="The client's address.")
+    consent: str | None = Field(None, description="The consent text an enrollment carried (null for other actions).")
+    detail: str | None = Field(None, description="What a rename, merge or move did, e.g. from 'Chris Lee'.")
 
 
 class AuditPage(BaseModel):
@@ -162,13 +168,74 @@ class ExportedFace(BaseModel):
     embedding: list[float] = Field(description="The stored embedding, as stored.")
 
 
+class VideoTrackSource(BaseModel):
+    job_id: str = Field(description="The video job (its results may since have been removed by retention).")
+    track_id: int = Field(description="The track of that job whose kept faces were enrolled.")
+    enrolled_at: str = Field(description="When the track was enrolled (ISO 8601 UTC).")
+
+
 class IdentityExport(BaseModel):
     name: str = Field(description="Identity name, as first enrolled.")
     enrolled_at: str = Field(description="When the identity was first enrolled.")
     consent: ConsentRecord | None = Field(description="The last consent record given, or null.")
+    consents: list[ConsentRecord] = Field(
+        description="Every consent record given, one per enrollment that carried one, oldest first."
+    )
     expires_at: str | None = Field(description="When the identity is erased (ISO 8601 UTC), or null.")
     faces: list[ExportedFace] = Field(description="Every stored face, with its embedding.")
-    audit: list[AuditEventModel] = Field(description="Every audit event about this person, this export included.")
+    audit: list[AuditEventModel] = Field(
+        description="Every audit event about this person since their first enrollment (not about an earlier "
+        "person who had the name), this export included."
+    )
+    video_tracks: list[VideoTrackSource] = Field(
+        default_factory=list,
+        description="The tracks of video jobs enrolled under this name: where those faces came from.",
+    )
+
+
+class RenameRequest(BaseModel):
+    name: str = Field(description="The new name (rules as for enrollment); a change of case is a rename too.")
+    merge: bool = Field(False, description="When another identity has the name: merge into it instead of a 409.")
+
+
+class MergeRequest(BaseModel):
+    into: str = Field(description="The identity that receives every face; this one is removed.")
+
+
+class MoveRequest(BaseModel):
+    to: str = Field(description="The identity the face moves to; created when new (consent rules as for enrollment).")
+    consent: str | None = Field(None, max_length=800, description="Consent, when the move creates the identity.")
+    expires_at: str | None = Field(
+        None, max_length=64, description="Expiry (ISO 8601 with offset), when the move creates the identity."
+    )
+
+
+class CurationResult(BaseModel):
+    name: str = Field(description="The identity the faces are in now.")
+    faces: int = Field(description="Faces that identity has now.")
+    moved: list[str] = Field(description="Ids of the faces that changed identity (all of them for a rename).")
+
+
+class SimilarPair(BaseModel):
+    a: str = Field(description="An identity.")
+    b: str = Field(description="Another identity that may be the same person.")
+    similarity: float = Field(description="Cosine similarity of their templates (mean faces).")
+
+
+class FlaggedFace(BaseModel):
+    identity: str = Field(description="The identity the face is enrolled under.")
+    face_id: str = Field(description="The face.")
+    agreement: float = Field(description="Its similarity to the template of the identity's other faces.")
+
+
+class DismissRequest(BaseModel):
+    a: str = Field(description="An identity.")
+    b: str = Field(description="Another identity, said not to be the same person.")
+
+
+class GalleryReport(BaseModel):
+    pairs: list[SimilarPair] = Field(description="Identities that may be one person, most similar first.")
+    flagged: list[FlaggedFace] = Field(description="Faces that may not be their identity's person, worst first.")
 
 
 ERROR_DESCRIPTIONS = {
@@ -180,6 +247,7 @@ ERROR_DESCRIPTIONS = {
         "The upload is over FACE_MAX_UPLOAD_MB, an image has more pixels than FACE_MAX_PIXELS, or the "
         "request's images more than FACE_MAX_REQUEST_PIXELS together."
     ),
+    409: "Another identity has that name: rename with merge=true, or merge into it.",
     415: "The upload is not an image in a supported format.",
     422: "A field is missing or invalid, a name is not allowed, or (verify, enroll) an image has no face.",
     503: (

@@ -34,6 +34,17 @@ api_key_header = APIKeyHeader(
 )
 
 
+# The same header, declared as a second scheme so the spec can tell the two apart: the read key
+# is declared on an operation only when the service runs with FACE_READ_API_KEY (see app.py).
+READ_SCHEME = "ReadKey"
+read_key_header = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name=READ_SCHEME,
+    auto_error=False,
+    description="FACE_READ_API_KEY's key (or a write key), on every endpoint but /health when it is set.",
+)
+
+
 def key_matches(given: str | None, expected: str) -> bool:
     """Constant-time comparison of the presented key with the configured one."""
     if given is None:
@@ -69,7 +80,7 @@ async def require_api_key(request: Request, given: str | None = Security(api_key
         )
 
 
-async def require_read_key(request: Request, given: str | None = Security(api_key_header)) -> None:
+async def require_read_key(request: Request, given: str | None = Security(read_key_header)) -> None:
     """Dependency: 401 unless FACE_READ_API_KEY is unset or the header matches it or FACE_API_KEY."""
     settings = request.app.state.services.settings
     if not settings.read_api_key:

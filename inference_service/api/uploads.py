@@ -14,12 +14,16 @@ Like nginx's lingering close, the rest of the body is read and thrown away first
 
 A client that sends its body slowly, or stops half-way, holds a connection and a parser open;
 the whole body must arrive within ``FACE_BODY_TIMEOUT_S`` of the request's headers, else 408.
+That holds for every request, ``POST /videos`` included: its body is counted by its own route
+against FACE_MAX_VIDEO_MB (``streamed``), but it is held to the same clock, so a trickling
+client cannot keep a video slot and a connection for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Collection
 
 from fastapi import HTTPException, UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,13 +56,24 @@ class _BodyTimeout(Exception):
 
 class UploadLimitMiddleware:
     """Refuse request bodies over ``limit_mb`` MiB (plus multipart overhead) with a JSON 413,
-    and bodies not received within ``body_timeout_s`` with a JSON 408."""
+    and bodies not received within ``body_timeout_s`` with a JSON 408.
 
-    def __init__(self, app: ASGIApp, limit_mb: float, body_timeout_s: float = 60.0) -> None:
+    ``streamed`` names the (method, path) pairs whose route counts its body itself against a
+    limit of its own (a video upload, streamed to disk): only the time limit applies there.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit_mb: float,
+        body_timeout_s: float = 60.0,
+        streamed: Collection[tuple[str, str]] = (),
+    ) -> None:
         self.app = app
         self.limit_mb = limit_mb
         self.max_bytes = int(limit_mb * MIB) + MULTIPART_SLACK_BYTES
         self.body_timeout_s = body_timeout_s
+        self.streamed = frozenset((method, path.rstrip("/")) for method, path in streamed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,8 +81,10 @@ class UploadLimitMiddleware:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.body_timeout_s
+        counted = (scope.get("method"), scope.get("path", "").rstrip("/")) not in self.streamed
+        max_bytes = self.max_bytes if counted else None
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
+        if max_bytes is not None and declared is not None and declared > max_bytes:
             # A client that asked "Expect: 100-continue" waits for our answer before sending the
             # body (curl does for large ones): refuse at once, and it never sends it. Reading
             # would make the server say "100 Continue" and invite the whole body.
@@ -95,7 +112,7 @@ class UploadLimitMiddleware:
                 return message
             received += len(message.get("body", b""))
             body_done = not message.get("more_body", False)
-            if received > self.max_bytes:
+            if max_bytes is not None and received > max_bytes:
                 if not body_done:
                     try:
                         await _drain(receive, min(deadline, loop.time() + DRAIN_MAX_SECONDS))

@@ -90,7 +90,7 @@ def box_crops(image: np.ndarray, boxes: np.ndarray, size: int = 160, margin: flo
     box by ``margin`` pixels of the output crop, clips it to the image, truncates it to whole
     pixels and resizes with PIL's bilinear filter. PIL, not OpenCV: for a numpy array
     facenet-pytorch resizes with OpenCV's area filter instead, up to 115 grey levels apart from
-    the documented path on ../shared/faces (tests/test_facenet_parity.py). One deliberate
+    the documented path on ../shared/faces (tests/integration/test_facenet_parity.py). One deliberate
     difference: a box that reaches past the image border is padded (mirrored) rather than
     clipped, so a face cut by the border is not squeezed into the square.
     """

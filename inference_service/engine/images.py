@@ -19,27 +19,20 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 class ImageError(ValueError):
-    """Base class: the bytes are not an image we can use. ``status_code`` is the HTTP answer."""
-
-    status_code = 400
+    """Base class: the bytes are not an image we can use. The subclass says which way; the
+    API turns each into its status code (``api/errors.py``), this layer knows no HTTP."""
 
 
 class UnsupportedImageError(ImageError):
     """Not an image format we can decode (or not an image at all)."""
 
-    status_code = 415
-
 
 class CorruptImageError(ImageError):
     """A known format whose data is truncated or damaged."""
 
-    status_code = 400
-
 
 class ImageTooLargeError(ImageError):
     """More pixels than the configured limit, judged from the header before decoding."""
-
-    status_code = 413
 
 
 def _to_uint8_rgb(img: Image.Image) -> Image.Image:

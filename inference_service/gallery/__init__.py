@@ -9,8 +9,10 @@ from .errors import (
 )
 from .factory import open_store, stored_embedder
 from .gallery import Candidate, Gallery, Recognition
+from .memory_store import MemoryStore
 from .names import InvalidNameError, name_key, validate_name
-from .store import FaceRecord, FaceTable, GalleryStore, MemoryStore, SQLiteStore
+from .sqlite_store import SQLiteStore
+from .store import FaceRecord, FaceTable, GalleryStore
 
 __all__ = [
     "Candidate",

@@ -12,6 +12,7 @@ ids, the key label and the client address.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 
 from .names import identity_key
 
-ACTIONS = ("enroll", "delete_face", "delete_identity", "expire", "export")
+ACTIONS = ("enroll", "delete_face", "delete_identity", "expire", "export", "rename", "merge", "move_face")
 CONSENT_MAX_LENGTH = 200
 
 
@@ -58,6 +59,8 @@ class AuditEvent:
     face_ids: tuple[str, ...]
     key_label: str | None
     client: str | None
+    consent: str | None = None  # the consent text an enrollment carried
+    detail: str | None = None  # what a rename, merge or move did, e.g. "from 'Chris Lee'"
 
     def as_json(self) -> dict:
         return {
@@ -68,7 +71,21 @@ class AuditEvent:
             "face_ids": list(self.face_ids),
             "key_label": self.key_label,
             "client": self.client,
+            "consent": self.consent,
+            "detail": self.detail,
         }
+
+
+@dataclass(frozen=True)
+class ConsentEntry:
+    """One consent given at one enrollment; an identity keeps all of them, oldest first."""
+
+    text: str
+    given_at: str
+    key_label: str | None
+
+    def as_json(self) -> dict:
+        return {"text": self.text, "given_at": self.given_at, "key_label": self.key_label}
 
 
 @dataclass(frozen=True)
@@ -90,7 +107,8 @@ class IdentityTerms:
 
 @dataclass(frozen=True)
 class AuditQuery:
-    identity: str | None = None  # compared by name key
+    identity: str | None = None  # compared by name key: every event under the name, any person's
+    identity_uid: str | None = None  # one person's events (an export), whatever names they had
     action: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -103,10 +121,13 @@ class AuditQuery:
         ``placeholder`` is the driver's parameter mark (``?`` or ``%s``); ``time_value`` turns a
         bound of the time range into what that table stores.
         """
-        where, args = [f"seq > {placeholder}"], [self.after]
+        where, args = [f"seq > {placeholder}"], list[object]([self.after])
         if self.identity is not None:
             where.append(f"name_key = {placeholder}")
             args.append(identity_key(self.identity))
+        if self.identity_uid is not None:
+            where.append(f"identity_uid = {placeholder}")
+            args.append(self.identity_uid)
         if self.action is not None:
             where.append(f"action = {placeholder}")
             args.append(self.action)
@@ -117,6 +138,19 @@ class AuditQuery:
             where.append(f"at < {placeholder}")
             args.append(time_value(self.until))
         return " AND ".join(where), args
+
+
+def visible_consent(text: str | None) -> str | None:
+    """The consent stripped of surrounding space; None when nothing in it is visible.
+
+    A consent must say something a person can read: only spaces, zero-width or other format
+    characters (U+200B, U+2060, U+FEFF), or control characters record nothing, so they count as
+    no consent at all (refused where consent is required).
+    """
+    stripped = (text or "").strip()
+    if not any(unicodedata.category(c)[0] in "LMNPS" for c in stripped):
+        return None
+    return stripped
 
 
 _current: ContextVar[WriteContext | None] = ContextVar("gallery_write_context", default=None)

@@ -28,3 +28,21 @@ class GalleryUnavailableError(GalleryError):
 
 class GalleryFullError(GalleryError):
     """The store has no space left; nothing of the failed write was kept."""
+
+
+class IdentityNotFoundError(GalleryError):
+    """A rename, merge or move named an identity (or a face of one) that is not enrolled."""
+
+    def __init__(self, name: str, face_id: str | None = None) -> None:
+        what = f"no face {face_id} in identity {name!r}" if face_id else f"no identity {name!r}"
+        super().__init__(what)
+        self.name = name
+        self.face_id = face_id
+
+
+class IdentityExistsError(GalleryError):
+    """A rename to a name another identity has: the caller may merge instead."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"identity {name!r} exists; merge into it instead")
+        self.name = name

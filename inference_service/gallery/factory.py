@@ -1,62 +1,66 @@
-"""Which store a ``FACE_GALLERY`` value names, and opening it.
+"""The one place that turns a ``FACE_GALLERY`` value into a store: opening it, and checking it first.
 
-A plain path or ``sqlite:///path`` (``sqlite:////abs/path`` for an absolute one, as SQLAlchemy
-spells it) is the embedded SQLite file; ``postgresql://user:pass@host:port/db`` (or
-``postgres://``) is a PostgreSQL database shared by several API replicas. Everything above
-the stores takes one of these strings, so the API, the pipeline and ``copy`` open either.
+Everything above the stores (the API's start, the pipeline's commands, ``copy``) takes the string
+(see ``urls.py`` for the forms) and calls these, so none of them branches on the kind of store,
+tests files itself, or catches a driver's exceptions: every failure is a ``GalleryError``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from . import sqlite_file
 from .errors import GalleryOpenError
-from .store import GalleryStore, SQLiteStore
-from .store import stored_embedder as sqlite_stored_embedder
+from .store import GalleryStore
+from .urls import describe, is_postgres, local_folder, redact, sqlite_path
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-SQLITE_SCHEME = "sqlite:///"
-
-
-def is_postgres(url: str | Path) -> bool:
-    return str(url).startswith(POSTGRES_SCHEMES)
-
-
-def sqlite_path(url: str | Path) -> Path:
-    """The file a plain path or ``sqlite:///`` URL names."""
-    text = str(url)
-    if text.startswith(SQLITE_SCHEME):
-        text = text[len(SQLITE_SCHEME) :]
-        if not text:
-            raise GalleryOpenError("FACE_GALLERY sqlite:/// needs a file path after the scheme")
-    elif "://" in text:
-        raise GalleryOpenError(
-            f"FACE_GALLERY {text.split('://')[0]}:// is not a gallery store: give a file path, "
-            "sqlite:///path or postgresql://user:password@host:port/database"
-        )
-    return Path(text)
-
-
-def describe(url: str | Path) -> str:
-    """The gallery for log lines: a path, or the database URL without its password."""
-    if is_postgres(url):
-        from .postgres import redact
-
-        return redact(str(url))
-    return str(sqlite_path(url))
+__all__ = [
+    "describe",
+    "is_postgres",
+    "local_folder",
+    "open_store",
+    "preflight",
+    "redact",
+    "sqlite_path",
+    "stored_embedder",
+]
 
 
 def open_store(url: str | Path, embedder_name: str | None = None, dim: int | None = None) -> GalleryStore:
     """Open (creating if new) the store ``url`` names; refuses one written by another embedder."""
     if is_postgres(url):
-        from .postgres import PostgresStore  # psycopg only loads for a PostgreSQL gallery
+        from .pg_store import PostgresStore  # psycopg only loads for a PostgreSQL gallery
 
         return PostgresStore(str(url), embedder_name, dim)
+    from .sqlite_store import SQLiteStore
+
     return SQLiteStore(sqlite_path(url), embedder_name, dim)
 
 
+def preflight(url: str | Path, embedder_name: str | None = None, *, must_exist: bool = False) -> str | None:
+    """Every check opening ``url`` makes before its first write, made without writing anything.
+
+    The API's start runs it before loading any model, so a bad ``FACE_GALLERY`` fails in a second
+    with one line; commands that read a gallery (``annotate``) pass ``must_exist`` to refuse a
+    gallery that is not there instead of creating an empty one. Returns the embedder the gallery
+    was written with (None for a new or empty one). A PostgreSQL gallery is identified when it
+    opens (a connection is the check), so here only its URL is read.
+    """
+    if is_postgres(url):
+        return None
+    path = sqlite_path(url)
+    if must_exist and not path.is_file():
+        raise GalleryOpenError(f"gallery file not found: {path}")
+    found = sqlite_file.open_checks(path, embedder_name)
+    return found.embedder if found else None
+
+
 def stored_embedder(url: str | Path | None) -> str | None:
-    """The embedder an existing gallery was written with (None when absent or empty)."""
+    """The embedder an existing gallery was written with (None when absent or empty).
+
+    A SQLite file is read through a read-only connection; a file that is not a gallery raises
+    ``GalleryOpenError`` (``auto`` must not guess an embedder from a foreign file).
+    """
     if url is None:
         return None
     if is_postgres(url):
@@ -65,4 +69,7 @@ def stored_embedder(url: str | Path | None) -> str | None:
             return store.embedder()
         finally:
             store.close()
-    return sqlite_stored_embedder(sqlite_path(url))
+    path = sqlite_path(url)
+    sqlite_file.check_location(path)
+    found = sqlite_file.identify(path, thorough=False)
+    return found.embedder if found else None

@@ -5,7 +5,8 @@ update. Writers commit to the store first, then apply the same change to the ind
 write lock, so memory never holds what the store refused. Changes made elsewhere (another
 replica's writes on a shared store) reach memory through the ``apply_*`` methods.
 Identities are compared by ``name_key``: ``Obama`` and ``obama`` are one person, shown in the
-spelling first enrolled.
+spelling first enrolled. A large gallery starts from its snapshot (see warm_start.py) and
+searches through an approximate index (``index`` = ``auto`` | ``exact`` | ``ivf``, see index.py).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import warm_start
 from .factory import open_store
 from .index import FaceIndex
+from .index_moves import reassign
 from .names import validate_name
 from .store import FaceRecord, GalleryStore
 
@@ -43,21 +46,42 @@ class Recognition:
 class Gallery:
     """Thread-safe enrolled-face gallery for one embedder."""
 
-    def __init__(self, store: GalleryStore, embedder_name: str, dim: int) -> None:
+    def __init__(
+        self,
+        store: GalleryStore,
+        embedder_name: str,
+        dim: int,
+        index: str = "auto",
+        snapshot_dir: str | Path | None = None,
+        snapshot_min_faces: int = warm_start.MIN_FACES,
+        snapshot_interval_s: float = warm_start.INTERVAL_S,
+    ) -> None:
         self.store = store
         self.embedder_name = embedder_name
         self.dim = dim
         # Re-entrant: enroll/delete hold it across the store write and the apply_* that follows.
         self._write_lock = threading.RLock()
-        table = store.load_table(dim)
-        if len(table.face_ids) and table.embeddings.shape[1] != dim:
-            raise ValueError(f"gallery holds {table.embeddings.shape[1]}-d vectors; {embedder_name} makes {dim}-d")
-        self._index = FaceIndex.from_table(table, dim, embedder_name)
+        path = warm_start.snapshot_path(store, snapshot_dir)
+        self._index, fresh = warm_start.load_index(store, embedder_name, dim, index, path)
+        self._snapshots = None
+        if path is not None:
+            writer = warm_start.SnapshotWriter(self, path, snapshot_interval_s, snapshot_min_faces)
+            self._snapshots = writer.start(stale=not fresh)
 
     @classmethod
-    def open(cls, path: str | Path, embedder_name: str, dim: int) -> Gallery:
+    def open(
+        cls, path: str | Path, embedder_name: str, dim: int, index: str = "auto", snapshot_dir: str | Path | None = None
+    ) -> Gallery:
         """Open (or create) the gallery a path or URL names; refuses one written by another embedder."""
-        return cls(open_store(path, embedder_name, dim), embedder_name, dim)
+        return cls(open_store(path, embedder_name, dim), embedder_name, dim, index, snapshot_dir)
+
+    @property
+    def index(self) -> FaceIndex:
+        return self._index
+
+    @property
+    def snapshots(self) -> warm_start.SnapshotWriter | None:
+        return self._snapshots
 
     # -- reads --------------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
@@ -110,7 +134,7 @@ class Gallery:
                     embedding=vector,
                     embedder=self.embedder_name,
                     created_at=now,
-                    box=None if box is None else tuple(float(v) for v in box),
+                    box=None if box is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
                 )
                 for vector, box in zip(vectors, boxes)
             ]
@@ -144,17 +168,37 @@ class Gallery:
     def apply_added(self, records: Sequence[FaceRecord]) -> int:
         """Put committed faces into memory; faces already there are skipped. Returns how many."""
         with self._write_lock:
-            return self._index.add(records)
+            added = self._index.add(records)
+        if added and self._snapshots is not None:
+            self._snapshots.changed()
+        return added
 
     def apply_removed_identity(self, identity: str) -> int:
         """Drop a deleted identity (any case of its name) from memory; returns how many faces."""
         with self._write_lock:
-            return self._index.remove_identity(identity)
+            gone = self._index.remove_identity(identity)
+        if gone and self._snapshots is not None:
+            self._snapshots.changed(erasure=True)
+        return gone
 
     def apply_removed_faces(self, identity: str, face_ids: Sequence[str]) -> int:
         """Drop deleted faces of an identity from memory; returns how many were there."""
         with self._write_lock:
-            return self._index.remove_faces(identity, face_ids)
+            gone = self._index.remove_faces(identity, face_ids)
+        if gone and self._snapshots is not None:
+            self._snapshots.changed(erasure=True)
+        return gone
+
+    def apply_moved(self, source: str, target: str, face_ids: Sequence[str] | None = None) -> int:
+        """Give committed faces of ``source`` (all, or those named) to ``target``, seen at once."""
+        with self._write_lock:
+            moved = reassign(self._index, source, target, face_ids)
+        if moved and self._snapshots is not None:
+            self._snapshots.changed()
+        return moved
 
     def close(self) -> None:
+        """Writes a last snapshot when the gallery changed since the previous one."""
+        if self._snapshots is not None:
+            self._snapshots.close()
         self.store.close()

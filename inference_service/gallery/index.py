@@ -10,24 +10,32 @@ identity id, face id, time, box). A write touches only the blocks it changes:
   the deleted rows set to ``-1`` (tombstones), and publishes a view over the copies; a block more
   than half dead is compacted on the spot, so the cost stays bounded by one block.
 
-A published row is never modified, so a search takes one reference to the current ``_View`` and
+A published row is never modified, so a search takes one reference to the current ``View`` and
 reads it without a lock: it sees every face of a write or none of them. Writers are serialised by
 the caller (``Gallery``'s write lock) and by this index's own lock.
 
 Per-identity best similarity without grouping rows by identity: faces are scanned from the most
 similar down and each identity is taken at its first (best) face, so no identity appears twice
 and the similarity reported is that identity's maximum, exactly as a per-identity ``max`` would.
+
+Large galleries (``kind`` ``auto`` from ``AUTO_MIN_FACES`` faces, or ``ivf``) are searched through
+an approximate IVF index kept beside the blocks (``ann.py``, ``ann_search.py``): it proposes
+candidate faces by label and the blocks' exact vectors re-rank them. It is (re)built in a
+background thread; until it is ready the exact search answers.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
 
+from . import ann_search
+from .blocks import FACE_ID_BYTES, Block, Columns, View, already_there, compacted
 from .names import identity_key as name_key  # also folds names an older rule let in
 from .store import FaceRecord, FaceTable
 
@@ -41,66 +49,26 @@ MIN_BLOCK_ROWS = 1024
 # Cap on a similarity matrix of queries x faces in one go (elements): a group photo of 30 faces
 # against a million enrolled ones is searched in slices instead of a 120 MB temporary.
 MAX_SIMILARITIES = 16_000_000
-FACE_ID_BYTES = 32  # uuid4 hex, the ``S32`` column of ``FaceTable``
+INDEX_KINDS = ("auto", "exact", "ivf")
+# ``auto`` searches approximately from this many faces: exact search measured 3 ms per face at
+# 100k and 21 ms at 1M here (bench_gallery), so about 5 ms, the issue's budget, near 250k.
+AUTO_MIN_FACES = 250_000
+# ``ivf`` below this many faces searches exactly: k-means needs faces for its 64 lists.
+IVF_MIN_FACES = 1_000
+# An IVF trained when the gallery was a quarter of its size has lists 4x as long: retrain then.
+REBUILD_GROWTH = 4
 
-
-@dataclass(frozen=True)
-class _Block:
-    """Up to ``len(vectors)`` faces; rows ``[0, rows)`` are published and never change."""
-
-    vectors: np.ndarray  # (capacity, dim) float32, unit rows
-    identity: np.ndarray  # (capacity,) int32 identity id; -1 = deleted
-    face_ids: np.ndarray  # (capacity,) S32
-    created_at: np.ndarray  # (capacity,) datetime64[us], UTC
-    boxes: np.ndarray  # (capacity, 4) float32, NaN = unknown
-    rows: int
-    dead: int = 0
-
-    @property
-    def capacity(self) -> int:
-        return len(self.vectors)
-
-    @classmethod
-    def empty(cls, capacity: int, dim: int) -> _Block:
-        return cls(
-            vectors=np.empty((capacity, dim), np.float32),
-            identity=np.empty(capacity, np.int32),
-            face_ids=np.empty(capacity, f"S{FACE_ID_BYTES}"),
-            created_at=np.empty(capacity, "datetime64[us]"),
-            boxes=np.empty((capacity, 4), np.float32),
-            rows=0,
-        )
-
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.vectors, self.identity, self.face_ids, self.created_at, self.boxes))
-
-
-@dataclass(frozen=True)
-class _View:
-    """Everything one search reads: immutable once published."""
-
-    blocks: tuple[_Block, ...]
-    counts: np.ndarray  # live faces per identity id (ids are never reused)
-    faces: int
-    identities: int
-    # Derived once per view by the first search that needs it (two racing readers compute the
-    # same value): the identity column of all blocks end to end, and which rows are deleted.
-    derived: dict = field(default_factory=dict, compare=False, repr=False)
-
-    def identity_column(self) -> tuple[np.ndarray, np.ndarray | None]:
-        found = self.derived.get("identity")
-        if found is None:
-            live = [b for b in self.blocks if b.rows]
-            identity = np.concatenate([b.identity[: b.rows] for b in live]) if live else np.zeros(0, np.int32)
-            found = self.derived["identity"] = (identity, identity < 0 if any(b.dead for b in live) else None)
-        return found
+log = logging.getLogger(__name__)
 
 
 class FaceIndex:
     """Faces of one embedder, searchable by cosine similarity, grouped by identity name key."""
 
-    def __init__(self, dim: int, embedder: str = "") -> None:
+    def __init__(self, dim: int, embedder: str = "", kind: str = "exact") -> None:
+        if kind not in INDEX_KINDS:
+            raise ValueError(f"index kind {kind!r} is not one of {', '.join(INDEX_KINDS)}")
         self.dim = dim
+        self.kind = kind
         self.block_rows = max(MIN_BLOCK_ROWS, BLOCK_BYTES // (4 * dim))
         self.embedder = embedder  # what ``faces_of`` records say they were embedded with
         self._lock = threading.Lock()
@@ -108,39 +76,85 @@ class FaceIndex:
         # older view can still name its ids), and the live ids by name key.
         self._names: list[str] = []
         self._ids: dict[str, int] = {}
-        self._view = _View((), np.zeros(0, np.int64), 0, 0)
+        self._view = View((), np.zeros(0, np.int64), 0, 0)
+        self._next_label = 0
+        self._ann: ann_search.Approximate | None = None
+        # The background build in flight: its label watermark and the faces removed since it began.
+        self._building: tuple[int, list[tuple[np.ndarray, int]]] | None = None
+        self._build_thread: threading.Thread | None = None
 
     # -- building -----------------------------------------------------------------------------
     @classmethod
-    def from_table(cls, table: FaceTable, dim: int, embedder: str = "") -> FaceIndex:
+    def from_table(cls, table: FaceTable, dim: int, embedder: str = "", kind: str = "exact") -> FaceIndex:
         """The index over a store's start-up load; the table's arrays are used without copies
         where they already have the right type (blocks are views into them)."""
-        index = cls(dim, embedder)
+        index = cls(dim, embedder, kind)
         n = len(table.face_ids)
         if n == 0:
             return index
+        labels = np.arange(n, dtype=np.int64)
+        index._next_label = n
         # Identities whose names differ only in case or byte form are one person: first spelling wins.
         remap = np.fromiter((index._id_for(name) for name in table.names), np.int32, len(table.names))
         identity = remap[np.asarray(table.identity, np.int32)]
-        vectors = np.ascontiguousarray(table.embeddings, dtype=np.float32)
-        face_ids = np.asarray(table.face_ids, dtype=f"S{FACE_ID_BYTES}")
-        created = np.asarray(table.created_at, dtype="datetime64[us]")
-        boxes = np.ascontiguousarray(table.boxes, dtype=np.float32)
-        size = index.block_rows
+        columns = Columns(
+            vectors=np.ascontiguousarray(table.embeddings, dtype=np.float32),
+            identity=identity,
+            labels=labels,
+            face_ids=np.asarray(table.face_ids, dtype=f"S{FACE_ID_BYTES}"),
+            created_at=np.asarray(table.created_at, dtype="datetime64[us]"),
+            boxes=np.ascontiguousarray(table.boxes, dtype=np.float32),
+        )
+        index._publish_columns(columns)
+        with index._lock:
+            index._plan_ann()
+        return index
+
+    @classmethod
+    def restore(
+        cls,
+        dim: int,
+        embedder: str,
+        kind: str,
+        names: list[str],
+        columns: Columns,
+        next_label: int,
+        approx: ann_search.Approximate | None,
+    ) -> FaceIndex:
+        """The index a snapshot holds (``columns``: live faces only), with its IVF when it has one."""
+        index = cls(dim, embedder, kind)
+        index._names = list(names)
+        index._next_label = next_label
+        index._publish_columns(columns)
+        counts = index._view.counts
+        index._ids = {name_key(names[i]): i for i in np.flatnonzero(counts).tolist()}
+        with index._lock:
+            index._ann = approx if kind != "exact" else None
+            index._plan_ann()
+        return index
+
+    def _publish_columns(self, columns: Columns) -> None:
+        """Blocks that are views into ``columns`` (no copy), published as the current view."""
+        n = len(columns.labels)
+        size = self.block_rows
         blocks = tuple(
-            _Block(
-                vectors[s : s + size],
-                identity[s : s + size],
-                face_ids[s : s + size],
-                created[s : s + size],
-                boxes[s : s + size],
-                rows=min(size, n - s),
-            )
+            Block(*(column[s : s + size] for column in columns.arrays()), rows=min(size, n - s))
             for s in range(0, n, size)
         )
-        counts = np.bincount(identity, minlength=len(index._names)).astype(np.int64)
-        index._view = _View(blocks, counts, n, int(np.count_nonzero(counts)))
-        return index
+        counts = np.bincount(columns.identity, minlength=len(self._names)).astype(np.int64)
+        self._view = View(blocks, counts, n, int(np.count_nonzero(counts)))
+
+    def capture(self) -> tuple[View, list[str], int, ann_search.Approximate | None, np.ndarray | None]:
+        """What a snapshot writes, read together under the writers' lock: the view, the identity
+        names, the next label, the approximate index and its IVF serialised (the caller holds
+        the gallery's write lock too, so the store's position matches)."""
+        with self._lock:
+            approx = self._ann
+            return self._view, list(self._names), self._next_label, approx, approx.ivf.serialize() if approx else None
+
+    @property
+    def building(self) -> bool:
+        return self._building is not None
 
     def _id_for(self, display: str) -> int:
         """The live id of ``display``'s key, or a new id named ``display`` (writers only)."""
@@ -156,11 +170,15 @@ class FaceIndex:
         view = self._view
         return {"identities": view.identities, "faces": view.faces}
 
-    def _live_id(self, view: _View, identity: str) -> int | None:
+    def _live_id(self, view: View, identity: str) -> int | None:
         found = self._ids.get(name_key(identity))
         if found is None or found >= len(view.counts) or view.counts[found] == 0:
             return None
         return found
+
+    def name_of(self, ident: int) -> str:
+        """The display name of identity id ``ident`` (ids of a snapshot's columns)."""
+        return self._names[ident]
 
     def display_name(self, identity: str) -> str | None:
         """The spelling ``identity`` was first enrolled under, if it is enrolled."""
@@ -201,6 +219,9 @@ class FaceIndex:
         if view.identities == 0:
             return [[] for _ in queries]
         blocks = [b for b in view.blocks if b.rows]
+        ann = self._ann
+        if ann is not None:
+            return ann.search(blocks, self._names, queries, top_k, view.identities)
         identity, dead = view.identity_column()
         k = min(top_k, view.identities)
         step = max(1, MAX_SIMILARITIES // len(identity))
@@ -258,9 +279,10 @@ class FaceIndex:
         since untouched pages of ``np.empty`` take none)."""
         view = self._view
         seen: set[int] = set()
-        total = view.counts.nbytes
+        ann = self._ann
+        total = view.counts.nbytes + (ann.nbytes() if ann is not None else 0)
         for block in view.blocks:
-            columns = (block.vectors, block.identity, block.face_ids, block.created_at, block.boxes)
+            columns = block.columns()
             if not reserved:
                 total += sum(a[: block.rows].nbytes for a in columns)
                 continue
@@ -282,7 +304,7 @@ class FaceIndex:
             view = self._view
             ids = np.fromiter((self._id_for(r.identity) for r in records), np.int32, len(records))
             face_ids = np.array([_face_id_bytes(r.face_id) for r in records], dtype=f"S{FACE_ID_BYTES}")
-            keep = ~_already_there(view, ids, face_ids)
+            keep = ~already_there(view, ids, face_ids)
             if not keep.all():
                 records = [r for r, k in zip(records, keep) if k]
                 ids, face_ids = ids[keep], face_ids[keep]
@@ -293,6 +315,8 @@ class FaceIndex:
             boxes = np.array(
                 [r.box if r.box is not None else (np.nan,) * 4 for r in records], dtype=np.float32
             ).reshape(len(records), 4)
+            labels = np.arange(self._next_label, self._next_label + len(records), dtype=np.int64)
+            self._next_label += len(records)
             blocks = list(view.blocks)
             done = 0
             while done < len(records):
@@ -300,13 +324,14 @@ class FaceIndex:
                 if tail is None or tail.rows == tail.capacity:
                     total = sum(b.rows for b in blocks)
                     capacity = int(min(self.block_rows, max(MIN_BLOCK_ROWS, total, len(records) - done)))
-                    tail = _Block.empty(capacity, self.dim)
+                    tail = Block.empty(capacity, self.dim)
                     blocks.append(tail)
                 take = min(tail.capacity - tail.rows, len(records) - done)
                 rows = slice(tail.rows, tail.rows + take)
                 part = slice(done, done + take)
                 tail.vectors[rows] = vectors[part]
                 tail.identity[rows] = ids[part]
+                tail.labels[rows] = labels[part]
                 tail.face_ids[rows] = face_ids[part]
                 tail.created_at[rows] = created[part]
                 tail.boxes[rows] = boxes[part]
@@ -316,6 +341,9 @@ class FaceIndex:
             counts[: len(view.counts)] = view.counts
             np.add.at(counts, ids, 1)
             self._publish(blocks, counts)
+            if self._ann is not None:
+                self._ann.add(vectors, labels, ids)
+            self._plan_ann()
             return len(records)
 
     def remove_identity(self, identity: str) -> int:
@@ -337,9 +365,10 @@ class FaceIndex:
                 return 0
             return self._remove(view, found, wanted)
 
-    def _remove(self, view: _View, ident: int, wanted: np.ndarray | None) -> int:
+    def _remove(self, view: View, ident: int, wanted: np.ndarray | None) -> int:
         blocks = []
         gone = 0
+        labels = []
         for block in view.blocks:
             rows = np.flatnonzero(block.identity[: block.rows] == ident)
             if wanted is not None and len(rows):
@@ -350,9 +379,10 @@ class FaceIndex:
             identity = block.identity.copy()
             identity[rows] = -1
             gone += len(rows)
+            labels.append(block.labels[rows])
             changed = replace(block, identity=identity, dead=block.dead + len(rows))
             if changed.dead * 2 > changed.rows:
-                changed = _compacted(changed)
+                changed = compacted(changed)
             if changed.rows:
                 blocks.append(changed)
         if gone == 0:
@@ -362,42 +392,61 @@ class FaceIndex:
         if counts[ident] == 0:
             self._ids.pop(name_key(self._names[ident]), None)
         self._publish(blocks, counts)
+        removed = np.concatenate(labels)
+        if self._ann is not None:
+            self._ann.remove(removed, ident)
+        if self._building is not None:
+            self._building[1].append((removed, ident))
+        self._plan_ann()
         return gone
 
-    def _publish(self, blocks: list[_Block], counts: np.ndarray) -> None:
+    # -- the approximate index (writers hold ``_lock``) -----------------------------------------
+    def _plan_ann(self) -> None:
+        """Start a background (re)build when the gallery crossed a size, or drop the IVF below it."""
+        faces = self._view.faces
+        wanted = self.kind == "ivf" and faces >= IVF_MIN_FACES or self.kind == "auto" and faces >= AUTO_MIN_FACES
+        if not wanted:
+            if self._ann is not None and faces < (AUTO_MIN_FACES // 2 if self.kind == "auto" else IVF_MIN_FACES):
+                self._ann = None  # small again: exact search is fast enough (half: no flapping)
+            return
+        if self._building is not None:
+            return
+        if self._ann is not None and faces <= REBUILD_GROWTH * self._ann.trained_on:
+            return
+        view = self._view
+        self._building = (self._next_label, [])
+        self._build_thread = threading.Thread(target=self._build_ann, args=(view,), name="face-ivf-build", daemon=True)
+        self._build_thread.start()
+
+    def _build_ann(self, view: View) -> None:
+        try:
+            blocks = [b for b in view.blocks if b.rows]
+            approx = ann_search.build(blocks, view.faces)
+            with self._lock:
+                assert self._building is not None
+                watermark, removed = self._building
+                ann_search.catch_up(approx, self._view.blocks, watermark, removed)
+                self._ann, self._building = approx, None
+            log.info("gallery index: IVF of %d lists over %d faces ready", approx.ivf.nlist, approx.ivf.ntotal)
+        except Exception:
+            log.exception("gallery index: building the IVF failed; searching exactly")
+            with self._lock:
+                self._building = None
+
+    def wait_for_ann(self, timeout: float | None = None) -> bool:
+        """Wait for a build in flight; True when searches now go through the IVF."""
+        thread = self._build_thread
+        if thread is not None:
+            thread.join(timeout)
+        return self._ann is not None
+
+    @property
+    def ann(self) -> ann_search.Approximate | None:
+        return self._ann
+
+    def _publish(self, blocks: list[Block], counts: np.ndarray) -> None:
         faces = int(counts.sum())
-        self._view = _View(tuple(blocks), counts, faces, int(np.count_nonzero(counts)))
-
-
-def _compacted(block: _Block) -> _Block:
-    """The block's live rows in a new, exactly-sized block (no spare room: appends go to the tail).
-    A compacted tail leaves the next append to start a new block."""
-    live = np.flatnonzero(block.identity[: block.rows] >= 0)
-    return _Block(
-        vectors=block.vectors[live],
-        identity=block.identity[live],
-        face_ids=block.face_ids[live],
-        created_at=block.created_at[live],
-        boxes=block.boxes[live],
-        rows=len(live),
-    )
-
-
-def _already_there(view: _View, ids: np.ndarray, face_ids: np.ndarray) -> np.ndarray:
-    """Which of the faces the view already holds under a live identity among ``ids`` (face ids
-    are uuids, unique across identities). One pass over the identity column, however many
-    identities the batch names (a replica re-applying a large batch)."""
-    there = np.zeros(len(ids), bool)
-    live = np.unique(ids)
-    live = live[live < len(view.counts)]
-    live = live[view.counts[live] > 0]
-    if len(live) == 0:
-        return there
-    for block in view.blocks:
-        rows = np.flatnonzero(np.isin(block.identity[: block.rows], live))
-        if len(rows):
-            there |= np.isin(face_ids, block.face_ids[rows])
-    return there
+        self._view = View(tuple(blocks), counts, faces, int(np.count_nonzero(counts)))
 
 
 def _face_id_bytes(face_id: str) -> bytes:

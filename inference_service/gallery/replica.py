@@ -1,7 +1,7 @@
 """Keeping this process's in-memory gallery in step with a PostgreSQL gallery other replicas write.
 
 Every write appends to ``gallery_changes`` in its own transaction and NOTIFYs its ``seq`` (see
-``postgres.py``). This process applies the entries after the last one it applied, in ``seq``
+``pg_changes.py``). This process applies the entries after the last one it applied, in ``seq``
 order, through the gallery's ``apply_*`` methods (memory only), when:
 - a notification arrives on a dedicated autocommit connection LISTENing in a background thread;
 - every ``poll_s`` seconds anyway, so a lost notification or a dropped connection leaves memory
@@ -20,14 +20,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import psycopg
 
 from .errors import GalleryError
 from .gallery import Gallery
-from .postgres import CHANNEL, Change, ChangeBatch, PostgresStore
 from .store import FaceRecord, FaceTable
+
+if TYPE_CHECKING:  # psycopg loads only for a PostgreSQL gallery: the API imports this module always
+    from .pg_changes import Change, ChangeBatch
+    from .pg_store import PostgresStore
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ class ReplicaSync:
             "connected": self.connected,
         }
 
-    # -- this process's writes (postgres.WriteObserver) ------------------------------------------
+    # -- this process's writes (pg_changes.WriteObserver) ------------------------------------------
     @property
     def lock(self):
         """Held by the store across a write: no listener apply between its catch-up and commit."""
@@ -122,6 +125,17 @@ class ReplicaSync:
                 self.gallery.apply_removed_identity(change.name)
             elif change.op == "delete_face":
                 self.gallery.apply_removed_faces(change.name, change.face_ids)
+            elif change.op == "move":  # a rename, merge or move: the faces join their identity now, at once
+                by_target: dict[str, list[str]] = {}
+                for record in change.records:
+                    by_target.setdefault(record.identity, []).append(record.face_id)
+                for target, face_ids in by_target.items():
+                    self.gallery.apply_moved(change.name, target, face_ids)
+                gone = set(change.face_ids) - {r.face_id for r in change.records}
+                if gone:  # deleted since: not in the database any more
+                    self.gallery.apply_removed_faces(change.name, sorted(gone))
+                if change.records:
+                    self.gallery.apply_added(change.records)  # any this memory lacked
             self.applied = change.seq
 
     def reload(self) -> None:
@@ -155,9 +169,14 @@ class ReplicaSync:
 
     # -- the listener thread ----------------------------------------------------------------------
     def _listen(self) -> None:
+        import psycopg
+
+        from .pg_changes import CHANNEL
+        from .pg_connect import listen_connection
+
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.store.conninfo, autocommit=True) as conn:
+                with listen_connection(self.store.conninfo) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     if not self.connected:
                         log.info("listening for gallery changes on %s", self.store.where)
@@ -200,7 +219,7 @@ def _records_by_id(table: FaceTable, embedder: str) -> dict[str, FaceRecord]:
             embedding=table.embeddings[i],
             embedder=embedder,
             created_at=f"{created[i]}+00:00",
-            box=None if np.isnan(box).any() else tuple(float(v) for v in box),
+            box=None if np.isnan(box).any() else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
         )
     return out
 
@@ -213,6 +232,6 @@ def replica_status(gallery: Gallery) -> dict | None:
 
 def start_sync(gallery: Gallery, poll_s: float) -> ReplicaSync | None:
     """Keep ``gallery`` in step with its store when that is PostgreSQL; None otherwise."""
-    if not isinstance(gallery.store, PostgresStore):
+    if not gallery.store.replicated:
         return None
-    return ReplicaSync(gallery.store, gallery, poll_s).start()
+    return ReplicaSync(gallery.store, gallery, poll_s).start()  # type: ignore[arg-type]

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # b"FACE" read as a big-endian 32-bit integer: the marker SQLite stores at offset 68 of the header.
 APPLICATION_ID = 0x46414345
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Version 1 exactly as the first release created it (application_id 0, no schema_version).
@@ -76,6 +76,46 @@ CREATE TABLE audit (
     client TEXT
 );
 CREATE INDEX audit_by_key ON audit(name_key, seq);
+"""
+
+# Version 4: an identity's history is its own. Each identity gets a ``uid`` when first enrolled
+# (a name enrolled again after an erase is another person, with another uid); audit rows and the
+# consent history point at it, so an export lists this person's events and consents only. Every
+# enrollment's consent is kept (``consents``), and its text is in the enrollment's audit row;
+# ``detail`` says what a rename, merge or move did (``from 'Chris Lee'``); ``dismissed_pairs``
+# holds the pairs of identities someone said are not the same person (the report skips them).
+_V3_TO_V4 = """
+ALTER TABLE identities ADD COLUMN uid TEXT;
+CREATE UNIQUE INDEX identities_by_uid ON identities(uid);
+ALTER TABLE audit ADD COLUMN identity_uid TEXT;
+ALTER TABLE audit ADD COLUMN consent TEXT;
+ALTER TABLE audit ADD COLUMN detail TEXT;
+CREATE INDEX audit_by_uid ON audit(identity_uid, seq);
+CREATE TABLE consents (
+    seq INTEGER PRIMARY KEY,
+    identity_uid TEXT NOT NULL,
+    consent TEXT NOT NULL,
+    given_at TEXT NOT NULL,
+    key_label TEXT
+);
+CREATE INDEX consents_by_uid ON consents(identity_uid, seq);
+CREATE TABLE dismissed_pairs (
+    uid_a TEXT NOT NULL,
+    uid_b TEXT NOT NULL,
+    at TEXT NOT NULL,
+    key_label TEXT,
+    PRIMARY KEY (uid_a, uid_b)
+);
+"""
+# Filling version 4's columns for what version 3 holds: a uid per identity, the events since the
+# name's last erase as its history, the one consent record it kept as the first of its history.
+_V4_BACKFILL = """
+UPDATE identities SET uid = lower(hex(randomblob(16))) WHERE uid IS NULL;
+UPDATE audit SET identity_uid = (SELECT i.uid FROM identities i WHERE i.name_key = audit.name_key)
+WHERE name_key IS NOT NULL AND seq > IFNULL((SELECT max(e.seq) FROM audit e WHERE e.name_key = audit.name_key
+    AND e.action IN ('delete_identity', 'expire')), 0);
+INSERT INTO consents(identity_uid, consent, given_at, key_label)
+SELECT uid, consent, IFNULL(consent_at, created_at), consent_by FROM identities WHERE consent IS NOT NULL;
 """
 
 
@@ -171,6 +211,8 @@ def _reference_shape(version: int) -> dict[str, tuple]:
             db.execute(_V2_INDEX)
         if version >= 3:
             _run(db, _V2_TO_V3)
+        if version >= 4:
+            _run(db, _V3_TO_V4)
         return _shape(db)
     finally:
         db.close()
@@ -281,13 +323,17 @@ def upgrade(db: sqlite3.Connection, path: Path | str, from_version: int) -> None
 
     Version 1 compared names exactly, so ``Obama`` and ``obama`` may both exist: the later
     spelling's faces join the first enrolled one (the spelling kept for display), and a log line
-    says so. Version 2 gains the consent, expiry and audit columns and table (all empty).
+    says so. Version 2 gains the consent, expiry and audit columns and table (all empty); version
+    4 the identities' uids and the consent history (see ``_V4_BACKFILL``).
     """
     if from_version >= SCHEMA_VERSION:
         return
     if from_version < 2:
         _v1_to_v2(db, path)
-    _run(db, _V2_TO_V3)
+    if from_version < 3:
+        _run(db, _V2_TO_V3)
+    _run(db, _V3_TO_V4)
+    _run(db, _V4_BACKFILL)
     db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     if from_version > 0:

@@ -1,6 +1,6 @@
 """Video jobs in PostgreSQL, so that any API replica sharing the gallery database may run them.
 
-The same methods as :class:`~.store.SQLiteJobStore`. A replica claims the oldest queued job with
+The same methods as :class:`~.sqlite_store.SQLiteJobStore`. A replica claims the oldest queued job with
 ``FOR UPDATE SKIP LOCKED``: two replicas claiming at once lock different rows, never the same one.
 A replica cannot tell whether a ``running`` row of another replica is still being worked on, so
 a running job holds a *lease*: its worker renews ``heartbeat_at`` (progress writes and a
@@ -16,21 +16,20 @@ finishing a job that another replica now runs.
 
 from __future__ import annotations
 
+import builtins
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict
+from typing import cast
 
 import psycopg
-from psycopg.rows import dict_row
-from psycopg_pool import PoolTimeout
+from psycopg.rows import DictRow, dict_row
 
-from ..gallery.errors import GalleryOpenError, GalleryUnavailableError
-from ..gallery.postgres import CONNECT_TIMEOUT_S, open_pool, redact
-from .store import Job
+from ..gallery.pg_connect import connect_pool, pooled_cursor
+from ..gallery.urls import redact
+from .jobs import Job, TrackEnrollment
 
 SCHEMA_LOCK = 0x66616365_7601  # pg_advisory_xact_lock key: replicas starting at once create the table once
-POOL_TIMEOUT_S = 5.0
 NOW = "extract(epoch FROM clock_timestamp())"
 
 SCHEMA = """
@@ -49,10 +48,32 @@ CREATE TABLE IF NOT EXISTS video_jobs (
     created_at double precision NOT NULL,
     started_at double precision,
     finished_at double precision,
-    heartbeat_at double precision
+    heartbeat_at double precision,
+    warning text
 );
+ALTER TABLE video_jobs ADD COLUMN IF NOT EXISTS warning text;
 CREATE INDEX IF NOT EXISTS video_jobs_queue ON video_jobs (status, created_at);
+CREATE TABLE IF NOT EXISTS video_uploads (
+    id text PRIMARY KEY,
+    started_at double precision NOT NULL
+);
+CREATE TABLE IF NOT EXISTS video_track_enrollments (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id text NOT NULL,
+    track_id integer NOT NULL,
+    identity_key text,
+    identity text,
+    enrolled_at double precision NOT NULL,
+    erased_at double precision
+);
+CREATE INDEX IF NOT EXISTS video_track_enrollments_key ON video_track_enrollments (identity_key);
+CREATE INDEX IF NOT EXISTS video_track_enrollments_track ON video_track_enrollments (job_id, track_id);
 """
+RESERVE_LOCK = 0x66616365_7602  # pg_advisory_xact_lock key: slots are counted and taken one replica at a time
+SLOTS_TAKEN = (
+    "SELECT (SELECT count(*) FROM video_jobs WHERE status IN ('queued', 'running')) "
+    "+ (SELECT count(*) FROM video_uploads) AS n"
+)
 
 # A running job whose lease expired and that used every attempt: failed, with the reason.
 _FAIL_EXPIRED = f"""
@@ -71,7 +92,8 @@ UPDATE video_jobs SET status = 'running', stage = 'starting', attempts = attempt
     started_at = {NOW}, heartbeat_at = {NOW}, frames_done = 0, fraction = 0
 WHERE id = (
     SELECT id FROM video_jobs
-    WHERE status = 'queued' OR (status = 'running' AND heartbeat_at < {NOW} - %(lease)s)
+    WHERE status = 'queued'
+       OR (status = 'running' AND heartbeat_at < {NOW} - %(lease)s AND attempts < %(max_attempts)s)
     ORDER BY created_at
     FOR UPDATE SKIP LOCKED
     LIMIT 1
@@ -107,20 +129,9 @@ class PostgresJobStore:
         self.max_attempts = max_attempts
         self._claims: dict[str, int] = {}  # job this process runs -> the attempt that claimed it
         self._lock = threading.Lock()
-        try:
-            conninfo = psycopg.conninfo.make_conninfo(
-                url, connect_timeout=str(CONNECT_TIMEOUT_S), application_name="face-video-jobs"
-            )
-        except psycopg.Error as exc:
-            raise GalleryOpenError(
-                f"FACE_GALLERY {self.where} is not a PostgreSQL URL psycopg accepts: {exc}"
-            ) from None
-        self._pool = open_pool(
-            conninfo,
-            name="face-video-jobs",
-            max_size=pool_size,
-            failure=f"cannot connect to the jobs' database {self.where}",
-            row_factory=dict_row,
+        # The gallery's connection settings (keepalives, UTC, timeouts, errors as gallery errors).
+        self._pool = connect_pool(
+            url, name="face-video-jobs", max_size=pool_size, what="the jobs' database", row_factory=dict_row
         )
         try:
             with self._cursor() as cur:
@@ -130,14 +141,10 @@ class PostgresJobStore:
             self._pool.close()
             raise
 
-    @contextmanager
-    def _cursor(self) -> Iterator[psycopg.Cursor]:
-        """A cursor inside one transaction; an unreachable server is a 503 for the API, not a 500."""
-        try:
-            with self._pool.connection(timeout=POOL_TIMEOUT_S) as conn, conn.transaction(), conn.cursor() as cur:
-                yield cur
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise GalleryUnavailableError(f"PostgreSQL at {self.where} is unreachable: {exc}".strip()) from exc
+    def _cursor(self) -> AbstractContextManager[psycopg.Cursor[DictRow]]:
+        """A cursor inside one transaction; an unreachable server is a 503 for the API, a full disk a 507."""
+        # The pool's connections make dict rows (row_factory above); the helper is typed for any row.
+        return cast("AbstractContextManager[psycopg.Cursor[DictRow]]", pooled_cursor(self._pool, self.where))
 
     def _attempt(self, job_id: str) -> int | None:
         with self._lock:
@@ -153,17 +160,25 @@ class PostgresJobStore:
             row = cur.execute("SELECT * FROM video_jobs WHERE id = %s", (job_id,)).fetchone()
         return Job(**row) if row else None
 
-    def list(self, limit: int = 100) -> list[Job]:
+    def list(self, limit: int = 100, offset: int = 0) -> builtins.list[Job]:
         with self._cursor() as cur:
-            rows = cur.execute("SELECT * FROM video_jobs ORDER BY created_at DESC LIMIT %s", (limit,)).fetchall()
+            rows = cur.execute(
+                "SELECT * FROM video_jobs ORDER BY created_at DESC, id LIMIT %s OFFSET %s", (limit, offset)
+            ).fetchall()
         return [Job(**r) for r in rows]
 
     def count_unfinished(self) -> int:
+        """Jobs waiting or running, and uploads in progress: the slots FACE_MAX_VIDEO_JOBS bounds."""
         with self._cursor() as cur:
-            row = cur.execute("SELECT count(*) AS n FROM video_jobs WHERE status IN ('queued', 'running')").fetchone()
+            return self._slots_taken(cur)
+
+    @staticmethod
+    def _slots_taken(cur: psycopg.Cursor[DictRow]) -> int:
+        row = cur.execute(SLOTS_TAKEN).fetchone()
+        assert row is not None  # an aggregate without GROUP BY always has its one row
         return int(row["n"])
 
-    def finished_before(self, cutoff: float) -> list[str]:
+    def finished_before(self, cutoff: float) -> builtins.list[str]:
         with self._cursor() as cur:
             rows = cur.execute(
                 "SELECT id FROM video_jobs WHERE status NOT IN ('queued', 'running') AND finished_at < %s", (cutoff,)
@@ -178,11 +193,52 @@ class PostgresJobStore:
         with self._cursor() as cur:
             cur.execute(f"INSERT INTO video_jobs ({columns}) VALUES ({marks})", row)
 
-    def claim_next(self) -> Job | None:
-        """The oldest queued job (or one whose lease expired), now ``running`` here; None if none."""
+    def reserve(self, job_id: str, cap: int) -> bool:
+        """Hold a slot for an upload about to be read; False when ``cap`` slots are taken.
+
+        The count and the insert run under one advisory lock, so replicas reserving at once
+        cannot both see the last free slot."""
+        with self._cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (RESERVE_LOCK,))
+            if self._slots_taken(cur) >= cap:
+                return False
+            cur.execute(f"INSERT INTO video_uploads (id, started_at) VALUES (%s, {NOW})", (job_id,))
+            return True
+
+    def admit(self, job: Job) -> None:
+        """The upload's reservation becomes the queued ``job``, in one transaction."""
+        row = asdict(job)
+        columns = ", ".join(row)
+        marks = ", ".join(f"%({k})s" for k in row)
+        with self._cursor() as cur:
+            cur.execute(f"INSERT INTO video_jobs ({columns}) VALUES ({marks})", row)
+            cur.execute("DELETE FROM video_uploads WHERE id = %s", (job.id,))
+
+    def release(self, job_id: str) -> None:
+        with self._cursor() as cur:
+            cur.execute("DELETE FROM video_uploads WHERE id = %s", (job_id,))
+
+    def stale_uploads(self, started_before: float) -> builtins.list[str]:
+        """Reservations of uploads that began before ``started_before`` (their request is long
+        over: a replica killed mid-upload), now removed; their ids, for their folders to go too."""
+        with self._cursor() as cur:
+            rows = cur.execute(
+                "DELETE FROM video_uploads WHERE started_at < %s RETURNING id", (started_before,)
+            ).fetchall()
+        return [r["id"] for r in rows]
+
+    def fail_expired(self) -> builtins.list[str]:
+        """Running jobs whose lease expired after their last attempt, now failed; their ids, so
+        the caller removes their uploads (the files are not this table's to delete)."""
         params = {"lease": self.lease_s, "max_attempts": self.max_attempts, "reason": failed_reason(self.max_attempts)}
         with self._cursor() as cur:
-            cur.execute(_FAIL_EXPIRED, params)
+            return [r["id"] for r in cur.execute(_FAIL_EXPIRED, params).fetchall()]
+
+    def claim_next(self) -> Job | None:
+        """The oldest queued job (or one whose lease expired with attempts left), now ``running``
+        here; None if none. Jobs out of attempts are :meth:`fail_expired`'s, never claimed again."""
+        params = {"lease": self.lease_s, "max_attempts": self.max_attempts}
+        with self._cursor() as cur:
             row = cur.execute(_CLAIM, params).fetchone()
         if row is None:
             return None
@@ -216,15 +272,16 @@ class PostgresJobStore:
             )
             return cur.rowcount == 1
 
-    def finish(self, job_id: str, status: str, error: str | None = None) -> None:
+    def finish(self, job_id: str, status: str, error: str | None = None, warning: str | None = None) -> None:
         if status not in ("done", "failed", "cancelled"):
             raise ValueError(f"not a final status: {status}")
         fence, params = self._fence(job_id)
-        params.update(status=status, error=error)
+        params.update(status=status, error=error, warning=warning)
         done_sql = ", fraction = 1, stage = 'done'" if status == "done" else ""
         with self._cursor() as cur:
             cur.execute(
-                f"UPDATE video_jobs SET status = %(status)s, error = %(error)s, finished_at = {NOW}{done_sql} "
+                f"UPDATE video_jobs SET status = %(status)s, error = %(error)s, warning = %(warning)s, "
+                f"finished_at = {NOW}{done_sql} "
                 f"WHERE id = %(id)s AND (status = 'queued' OR (status = 'running'{fence}))",
                 params,
             )
@@ -256,7 +313,7 @@ class PostgresJobStore:
             cur.execute("DELETE FROM video_jobs WHERE id = %s", (job_id,))
             return cur.rowcount == 1
 
-    def recover_interrupted(self, max_attempts: int) -> tuple[list[str], list[str]]:
+    def recover_interrupted(self, max_attempts: int) -> tuple[builtins.list[str], builtins.list[str]]:
         """Running jobs whose lease expired (their replica died): requeued, or failed after
         ``max_attempts``. Rows with a live lease are another replica's work and stay as they are.
         """
@@ -265,6 +322,67 @@ class PostgresJobStore:
             failed = [r["id"] for r in cur.execute(_FAIL_EXPIRED, params).fetchall()]
             requeued = [r["id"] for r in cur.execute(_REQUEUE_EXPIRED, params).fetchall()]
         return requeued, failed
+
+    # -- tracks enrolled under a name (see store.py) ---------------------------------------------
+    def record_enrollment(self, job_id: str, track_id: int, identity: str, key: str) -> None:
+        with self._cursor() as cur:
+            cur.execute(
+                "INSERT INTO video_track_enrollments (job_id, track_id, identity_key, identity, enrolled_at) "
+                f"VALUES (%s, %s, %s, %s, {NOW})",
+                (job_id, track_id, key, identity),
+            )
+
+    def unrecord_enrollment(self, job_id: str, track_id: int, key: str) -> None:
+        with self._cursor() as cur:
+            cur.execute(
+                "DELETE FROM video_track_enrollments WHERE id = (SELECT max(id) FROM video_track_enrollments "
+                "WHERE job_id = %s AND track_id = %s AND identity_key = %s)",
+                (job_id, track_id, key),
+            )
+
+    def track_erased(self, job_id: str, track_id: int) -> bool:
+        with self._cursor() as cur:
+            row = cur.execute(
+                "SELECT 1 AS erased FROM video_track_enrollments "
+                "WHERE job_id = %s AND track_id = %s AND erased_at IS NOT NULL LIMIT 1",
+                (job_id, track_id),
+            ).fetchone()
+        return row is not None
+
+    def enrollments_of(self, key: str) -> builtins.list[TrackEnrollment]:
+        with self._cursor() as cur:
+            rows = cur.execute(
+                "SELECT job_id, track_id, enrolled_at FROM video_track_enrollments WHERE identity_key = %s "
+                "ORDER BY enrolled_at",
+                (key,),
+            ).fetchall()
+        return [TrackEnrollment(**row) for row in rows]
+
+    def enrolled_identities(self, enrolled_before: float) -> builtins.list[str]:
+        with self._cursor() as cur:
+            rows = cur.execute(
+                "SELECT DISTINCT identity FROM video_track_enrollments WHERE identity_key IS NOT NULL "
+                "AND enrolled_at < %s",
+                (enrolled_before,),
+            ).fetchall()
+        return [r["identity"] for r in rows]
+
+    def erase_enrollments(self, key: str) -> builtins.list[TrackEnrollment]:
+        with self._cursor() as cur:
+            rows = cur.execute(
+                f"UPDATE video_track_enrollments SET identity_key = NULL, identity = NULL, erased_at = {NOW} "
+                "WHERE identity_key = %s RETURNING job_id, track_id, enrolled_at",
+                (key,),
+            ).fetchall()
+        return [TrackEnrollment(**row) for row in rows]
+
+    def reassign_enrollments(self, key: str, identity: str, new_key: str) -> int:
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE video_track_enrollments SET identity_key = %s, identity = %s WHERE identity_key = %s",
+                (new_key, identity, key),
+            )
+            return cur.rowcount
 
     def close(self) -> None:
         self._pool.close()

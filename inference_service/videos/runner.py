@@ -34,8 +34,12 @@ from ..analysis.errors import AnalysisError
 from ..analysis.matcher import EngineMatcher
 from ..analysis.source import probe
 from ..config import Settings
-from .files import JOBS_DB, JobFiles, valid_job_id
-from .store import Job, JobStore, SQLiteJobStore
+from ..gallery.names import identity_key
+from .files import JobFiles, valid_job_id
+from .job_stores import jobs_folder
+from .job_stores import open_job_store as open_gallery_job_store
+from .jobs import Job, JobStore, TrackEnrollment
+from .tracks import erase_track
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,17 @@ BEST_FACES_PER_TRACK = 5  # kept per track for "name this person"
 PROGRESS_EVERY_S = 0.5  # database writes of progress, at most
 ANALYSIS_SHARE = 0.85  # of the progress fraction; rendering takes the rest
 ORPHAN_AGE_S = 3600.0  # a job folder without a row (an upload cut off by a crash) is removed after
+# An upload's reservation outlives its request by at most the body timeout plus the probe; one
+# older than this belongs to a process killed mid-upload and is given back by the sweeper.
+STALE_UPLOAD_MARGIN_S = 300.0
+# A video whose decoder stops this short of the frames its header declares ends with a warning:
+# container counts of MP4/MOV are exact, estimated ones (duration x rate) may be off a little.
+SHORT_READ_TOLERANCE = 0.05
+SHORT_READ_MIN_FRAMES = 2
+# The sweeper erases the tracks of a person no longer in the gallery (erased by retention, or
+# by a request whose process died before it reached the videos); a younger record may be an
+# enrollment another replica's gallery copy has not caught up with yet.
+ERASURE_CHECK_AFTER_S = 600.0
 
 
 class _Stop(Exception):
@@ -52,35 +67,20 @@ class _Stop(Exception):
         self.reason = reason
 
 
-DEFAULT_VIDEO_DIR = Path("data/videos")
-
-
 def jobs_root(settings: Settings) -> Path:
-    """FACE_VIDEO_DIR, else ``videos/`` beside a SQLite gallery file (``data/videos`` when the
-    gallery is PostgreSQL: with several replicas, set FACE_VIDEO_DIR to a folder they share)."""
-    from ..gallery.factory import is_postgres, sqlite_path
-
-    if settings.video_dir is not None:
-        return settings.video_dir
-    if is_postgres(settings.gallery):
-        return DEFAULT_VIDEO_DIR
-    return sqlite_path(settings.gallery).parent / "videos"
+    """FACE_VIDEO_DIR, else ``videos/`` beside a SQLite gallery file (see ``job_stores``)."""
+    return jobs_folder(settings.gallery, settings.video_dir)
 
 
 def open_job_store(settings: Settings, root: Path) -> JobStore:
     """The gallery's PostgreSQL database when it is one (shared by replicas), else a SQLite file."""
-    from ..gallery.factory import is_postgres
-
-    if is_postgres(settings.gallery):
-        from .pg_store import PostgresJobStore  # psycopg only loads for a PostgreSQL gallery
-
-        return PostgresJobStore(
-            str(settings.gallery),
-            lease_s=settings.video_lease_s,
-            max_attempts=MAX_ATTEMPTS,
-            pool_size=settings.video_workers + 3,
-        )
-    return SQLiteJobStore(root / JOBS_DB)
+    return open_gallery_job_store(
+        settings.gallery,
+        root,
+        lease_s=settings.video_lease_s,
+        max_attempts=MAX_ATTEMPTS,
+        pool_size=settings.video_workers + 3,
+    )
 
 
 class VideoJobs:
@@ -138,11 +138,14 @@ class VideoJobs:
 
     # -- requests -------------------------------------------------------------------------------
     def cancel_and_delete(self, job_id: str, wait_s: float = 60.0) -> bool:
-        """Stop the job if it runs, then remove its files and its row; False when unknown."""
-        job = self.store.get(job_id)
-        if job is None:
+        """Stop the job if it runs, then remove its files and its row; False when unknown.
+
+        The row goes first, in one statement, so of several DELETEs of one job (here or on other
+        replicas) exactly one wins; the job's worker, wherever it runs, finds its next progress
+        write refused and stops, and removes whatever it wrote meanwhile.
+        """
+        if not self.store.delete(job_id):
             return False
-        self.store.mark_cancelled(job_id)
         with self._lock:
             flag, released = self._cancel.get(job_id), self._released.get(job_id)
         if flag is not None and released is not None:
@@ -150,14 +153,39 @@ class VideoJobs:
             if not released.wait(wait_s):
                 log.error("video job %s did not stop within %g s; deleting its files anyway", job_id, wait_s)
         self.files(job_id).remove_all()
-        self.store.delete(job_id)
         return True
+
+    def erase_identity(self, name: str) -> list[TrackEnrollment]:
+        """Remove the kept faces of every track enrolled under ``name`` (the person was erased);
+        the tracks, whose records now keep no name and refuse a second enrollment."""
+        erased = self.store.erase_enrollments(identity_key(name))
+        for record in erased:
+            faces = erase_track(self.files(record.job_id), record.track_id)
+            log.info("erased %d kept face(s) of track %d of video job %s", faces, record.track_id, record.job_id)
+        return erased
+
+    def follow_identity(self, old_name: str, new_name: str) -> None:
+        """A person renamed or merged into another: the tracks enrolled under the old name are
+        the new one's now (their erasure, their export); without this the sweeper would take the
+        old name's absence for an erasure."""
+        self.store.reassign_enrollments(identity_key(old_name), new_name, identity_key(new_name))
+
+    def _erase_the_forgotten(self) -> int:
+        """Tracks enrolled under a name the gallery no longer holds: erased now."""
+        erased = 0
+        for name in self.store.enrolled_identities(time.time() - ERASURE_CHECK_AFTER_S):
+            if self.gallery is not None and self.gallery.faces_of(name) is None:
+                erased += len(self.erase_identity(name))
+        return erased
 
     # -- workers --------------------------------------------------------------------------------
     def _work(self) -> None:
         _lower_priority(self.settings.video_nice)
         while not self._stopping.is_set():
             try:
+                for failed in self.store.fail_expired():  # out of attempts: its upload goes now
+                    self.files(failed).remove_upload()
+                    log.warning("video job %s failed: its last attempt's lease expired", failed)
                 job = self.store.claim_next()
             except Exception:  # a locked or broken jobs file: log, wait, try again
                 log.exception("could not claim a video job")
@@ -177,7 +205,7 @@ class VideoJobs:
             self._released[job.id] = released
         started = time.perf_counter()
         try:
-            outcome, error = self._analyse(job, files, cancel)
+            outcome, error, warning = self._analyse(job, files, cancel)
         finally:
             with self._lock:
                 self._cancel.pop(job.id, None)
@@ -199,21 +227,28 @@ class VideoJobs:
             log.info("video job %s cancelled after %.1f s", job.id, seconds)
             return
         files.remove_upload()
-        self.store.finish(job.id, outcome, error)
-        log.info("video job %s %s in %.1f s%s", job.id, outcome, seconds, f": {error}" if error else "")
+        self.store.finish(job.id, outcome, error, warning)
+        note = error or warning
+        log.info("video job %s %s in %.1f s%s", job.id, outcome, seconds, f": {note}" if note else "")
 
-    def _analyse(self, job: Job, files: JobFiles, cancel: threading.Event) -> tuple[str, str | None]:
+    def _analyse(self, job: Job, files: JobFiles, cancel: threading.Event) -> tuple[str, str | None, str | None]:
+        """(outcome, error, warning) of one run of the job."""
         if not files.upload.is_file():
-            return "failed", (
+            return (
+                "failed",
                 "the uploaded video is no longer on disk (removed while queued; with several replicas, "
-                "FACE_VIDEO_DIR must be one folder they all share)"
+                "FACE_VIDEO_DIR must be one folder they all share)",
+                None,
             )
         shutil.rmtree(files.results, ignore_errors=True)  # a rerun after a restart starts clean
         frame_limit = self._frame_limit(job)
         last_write = 0.0
+        frames_read = 0
 
         def progress(stage: str, done: int, total: int) -> None:
-            nonlocal last_write
+            nonlocal last_write, frames_read
+            if stage == "analysing":
+                frames_read = max(frames_read, done)
             if cancel.is_set():
                 raise _Stop("cancelled")
             if self._stopping.is_set():
@@ -245,13 +280,13 @@ class VideoJobs:
                 hooks=Hooks(progress=progress, codec="h264", best_faces=BEST_FACES_PER_TRACK, show_progress=False),
             )
         except _Stop as stop:
-            return ("cancelled" if stop.reason == "cancelled" else "requeue"), None
+            return ("cancelled" if stop.reason == "cancelled" else "requeue"), None, None
         except AnalysisError as exc:
-            return "failed", str(exc)
+            return "failed", str(exc), None
         except Exception as exc:  # a bug or a decoder crash: the job fails, the service goes on
             log.exception("video job %s failed", job.id)
-            return "failed", f"the analysis failed unexpectedly ({type(exc).__name__}); see the service log"
-        return "done", None
+            return "failed", f"the analysis failed unexpectedly ({type(exc).__name__}); see the service log", None
+        return "done", None, short_read_warning(frames_read, job.frames_total)
 
     def _frame_limit(self, job: Job) -> int:
         """Frames allowed: the duration limit at the probed rate, with 10% slack for odd headers."""
@@ -267,6 +302,11 @@ class VideoJobs:
             self.files(job_id).remove_all()
             self.store.delete(job_id)
             removed += 1
+        for job_id in self.store.stale_uploads(time.time() - self.settings.body_timeout_s - STALE_UPLOAD_MARGIN_S):
+            self.files(job_id).remove_all()
+            removed += 1
+        if erased := self._erase_the_forgotten():
+            log.info("erasure: removed the kept faces of %d track(s) of people no longer enrolled", erased)
         for folder in self.root.iterdir():
             if not (folder.is_dir() and valid_job_id(folder.name)):
                 continue
@@ -299,6 +339,19 @@ class VideoJobs:
                 self.sweep()
             except Exception:
                 log.exception("video retention sweep failed")
+
+
+def short_read_warning(frames_read: int, frames_declared: int) -> str | None:
+    """A warning when the decoder stopped well short of the frames the header declares (a
+    truncated or damaged file): the results cover only what could be read, and the reader
+    of the job must know it."""
+    tolerance = max(SHORT_READ_MIN_FRAMES, int(frames_declared * SHORT_READ_TOLERANCE))
+    if frames_read >= frames_declared - tolerance:
+        return None
+    return (
+        f"the video ends early: {frames_read} of the {frames_declared} frames its header declares could be "
+        "read (a truncated or damaged file); the results cover only those"
+    )
 
 
 def _lower_priority(nice: int) -> None:

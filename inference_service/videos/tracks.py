@@ -2,7 +2,9 @@
 
 The job kept each track's best faces (``analysis.annotate.Hooks.best_faces``): their embeddings,
 boxes and crops stay in the result folder until retention removes it, so naming someone seen in
-a video needs neither the video nor a second analysis.
+a video needs neither the video nor a second analysis. Once a track is enrolled its kept faces
+are that person's data: :func:`erase_track` removes all of them (crops, embeddings, index rows)
+when the person is erased.
 """
 
 from __future__ import annotations
@@ -13,14 +15,13 @@ import numpy as np
 
 from ..analysis.annotate import FACES_EMBEDDINGS, FACES_INDEX
 from ..analysis.quality import FaceQuality, enrollment_problems
+from ..atomic import write_json, write_npy
+from .errors import VideoError, VideoErrorKind
 from .files import JobFiles
 
 
-class TrackError(Exception):
-    def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
+class TrackError(VideoError):
+    """A track that cannot be enrolled: no kept face, none good enough, another embedder's faces, erased."""
 
 
 def kept_faces(files: JobFiles) -> dict:
@@ -59,19 +60,19 @@ def enroll_track(files: JobFiles, track_id: int, name: str, gallery, max_faces: 
     index = kept_faces(files)
     rows = [r for r in index["faces"] if r["track_id"] == track_id]
     if not rows:
-        raise TrackError(404, f"track {track_id} of this video has no kept faces")
+        raise TrackError(VideoErrorKind.NO_FACES, f"track {track_id} of this video has no kept faces")
     skipped = [] if force else [r for r in rows if _problems(r)]
     rows = [r for r in rows if r not in skipped][:max_faces]
     if not rows:
         reasons = "; ".join(dict.fromkeys(p for r in skipped for p in _problems(r)))
         raise TrackError(
-            422,
+            VideoErrorKind.LOW_QUALITY,
             f"track {track_id} not enrolled: none of its {len(skipped)} kept faces is good enough for a reliable "
             f"reference ({reasons}); enroll the person from a clearer photo or track, or send force=true",
         )
     if index.get("embedder") != gallery.embedder_name:
         raise TrackError(
-            409,
+            VideoErrorKind.EMBEDDER_MISMATCH,
             f"this job's faces were embedded with {index.get('embedder')}, the gallery uses {gallery.embedder_name}",
         )
     vectors = np.load(files.results / FACES_EMBEDDINGS, mmap_mode="r")
@@ -84,3 +85,24 @@ def enroll_track(files: JobFiles, track_id: int, name: str, gallery, max_faces: 
         "faces": len(stored),
         "skipped": [{"box": r["box"], "reasons": _problems(r)} for r in skipped],
     }
+
+
+def erase_track(files: JobFiles, track_id: int) -> int:
+    """Remove every face the job kept for the track: its index rows first (nothing served points
+    at them any more), then its embeddings (rows zeroed in a rewritten file, so the others keep
+    their row numbers), then its crops. The number of faces removed; 0 when the job is gone."""
+    index = kept_faces(files)
+    rows = [r for r in index["faces"] if r["track_id"] == track_id]
+    if not rows:
+        return 0
+    index["faces"] = [r for r in index["faces"] if r["track_id"] != track_id]
+    write_json(files.results / FACES_INDEX, index)
+    embeddings = files.results / FACES_EMBEDDINGS
+    if embeddings.is_file():
+        vectors = np.load(embeddings)
+        vectors[[r["row"] for r in rows]] = 0
+        write_npy(embeddings, vectors)
+    for row in rows:
+        if row.get("crop"):
+            (files.results / row["crop"]).unlink(missing_ok=True)
+    return len(rows)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from inference_service.analysis.annotate import annotate_video
+from inference_service.analysis.matcher import FrameMatcher
 from inference_service.analysis.source import probe
 
 from ..errors import PipelineError
@@ -35,6 +36,7 @@ def annotate(
     out.mkdir(parents=True, exist_ok=True)
     with open_source(source) as path:
         info = probe(path)
+        matcher: FrameMatcher
         if gallery is not None:
             from .matchers import LocalMatcher
 
@@ -42,6 +44,7 @@ def annotate(
         else:
             from .matchers import ApiMatcher
 
+            assert api is not None
             matcher = ApiMatcher(api, threshold=threshold)
         try:
             return annotate_video(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from ..errors import PipelineError
 
@@ -20,7 +21,7 @@ def load_engine(embedder: str | None = None, gallery: str | Path | None = None):
     from inference_service.config import Settings
     from inference_service.gallery import stored_embedder
 
-    overrides = {"embedder": embedder} if embedder else {}
+    overrides: dict[str, Any] = {"embedder": embedder} if embedder else {}
     try:
         settings = Settings(**overrides)
     except ValueError as exc:

@@ -112,6 +112,7 @@ def enroll_cluster(
     if api is not None:
         added = _enroll_api(run, api, name, chosen, consent, force)
     else:
+        assert gallery is not None  # the command takes exactly one of --api and --gallery
         added = _enroll_gallery(gallery, meta["embedder"], name, chosen, vectors[picks], consent)
     return {"name": name, "cluster": cluster_id, "faces": [f["id"] for f in chosen], **added}
 
@@ -191,19 +192,17 @@ def _enroll_api(
 def _enroll_gallery(
     path: str | Path, embedder: dict, name: str, faces: list[dict], vectors: np.ndarray, consent: str | None = None
 ) -> dict:
-    import sqlite3
-
     from inference_service.gallery import Gallery, GalleryError
-    from inference_service.gallery.audit import Actor, WriteContext, acting
+    from inference_service.gallery.audit import Actor, WriteContext, acting, visible_consent
     from inference_service.gallery.factory import describe
 
     try:
         gallery = Gallery.open(path, embedder["name"], int(embedder["dim"]))
-    except (GalleryError, ValueError, sqlite3.DatabaseError) as exc:
+    except GalleryError as exc:
         raise PipelineError(f"cannot enroll into {describe(path)}: {exc}") from None
     try:
         # Written straight into the file, the enrollment is audited as the pipeline's.
-        with acting(WriteContext(actor=Actor("pipeline"), consent=consent.strip() if consent else None)):
+        with acting(WriteContext(actor=Actor("pipeline"), consent=visible_consent(consent))):
             records = gallery.enroll(name, vectors, boxes=[f["box"] for f in faces])
         total = dict(gallery.identities()).get(name, len(records))
     except GalleryError as exc:

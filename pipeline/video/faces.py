@@ -40,7 +40,9 @@ def _batches(paths: Sequence[Path], size: int) -> Iterator[list[np.ndarray]]:
     """Decoded batches, the next one being read while the caller works on the current one."""
     chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(lambda c: [_read_rgb(p) for p in c], chunks[0]) if chunks else None
+        if not chunks:
+            return
+        pending = pool.submit(lambda c: [_read_rgb(p) for p in c], chunks[0])
         for k in range(len(chunks)):
             images = pending.result()
             if k + 1 < len(chunks):

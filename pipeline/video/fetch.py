@@ -75,7 +75,7 @@ def _download_youtube(url: str, folder: Path) -> Path:
     fmt = "best[ext=mp4][height<=720]/best[height<=720]/best"
     template = str(folder / "video.%(ext)s")
     if importlib.util.find_spec("yt_dlp") is not None:
-        import yt_dlp  # type: ignore[import-not-found]
+        import yt_dlp
 
         try:
             with yt_dlp.YoutubeDL({"format": fmt, "outtmpl": template, "quiet": True, "noprogress": True}) as ydl:

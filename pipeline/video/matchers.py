@@ -30,19 +30,19 @@ class LocalMatcher(EngineMatcher):
     """Engine + gallery (a SQLite file or a PostgreSQL URL) loaded for this command."""
 
     def __init__(self, gallery_path: str | Path, embedder: str | None = None, threshold: float | None = None) -> None:
-        import sqlite3
-
         from inference_service.gallery import Gallery, GalleryError
-        from inference_service.gallery.factory import describe, is_postgres
+        from inference_service.gallery.factory import describe, preflight
 
         from .engine_loader import load_engine
 
-        if not is_postgres(gallery_path) and not Path(gallery_path).is_file():
-            raise PipelineError(f"gallery file not found: {gallery_path}")
+        try:
+            preflight(gallery_path, must_exist=True)  # a gallery to name faces from, never a new empty one
+        except GalleryError as exc:
+            raise PipelineError(str(exc)) from None
         try:
             engine = load_engine(embedder, gallery=gallery_path)
             gallery = Gallery.open(gallery_path, engine.embedder.name, engine.embedder.dim)
-        except (GalleryError, ValueError, sqlite3.DatabaseError) as exc:
+        except GalleryError as exc:
             raise PipelineError(f"cannot open gallery {describe(gallery_path)}: {exc}") from None
         shown = describe(gallery_path)
         if not gallery.identities():

@@ -105,7 +105,7 @@ def test_enroll_recognize_and_delete_in_a_browser(stack, browser, faces_dir):
     page.close()
 
 
-# --- issue 9: the security headers as the browser applies them, and the optional login -----------
+# --- the security headers as the browser applies them, and the optional login ---------------------
 PASSWORD = "e2e-site-password"
 
 

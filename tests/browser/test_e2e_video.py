@@ -11,10 +11,13 @@ is then named from the page, and that new person's page removes one of their fac
 from __future__ import annotations
 
 import re
+import statistics
 import time
 
 import pytest
 import requests
+
+from web_frontend.video_tracks import MIN_FACE_PX
 
 from support.live_servers import start_api, start_web
 
@@ -123,8 +126,26 @@ def test_video_page_analyses_plays_and_names(stack, browser, faces_dir, tmp_path
     people = page.locator("table.people td.known").all_inner_texts()
     assert people == [MIRANDA], page.inner_text("main")
 
-    # name an unknown track from the page
-    form = page.locator("form.track").first
+    # tracks are offered in time order, and none of them is a one-frame or tiny-face track
+    offered = page.locator("form.track:not(.named)")
+    starts = [float(re.search(r": ([\d.]+)–", t).group(1)) for t in offered.locator("p").all_inner_texts()]
+    assert starts and starts == sorted(starts), starts
+    # the API's own job: every unknown track too short or too small to name is listed apart, without a form
+    job = requests.get(f"{api.url}/videos/{job_id}", timeout=30).json()
+    min_faces = job["timeline"]["min_faces"]
+    weak = {
+        t["track_id"]
+        for t in job["timeline"]["tracks"]
+        if t["identity"] is None
+        and job["track_faces"].get(str(t["track_id"]))
+        and (t["faces"] < min_faces or statistics.median(b[3] - b[1] for b in t["boxes"]) < MIN_FACE_PX)
+    }
+    assert weak, job["timeline"]["tracks"]  # the stage clip has some: the pianist's small faces
+    for track in weak:
+        assert page.locator(f"form#track-{track}").count() == 0 and page.locator(f"li#track-{track}").count() == 1
+    # name the unknown track with the most kept faces from the page
+    counts = offered.evaluate_all("forms => forms.map(f => f.querySelectorAll('.faces-strip img').length)")
+    form = offered.nth(counts.index(max(counts)))
     track_id = form.get_attribute("id").split("-")[1]
     form.locator("input[name=name]").fill("Stage Guest")
     form.locator("input[name=consent]").check()
@@ -135,6 +156,10 @@ def test_video_page_analyses_plays_and_names(stack, browser, faces_dir, tmp_path
     )
     faces = requests.get(f"{api.url}/identities/Stage%20Guest", timeout=30).json()["faces"]
     assert 1 <= len(faces) <= 5
+    # the named track left the unknown ones at once and counts for its person, with an Undo
+    assert page.locator(f"form#track-{track_id}").count() == 0
+    assert "Stage Guest" in page.locator("table.people td.known").all_inner_texts()
+    assert page.locator(f"form#named-{track_id} button").inner_text() == "Undo"
 
     # that person's page, from the Gallery, removes one face
     page.goto(web.url + "/gallery")
@@ -143,10 +168,14 @@ def test_video_page_analyses_plays_and_names(stack, browser, faces_dir, tmp_path
     shown = page.locator("table.person-faces td.face-id").all_inner_texts()
     assert sorted(shown) == sorted(f["face_id"] for f in faces)
     assert len(faces) > 1  # the longest unknown track keeps several faces
-    with page.expect_navigation():
+    with page.expect_navigation():  # removing a face asks first
         page.locator("table.person-faces tr", has_text=faces[0]["face_id"]).get_by_role(
-            "button", name="Remove this face"
+            "link", name=f"Remove face {faces[0]['face_id']}"
         ).click()
+    assert faces[0]["face_id"] in page.inner_text("main")
+    page.check("#confirm")
+    with page.expect_navigation():
+        page.click("main form button.danger")
     assert "Removed one face of Stage Guest." in page.inner_text("main")
     left = [f["face_id"] for f in requests.get(f"{api.url}/identities/Stage%20Guest", timeout=30).json()["faces"]]
     assert faces[0]["face_id"] not in left and len(left) == len(faces) - 1

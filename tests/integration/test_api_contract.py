@@ -50,7 +50,7 @@ def client(engine):
 def test_405_allow_lists_every_method_of_the_path(client):
     r = client.put("/identities/someone")
     assert r.status_code == 405
-    assert {m.strip() for m in r.headers["Allow"].split(",")} == {"GET", "DELETE"}
+    assert {m.strip() for m in r.headers["Allow"].split(",")} == {"GET", "PATCH", "DELETE"}
     assert isinstance(r.json()["detail"], str)
     r = client.get("/identities/someone/faces")
     assert r.status_code == 405 and r.headers["Allow"] == "POST"

@@ -42,14 +42,27 @@ CHECKS = [
 
 
 # The operations, read from a spec built without loading anything (create_app loads lazily).
-# Negative cases need something to break: operations without parameters or body get none.
+# Negative cases need something to break: a body, a declared key, or a parameter with a rule (a
+# type other than a free string, a pattern, a bound); a free-form string path segment (a video
+# job's id) has no invalid value, so an operation with only those gets none.
 _SPEC = create_app(Settings()).openapi()
+_RULES = ("pattern", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "enum")
+
+
+def _breakable(op: dict) -> bool:
+    def ruled(schema: dict) -> bool:
+        return schema.get("type", "string") != "string" or any(rule in schema for rule in _RULES)
+
+    params = op.get("parameters") or []
+    return bool(op.get("requestBody") or op.get("security") or any(ruled(p.get("schema", {})) for p in params))
+
+
 CASES = [
     (method.upper(), path, mode)
     for path, methods in _SPEC["paths"].items()
     for method, op in methods.items()
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-    if mode is GenerationMode.POSITIVE or op.get("parameters") or op.get("requestBody")
+    if mode is GenerationMode.POSITIVE or _breakable(op)
 ]
 
 

@@ -18,6 +18,7 @@ from inference_service.analysis.annotate import Hooks, annotate_video
 from inference_service.analysis.matcher import EngineMatcher
 from inference_service.analysis.source import probe
 from inference_service.gallery import Gallery, MemoryStore
+from inference_service.videos.errors import VideoErrorKind
 from inference_service.videos.files import JobFiles, new_job_id
 from inference_service.videos.tracks import TrackError, enroll_track
 from pipeline.evaluation.tracks import label_of, read_labels
@@ -101,7 +102,7 @@ def test_the_piano_track_is_refused_and_the_probe_still_recognised(engine, galle
     before = gallery.faces_of(ALEX)
     with pytest.raises(TrackError) as refused:
         enroll_track(files, piano["track_id"], ALEX, gallery, 5)
-    assert refused.value.status_code == 422
+    assert refused.value.kind is VideoErrorKind.LOW_QUALITY
     assert "px wide, at least 40 are needed" in refused.value.detail
     assert len(gallery.faces_of(ALEX)) == len(before)  # nothing stored
     answer = photos.recognize(

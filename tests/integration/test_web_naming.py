@@ -1,4 +1,4 @@
-""" "Name this face" on the result page: the signed crop form, against the fake API of test_web.py,
+""" "Name this face" on the result page: the signed crop form, against the fake API of support/site_fakes.py,
 and the crops themselves against the real detector (the face must be found again in its crop).
 
 The whole path with the real API, the real site and Chromium is in test_e2e_naming.py.
@@ -116,12 +116,41 @@ def test_name_and_consent_are_needed_and_the_form_comes_back(client, fake):
     assert len(fake.calls) == calls
 
 
-def test_an_api_refusal_is_shown_with_the_form(client, fake):
+def test_an_api_refusal_is_shown_with_the_form_which_can_be_sent_again(client, fake):
     form = face_forms(recognize(client).get_data(as_text=True))[0]
     fake.fail = (422, "no face found in image ('face.jpg') at box 1,2,3,4", {})
     response = name_it(client, form)
     assert response.status_code == 422
     assert "no face found in image" in response.get_data(as_text=True)
+    fake.fail = None  # nothing was enrolled, so the form is still good for one enrollment
+    assert name_it(client, form, "Eve").status_code == 200 and fake.gallery == {"Eve": 1}
+    assert name_it(client, form, "Eve").status_code == 409
+
+
+def test_a_form_enrolls_its_face_once(client, fake):
+    """A replay of one crop + token (same name or another) is refused with a clear message."""
+    forms = face_forms(recognize(client).get_data(as_text=True))
+    assert name_it(client, forms[0], "Eve").status_code == 200
+    calls = len(fake.calls)
+    for name in ("Eve", "Mallory", "eve"):
+        response = name_it(client, forms[0], name)
+        assert response.status_code == 409, name
+        assert "already named with this form" in response.get_data(as_text=True)
+    assert len(fake.calls) == calls and fake.gallery == {"Eve": 1}
+    # the page's other face still has its own form, and a new recognition gives new forms
+    assert name_it(client, forms[1], "Bob").status_code == 200
+    again = face_forms(recognize(client).get_data(as_text=True))[0]
+    assert again["token"] != forms[0]["token"] and name_it(client, again, "Eve").status_code == 200
+    assert fake.gallery == {"Eve": 2, "Bob": 1}
+
+
+def test_a_form_from_before_a_restart_is_refused(fake):
+    """The open forms live in the site's process: a restarted site (same secret key) knows none of them."""
+    form = face_forms(recognize(site_app(fake).test_client()).get_data(as_text=True))[0]
+    client = site_app(fake).test_client()
+    response = name_it(client, {**form, "csrf_token": token(client)})
+    assert response.status_code == 400 and "Recognise the photo again" in response.get_data(as_text=True)
+    assert fake.gallery == {}
 
 
 def test_the_posts_need_the_csrf_token(client, fake):
@@ -164,6 +193,6 @@ def test_the_detector_finds_each_face_again_in_its_crop(engine, manifest):
 
 def test_a_forged_face_number_is_only_a_caption(client, fake):
     """The number is not signed (it only captions the page): junk there is ignored, never a 500."""
-    form = face_forms(recognize(client).get_data(as_text=True))[0]
     for junk in ("9" * 5000, "²", "-1"):
+        form = face_forms(recognize(client).get_data(as_text=True))[0]
         assert name_it(client, form, number=junk).status_code == 200

@@ -1,4 +1,4 @@
-"""The site's security headers and its optional login (issue 9), against the fake API of test_web.
+"""The site's security headers and its optional login, against the fake API of support/site_fakes.
 
 Every route the app has is requested (``url_map`` is walked, so a route added later is covered
 too), with and without ``WEB_PASSWORD``, plus the error pages, a redirect and the static file.
@@ -14,12 +14,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import url_for
+from pydantic import SecretStr
 
 from web_frontend.__main__ import _loopback
-from web_frontend.auth import LoginThrottle
+from web_frontend.auth import OPEN_ENDPOINTS, LoginThrottle
 from web_frontend.config import WebSettings
 
-from support.site_fakes import FACES, FakeApi, enroll, recognize, site_app, synthetic_photo, token
+from support.site_fakes import FACES, RUNNING_JOB, FakeApi, enroll, recognize, site_app, synthetic_photo, token
 
 PASSWORD = "correct horse battery staple"
 
@@ -58,9 +59,17 @@ ENDPOINTS = {
     "gallery.delete",
     "health",
     "static",
-    "login",
-    "login_submit",
-    "logout",
+    "auth.login",
+    "auth.login_submit",
+    "auth.logout",
+    "people.person",
+    "people.delete_face",
+    "videos.index",
+    "videos.page",
+    "videos.annotated",
+    "videos.track_face",
+    "videos.timeline",
+    "videos.enroll_track",
 }
 
 
@@ -109,7 +118,7 @@ def test_every_response_has_the_security_headers(fake, password):
         assert_security_headers(response, what)
     # the site's own 500 (something unexpected in a view) carries them as well
     fake.raise_exc = RuntimeError("unexpected")
-    broken = client.get("/gallery")
+    broken = recognize(client)
     assert broken.status_code == 500 and "Something went wrong" in broken.get_data(as_text=True)
     assert_security_headers(broken, "500")
 
@@ -129,14 +138,21 @@ def test_the_pages_fit_the_policy(fake):
     """What the policy forbids, the pages do not use: no inline script, no inline style, only local or data: images."""
     fake.gallery["obama"] = 1
     fake.faces = FACES
-    from support.site_fakes import RUNNING_JOB  # a video job's page, with its progress script
-
     fake.videos[RUNNING_JOB["id"]] = RUNNING_JOB
     client = site_app(fake, password=PASSWORD).test_client()
     pages = [client.get(p).get_data(as_text=True) for p in ("/", "/gallery", "/login", "/nope")]
     pages.append(recognize(client).get_data(as_text=True))
     client.post("/login", data={"csrf_token": token(client, "/login"), "password": PASSWORD})
     pages += [client.get(p).get_data(as_text=True) for p in ("/enroll", "/gallery/delete?name=obama")]
+    fake.gallery["biden"] = 2
+    fake.pairs = [{"a": "obama", "b": "biden", "similarity": 0.95}]
+    fake.flagged[("biden", f"{1:032x}")] = 0.5
+    curation = ("/gallery/person?name=biden", "/gallery/person/merge?name=obama", "/gallery/report")
+    pages += [
+        client.get(p).get_data(as_text=True)
+        for p in (*curation, f"/gallery/person/face/move?name=biden&face_id={1:032x}")
+    ]
+    assert all('name="csrf_token"' in page for page in pages[-4:])
     assert 'src="data:image/jpeg;base64,' in pages[4]  # the result page's drawn photo
     pages.append(client.get(f"/videos/{RUNNING_JOB['id']}").get_data(as_text=True))
     assert "<script" in pages[-1]  # a running job's page has its progress script, as a file
@@ -182,28 +198,78 @@ def test_without_a_password_the_site_is_open_as_before(fake):
     assert client.get("/login?next=/gallery").headers["Location"] == "/gallery"
 
 
+JOB = "b" * 32
+# Every page or file of the site that shows a person or a video (README: "With WEB_PASSWORD set").
+CLOSED_GETS = [
+    "/enroll",
+    "/gallery",
+    "/gallery/person?name=obama",
+    "/gallery/delete?name=obama",
+    "/gallery/person/merge?name=obama",
+    f"/gallery/person/face/move?name=obama&face_id={0:032x}",
+    "/gallery/report",
+    "/videos",
+    f"/videos/{JOB}",
+    f"/videos/{JOB}/status",
+    f"/videos/{JOB}/annotated.mp4",
+    f"/videos/{JOB}/timeline.png",
+    f"/videos/{JOB}/tracks/1/faces/0.jpg",
+]
+
+
+def test_every_page_showing_a_person_or_a_video_needs_the_login(locked, fake):
+    fake.gallery["obama"] = 2
+    fake.pairs = []  # the API makes a gallery report
+    fake.videos[JOB] = {**RUNNING_JOB, "id": JOB}
+    client = locked.test_client()
+    for path in CLOSED_GETS:
+        response = client.get(path)
+        assert response.status_code == 302, path
+        # the visitor is sent to the login page, which remembers where they were going
+        assert parse_qs(urlsplit(response.headers["Location"]).query) == {"next": [path]}, path
+    assert fake.calls == []  # nothing was fetched from the API for them
+    # after logging in, the same pages answer (the fake API knows the job and the person)
+    login(client)
+    assert [client.get(p).status_code for p in CLOSED_GETS[:9]] == [200] * 9
+
+
+def test_only_the_open_pages_answer_without_a_login(locked, fake):
+    """Walks every route: anything not on the open list (a page added later too) redirects to the login."""
+    fake.faces = FACES
+    client = locked.test_client()
+    csrf = token(client)
+    for rule in locked.url_map.iter_rules():
+        with locked.test_request_context():
+            samples = {"filename": "style.css", "job_id": JOB, "track_id": 1, "number": 0}
+            path = url_for(rule.endpoint, **{arg: samples[arg] for arg in rule.arguments})
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            form = {"csrf_token": csrf, "name": "obama", "password": "wrong", "confirm": "yes", "consent": "yes"}
+            if rule.endpoint == "recognize.recognize":
+                form["image"] = (io.BytesIO(synthetic_photo()), "a.jpg")
+            response = client.open(path, method=method, data=form if method == "POST" else None)
+            redirected = response.status_code in (302, 303) and response.headers["Location"].startswith("/login?")
+            assert redirected == (rule.endpoint not in OPEN_ENDPOINTS), (method, path, response.status_code)
+    assert OPEN_ENDPOINTS >= {"recognize.home", "recognize.recognize", "auth.login", "health", "static"}
+    # recognising stays open (README), and the result page links the login instead of naming forms
+    page = recognize(client).get_data(as_text=True)
+    assert "obama" in page, page
+    assert "Name this face" not in page
+    assert 'href="/login?next=' in page
+    assert [urlsplit(r.url).path for r in fake.calls] == ["/recognize", "/recognize"]
+
+
 def test_enroll_and_delete_need_a_login_when_a_password_is_set(locked, fake):
     fake.gallery["obama"] = 2
     client = locked.test_client()
-    # the pages send the visitor to the login page, remembering where they were going
-    response = client.get("/enroll")
-    assert response.status_code == 302
-    assert response.headers["Location"] == "/login?next=%2Fenroll"
-    response = client.get("/gallery/delete?name=obama")
-    assert response.status_code == 302
-    assert parse_qs(urlsplit(response.headers["Location"]).query) == {"next": ["/gallery/delete?name=obama"]}
     # the forms are refused even with a valid CSRF token, and nothing reaches the API
     response = enroll_without_the_page(client, "eve")
     assert response.status_code == 303 and response.headers["Location"] == "/login?next=%2Fenroll"
     csrf = token(client)
     response = client.post("/gallery/delete", data={"csrf_token": csrf, "name": "obama", "confirm": "yes"})
     assert response.status_code == 303 and response.headers["Location"].startswith("/login?next=")
+    response = client.post(f"/videos/{JOB}/delete", data={"csrf_token": csrf})
+    assert response.status_code == 303 and response.headers["Location"].startswith("/login?next=")
     assert fake.calls == [] and fake.gallery == {"obama": 2}
-    # recognising and viewing the gallery stay open (README: "Recognize and the Gallery list stay open")
-    fake.faces = FACES
-    assert recognize(client).status_code == 200
-    page = client.get("/gallery").get_data(as_text=True)
-    assert ">obama<" in page and 'href="/login"' in page
 
 
 def test_a_wrong_password_is_refused(locked, fake):
@@ -252,13 +318,38 @@ def test_the_session_holds_no_password_and_a_new_password_logs_everyone_out(lock
     cookie = client.get_cookie("session").value
     held = locked.session_interface.get_signing_serializer(locked).loads(cookie)
     assert PASSWORD not in repr(held)
-    # the same secret key but another password: the old login no longer counts
-    changed = site_app(fake, api_key="sekret", password="another one").test_client()
-    changed.set_cookie("session", cookie)
-    assert changed.get("/enroll").status_code == 302
-    same = site_app(fake, api_key="sekret", password=PASSWORD).test_client()
-    same.set_cookie("session", cookie)
-    assert same.get("/enroll").status_code == 200
+    # the same site and secret key, but the password changed: the old login no longer counts
+    locked.extensions["web_settings"].password = SecretStr("another one")
+    assert client.get("/enroll").status_code == 302
+    locked.extensions["web_settings"].password = SecretStr(PASSWORD)
+    assert client.get("/enroll").status_code == 200
+    # a restarted site (same secret key and password) knows none of the logins it held before
+    restarted = site_app(fake, api_key="sekret", password=PASSWORD).test_client()
+    restarted.set_cookie("session", cookie)
+    assert restarted.get("/enroll").status_code == 302
+
+
+def test_a_cookie_saved_before_logout_is_refused_after_it(locked, fake):
+    fake.gallery["obama"] = 1
+    client = locked.test_client()
+    login(client)
+    saved = client.get_cookie("session").value
+    assert client.get("/gallery").status_code == 200
+    assert client.post("/logout", data={"csrf_token": token(client, "/gallery")}).status_code == 303
+    # someone who copied the cookie replays it: the login ended on the site, not only in the browser
+    replay = locked.test_client()
+    replay.set_cookie("session", saved)
+    for path in ("/enroll", "/gallery", "/gallery/person?name=obama", "/videos"):
+        assert replay.get(path).status_code == 302, path
+    csrf = token(replay)
+    refused = replay.post("/gallery/delete", data={"csrf_token": csrf, "name": "obama", "confirm": "yes"})
+    assert refused.status_code == 303 and fake.gallery == {"obama": 1}
+    # another login of the same browser is unaffected by an earlier logout elsewhere
+    other = locked.test_client()
+    login(other)
+    login(client)
+    assert client.post("/logout", data={"csrf_token": token(client, "/gallery")}).status_code == 303
+    assert other.get("/gallery").status_code == 200
 
 
 def test_a_login_ends_after_twelve_idle_hours(locked, monkeypatch):

@@ -283,19 +283,19 @@ def test_older_schemas_are_upgraded(tmp_path, pg_url):
     store = open_store(path, "dlib-resnet", 128)
     assert store.identity_terms("ada").consent is None
     store.close()
-    assert sqlite_file.identify(path).schema_version == sqlite_file.SCHEMA_VERSION == 3
+    assert sqlite_file.identify(path).schema_version == sqlite_file.SCHEMA_VERSION == 4
     # PostgreSQL version 1
     import psycopg
 
-    from inference_service.gallery import postgres
+    from inference_service.gallery import pg_store
 
     with psycopg.connect(pg_url) as conn:
-        conn.execute(postgres._SCHEMA)
+        conn.execute(pg_store._SCHEMA)
         conn.execute("INSERT INTO gallery_meta VALUES ('schema_version', '1')")
     store = open_store(pg_url, "dlib-resnet", 128)
     store.close()
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT value FROM gallery_meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        assert conn.execute("SELECT value FROM gallery_meta WHERE key = 'schema_version'").fetchone()[0] == "3"
         assert conn.execute("SELECT count(*) FROM gallery_audit").fetchone()[0] == 0
 
 

@@ -196,7 +196,7 @@ def test_extract_from_http_url_matches_local_file(tmp_path, stage):
 
 def test_youtube_url_without_yt_dlp_says_how_to_get_it(tmp_path, monkeypatch):
     from pipeline.errors import PipelineError
-    from pipeline.video import source as video
+    from pipeline.video import fetch as video
 
     monkeypatch.setattr(video.importlib.util, "find_spec", lambda name: None)
     monkeypatch.setattr(video.shutil, "which", lambda name: None)
@@ -431,6 +431,38 @@ def test_video_without_faces_fails_clearly(tmp_path):
     done = pipeline("run", path, "--out", tmp_path / "run", check=False)
     assert_clean_failure(done, "no faces found")
     assert_clean_failure(pipeline("cluster", tmp_path / "run", check=False), "no faces to cluster")
+
+
+def _faceless_clip(path: Path, frames: int = 12) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (160, 120))
+    for k in range(frames):
+        writer.write(np.full((120, 160, 3), 40 + 5 * k, np.uint8))
+    writer.release()
+    return path
+
+
+def test_annotate_and_enroll_take_a_sqlite_url(tmp_path):
+    """``--gallery sqlite:////abs/path`` names the same file as the bare path, for every command."""
+    from inference_service.gallery import open_store
+
+    from support.records import make_records
+
+    path = tmp_path / "g.sqlite3"
+    store = open_store(path, "dlib-resnet", 128)
+    store.add_faces(make_records("Somebody", 2, seed=1))
+    store.close()
+    url = f"sqlite:///{path}"
+    assert url.startswith("sqlite:////")
+    done = pipeline("annotate", _faceless_clip(tmp_path / "clip.mp4"), "--gallery", url, "--out", tmp_path / "run")
+    assert "0 tracks" in done.stdout, done.stdout
+    assert json.loads((tmp_path / "run" / "timeline.json").read_text())["tracks"] == []
+    missing = f"sqlite:///{tmp_path}/absent.sqlite3"
+    assert_clean_failure(
+        pipeline("annotate", tmp_path / "clip.mp4", "--gallery", missing, "--out", tmp_path / "r2", check=False),
+        "gallery file not found",
+        str(tmp_path / "absent.sqlite3"),
+    )
+    assert not (tmp_path / "absent.sqlite3").exists()
 
 
 def test_unknown_cluster_bad_name_and_unreachable_api_fail_clearly(stage_run, tmp_path):

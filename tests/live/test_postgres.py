@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from inference_service.gallery import Gallery, GalleryMismatchError, GalleryUnavailableError, open_store
-from inference_service.gallery.postgres import PostgresStore
+from inference_service.gallery.pg_store import PostgresStore
 from inference_service.gallery.replica import ReplicaSync
 
 from support.live_servers import REPO

@@ -10,14 +10,17 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
 import requests
 
+from inference_service.config import Settings
+from inference_service.videos import VideoJobs
 from inference_service.videos.files import new_job_id
+from inference_service.videos.jobs import Job
 from inference_service.videos.pg_store import PostgresJobStore
-from inference_service.videos.store import Job
 
 from support.live_servers import start_api
 from support.video_jobs import MIRANDA, enroll_miranda, upload, wait_for
@@ -90,7 +93,8 @@ def test_an_expired_lease_is_taken_over_and_the_old_worker_is_fenced_off(pg_url)
         assert second.progress(j.id, "analysing", 7, 0.3)
 
         age_lease(pg_url, j.id, 31)  # the second replica dies too: no third attempt, a reason
-        assert first.claim_next() is None
+        assert first.claim_next() is None  # out of attempts: never claimed again
+        assert first.fail_expired() == [j.id] and second.fail_expired() == []
         failed = second.get(j.id)
         assert failed.status == "failed" and "stopped while analysing this video 2 times" in failed.error
 
@@ -100,6 +104,53 @@ def test_an_expired_lease_is_taken_over_and_the_old_worker_is_fenced_off(pg_url)
         age_lease(pg_url, k.id, 31)
         assert second.recover_interrupted(max_attempts=2) == ([k.id], [])  # a restart requeues it
         assert second.get(k.id).status == "queued"
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_job_failed_by_lease_expiry_has_its_upload_deleted(pg_url, tmp_path):
+    """The worker loop fails a job whose last attempt's lease expired and removes its upload,
+    as the SQLite path does for a job failed at start-up."""
+    settings = Settings(gallery=pg_url, video_dir=tmp_path, video_lease_s=30, video_workers=1)
+    jobs = VideoJobs(settings, engine=None, gallery=None)
+    try:
+        j = job()
+        jobs.store.create(j)
+        files = jobs.files(j.id)
+        files.folder.mkdir()
+        files.upload.write_bytes(b"an uploaded video")
+        assert jobs.store.claim_next().id == j.id  # attempt 1
+        jobs.store.requeue(j.id)  # (a clean stop gives the attempt back) ...
+        with psycopg.connect(pg_url, autocommit=True) as conn:  # ... so set it as used up
+            conn.execute("UPDATE video_jobs SET status = 'running', attempts = 2 WHERE id = %s", (j.id,))
+        age_lease(pg_url, j.id, 31)
+        jobs.start()
+        deadline = time.monotonic() + 20
+        while jobs.store.get(j.id).status != "failed":
+            assert time.monotonic() < deadline, jobs.store.get(j.id)
+            time.sleep(0.1)
+        assert "stopped while analysing this video 2 times" in jobs.store.get(j.id).error
+        while files.upload.exists():
+            assert time.monotonic() < deadline, "the failed job's upload is still on disk"
+            time.sleep(0.1)
+    finally:
+        jobs.stop(timeout=10)
+
+
+def test_upload_reservations_are_counted_across_replicas(pg_url):
+    first, second = PostgresJobStore(pg_url), PostgresJobStore(pg_url)
+    try:
+        first.create(job())
+        ids = [new_job_id() for _ in range(12)]
+        with ThreadPoolExecutor(12) as pool:  # two replicas, twelve uploads at once, three slots
+            taken = list(pool.map(lambda k: (first, second)[k % 2].reserve(ids[k], 3), range(12)))
+        assert taken.count(True) == 2 and first.count_unfinished() == 3
+        winner = ids[taken.index(True)]
+        second.admit(job(id=winner))
+        assert second.get(winner).status == "queued" and first.count_unfinished() == 3
+        assert first.stale_uploads(time.time() + 60) == [ids[k] for k in range(12) if taken[k] and ids[k] != winner]
+        assert first.count_unfinished() == 2
     finally:
         first.close()
         second.close()

@@ -9,6 +9,7 @@ again on the same files: the job must end (resumed and done, or failed with a re
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -20,7 +21,7 @@ import pytest
 import requests
 
 from support.live_servers import start_api
-from support.video_jobs import AUTH, KEY, MIRANDA, enroll_miranda, upload, wait_for
+from support.video_jobs import AUTH, KEY, MIRANDA, enroll_miranda, truncated_copy, upload, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def done_job(api, stage):
     r = upload(server.url, stage)
     assert r.status_code == 202, r.text
     created = r.json()
-    assert created["status"] == "queued" and created["url"].endswith(f"/videos/{created['id']}")
+    assert created["status"] == "queued" and created["url"] == f"/videos/{created['id']}"
     seen = []
     job = wait_for(server.url, created["id"], lambda j: seen.append(j["progress"]) or j["status"] in ("done", "failed"))
     assert job["status"] == "done", job
@@ -77,7 +78,7 @@ def test_job_names_miranda_and_reports_progress(done_job):
 def test_annotated_video_is_h264_and_supports_ranges(api, done_job, tmp_path):
     server, root = api
     job, _ = done_job
-    r = requests.get(job["annotated_url"], timeout=60)
+    r = requests.get(server.url + job["annotated_url"], timeout=60)
     assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
     assert r.content[4:8] == b"ftyp"
     path = tmp_path / "annotated.mp4"
@@ -88,7 +89,7 @@ def test_annotated_video_is_h264_and_supports_ranges(api, done_job, tmp_path):
     capture.release()
     assert fourcc.lower() in ("avc1", "h264"), fourcc  # what browsers play, not mp4v
     assert abs(frames - 275) <= 1
-    part = requests.get(job["annotated_url"], headers={"Range": "bytes=100-199"}, timeout=30)
+    part = requests.get(server.url + job["annotated_url"], headers={"Range": "bytes=100-199"}, timeout=30)
     assert part.status_code == 206 and part.content == r.content[100:200]
     # the upload is gone once the job ended; the results stay
     folder = root / job["id"]
@@ -124,6 +125,62 @@ def test_name_an_unknown_track_enrolls_its_faces(api, done_job):
     faces = shown["faces"]
     assert sorted(f["face_id"] for f in faces) == sorted(a["face_id"] for a in body["added"])
     assert requests.delete(f"{server.url}/identities/Stage%20Person", headers=AUTH, timeout=30).status_code == 204
+
+
+def test_erasing_a_person_reaches_the_tracks_enrolled_under_their_name(api, done_job):
+    """Every face the job kept for a track enrolled under the name goes (crops, embeddings, index
+    rows), the record keeps no name, the export listed the track, and it cannot be enrolled again.
+    The person is renamed in between: the track follows the name."""
+    server, root = api
+    job, _ = done_job
+    results = root / job["id"] / "result"
+    current = requests.get(f"{server.url}/videos/{job['id']}", timeout=30).json()["track_faces"]
+    track_id, kept = max(((int(t), n) for t, n in current.items()), key=lambda tn: tn[1])
+    assert kept >= 2, current
+    index = json.loads((results / "faces.json").read_text())
+    rows = [r["row"] for r in index["faces"] if r["track_id"] == track_id]
+    assert len(rows) == kept and all((results / f"faces/{track_id}_{n}.jpg").is_file() for n in range(kept))
+    url = f"{server.url}/videos/{job['id']}/tracks/{track_id}/enroll"
+    r = requests.post(url, json={"name": "Erase Me", "faces": 1, "consent": "test"}, headers=AUTH, timeout=30)
+    assert r.status_code == 201, r.text
+    renamed = requests.patch(
+        f"{server.url}/identities/Erase%20Me", json={"name": "Erase Me Later"}, headers=AUTH, timeout=30
+    )
+    assert renamed.status_code == 200, renamed.text
+    export = requests.get(f"{server.url}/identities/Erase%20Me%20Later/export", headers=AUTH, timeout=30).json()
+    assert [(t["job_id"], t["track_id"]) for t in export["video_tracks"]] == [(job["id"], track_id)]
+
+    gone = requests.delete(f"{server.url}/identities/Erase%20Me%20Later", headers=AUTH, timeout=30)
+    assert gone.status_code == 204
+    index = json.loads((results / "faces.json").read_text())
+    assert not [r for r in index["faces"] if r["track_id"] == track_id]  # all kept, not only the one enrolled
+    assert not list((results / "faces").glob(f"{track_id}_*.jpg"))
+    vectors = np.load(results / "face_embeddings.npy")
+    assert not vectors[rows].any() and vectors.any()  # that track's rows zeroed, the others kept
+    crop = requests.get(f"{server.url}/videos/{job['id']}/tracks/{track_id}/faces/0", timeout=30)
+    assert crop.status_code == 404
+    with sqlite3.connect(root / "jobs.sqlite3") as db:
+        records = db.execute(
+            "SELECT identity, identity_key, erased_at FROM video_track_enrollments WHERE job_id = ? AND track_id = ?",
+            (job["id"], track_id),
+        ).fetchall()
+    assert len(records) == 1 and records[0][:2] == (None, None) and records[0][2] is not None
+    again = requests.post(url, json={"name": "Erase Me"}, headers=AUTH, timeout=30)
+    assert again.status_code == 409 and "erased" in again.json()["detail"]
+    assert requests.get(f"{server.url}/identities/Erase%20Me%20Later", timeout=30).status_code == 404
+
+
+def test_a_video_that_ends_early_is_done_with_a_warning(api, stage, tmp_path):
+    server, _ = api
+    short = truncated_copy(stage, tmp_path / "cut.mp4")
+    r = upload(server.url, short)
+    assert r.status_code == 202, r.text
+    assert r.json()["progress"]["frames_total"] == 275
+    job = wait_for(server.url, r.json()["id"], lambda j: j["status"] in ("done", "failed"))
+    assert job["status"] == "done" and job["warning"], job
+    assert "of the 275 frames" in job["warning"] and "ends early" in job["warning"]
+    assert job["timeline"]["frames"] < 200
+    assert requests.delete(f"{server.url}{job['url']}", headers=AUTH, timeout=60).status_code == 204
 
 
 def test_bad_uploads_get_a_clear_4xx(api, stage, tmp_path):

@@ -1,6 +1,6 @@
 """The site against an API that runs with FACE_READ_API_KEY: every call carries a key it accepts.
 
-First which key goes on which call (the fake API of test_web.py records the headers), then the
+First which key goes on which call (the fake API of support/site_fakes.py records the headers), then the
 real API with both keys set and the real site: Recognize and Gallery work, with either key.
 """
 

@@ -267,6 +267,12 @@ def test_run_sh_starts_both_and_stops_both_on_ctrl_c(tmp_path, faces_dir):
             time.sleep(0.5)
         text = log.read_text()
         assert f"Site: http://127.0.0.1:{web_port}" in text and f"API:  http://127.0.0.1:{api_port}" in text
+        # What the README's first screen says the command prints, line for line (ports aside).
+        readme = (REPO / "README.md").read_text()
+        quoted = readme.split("When both answer it prints", 1)[1].split("```")[1].strip("\n").splitlines()
+        assert len(quoted) == 2, quoted
+        for line in quoted:
+            assert line.replace(":5000", f":{web_port}").replace(":8000", f":{api_port}") in text, (line, text[-2000:])
         assert answers(f"http://127.0.0.1:{web_port}/gallery") and answers(f"http://127.0.0.1:{api_port}/health")
         servers = [p for p in psutil.Process(proc.pid).children(recursive=True) if "python" in p.name()]
         modules = sorted(p.cmdline()[-1] for p in servers)

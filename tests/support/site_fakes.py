@@ -32,6 +32,11 @@ class FakeApi(BaseAdapter):
         self.raise_exc: Exception | None = None
         self.faces: list[dict] = []
         self.videos: dict[str, dict] = {}  # job id -> the API's GET /videos/{id} answer
+        # the curation API: faces the API flags ((name, face id) -> agreement), the gallery report's
+        # pairs (None: an API without the report, which answers 404), pairs marked "not the same person"
+        self.flagged: dict[tuple[str, str], float] = {}
+        self.pairs: list[dict] | None = None
+        self.distinct: set[frozenset[str]] = set()
 
     def send(self, request, **kwargs):  # noqa: ANN001 - requests' adapter signature
         self.calls.append(request)
@@ -41,6 +46,9 @@ class FakeApi(BaseAdapter):
             status, detail, headers = self.fail
             return self._reply(request, status, {"detail": detail}, headers)
         path = unquote(urlsplit(request.url).path)
+        curated = self._curation(request, path)
+        if curated is not None:
+            return curated
         if request.method == "POST" and path == "/recognize":
             return self._reply(request, 200, {"threshold": 0.926, "faces": self.faces})
         match = re.fullmatch(r"/identities/(.+)/faces", path)
@@ -52,18 +60,88 @@ class FakeApi(BaseAdapter):
             self.gallery[name] = self.gallery.get(name, 0) + len(files)
             added = [{"face_id": i + 1, "box": [0, 0, 10, 10]} for i in range(len(files))]
             return self._reply(request, 201, {"identity": name, "added": added, "faces": self.gallery[name]})
+        match = re.fullmatch(r"/videos/([0-9a-f]{32})/tracks/(\d+)/enroll", path)
+        if request.method == "POST" and match:
+            name = json.loads(request.body)["name"]
+            kept = (self.videos.get(match.group(1)) or {}).get("track_faces", {}).get(match.group(2), 0)
+            first = self.gallery.get(name, 0)
+            self.gallery[name] = first + kept
+            added = [{"face_id": f"{first + i:032x}", "box": [0, 0, 10, 10]} for i in range(kept)]
+            return self._reply(request, 201, {"identity": name, "added": added, "faces": self.gallery[name]})
         match = re.fullmatch(r"/videos/([0-9a-f]{32})", path)
         if request.method == "GET" and match:
             job = self.videos.get(match.group(1))
             return self._reply(request, 200, job) if job else self._reply(request, 404, {"detail": "no such video job"})
+        if request.method == "GET" and path == "/videos":
+            return self._reply(request, 200, {"videos": list(self.videos.values())})
+        match = re.fullmatch(r"/identities/([^/]+)", path)
+        if request.method == "GET" and match:
+            return self._identity(request, match.group(1))
         if request.method == "GET" and path == "/identities":
             return self._reply(request, 200, {"identities": [{"name": n, "faces": c} for n, c in self.gallery.items()]})
+        match = re.fullmatch(r"/identities/([^/]+)/faces/([0-9a-f]{32})", path)
+        if request.method == "DELETE" and match:
+            name = match.group(1)
+            if not self.gallery.get(name):
+                return self._reply(request, 404, {"detail": f"no face {match.group(2)} of {name!r}"})
+            self.gallery[name] -= 1  # the fake counts faces only: any id of a known person removes one
+            if not self.gallery[name]:
+                del self.gallery[name]
+            return self._reply(request, 204, None)
         match = re.fullmatch(r"/identities/([^/]+)", path)
         if request.method == "DELETE" and match:
             if self.gallery.pop(match.group(1), None) is None:
                 return self._reply(request, 404, {"detail": f"no identity named {match.group(1)!r}"})
             return self._reply(request, 204, None)
         return self._reply(request, 404, {"detail": "Not Found"})
+
+    def _identity(self, request, name: str) -> requests.Response:  # noqa: ANN001
+        count = self.gallery.get(name)
+        if count is None:
+            return self._reply(request, 404, {"detail": f"no identity named {name!r}"})
+        faces = [
+            {"face_id": f"{i:032x}", "created_at": "2026-01-01T00:00:00Z", "box": [0, 0, 10, 10]} for i in range(count)
+        ]
+        for face in faces:
+            if (name, face["face_id"]) in self.flagged:
+                face.update(agreement=self.flagged[name, face["face_id"]], flagged=True)
+        return self._reply(request, 200, {"name": name, "faces": faces, "consent": None})
+
+    def _curation(self, request, path: str) -> requests.Response | None:  # noqa: ANN001
+        """Rename, merge, move a face, the gallery report and "not the same person", as the API answers
+        them (404 for an unknown person or face, 409 for a taken name, 422 for a no-op)."""
+        json_body = "json" in request.headers.get("Content-Type", "")
+        body = json.loads(request.body) if json_body else {}
+        if request.method == "GET" and path == "/gallery/report":
+            if self.pairs is None:
+                return self._reply(request, 404, {"detail": "Not Found"})
+            pairs = [p for p in self.pairs if frozenset((p["a"], p["b"])) not in self.distinct]
+            flagged = [{"identity": n, "face_id": f, "agreement": a} for (n, f), a in self.flagged.items()]
+            return self._reply(request, 200, {"pairs": pairs, "flagged": flagged})
+        if request.method == "POST" and path == "/gallery/report/dismissed":
+            if body["a"] not in self.gallery or body["b"] not in self.gallery:
+                return self._reply(request, 404, {"detail": "no identity named one of them"})
+            self.distinct.add(frozenset((body["a"], body["b"])))
+            return self._reply(request, 204, None)
+        match = re.fullmatch(r"/identities/([^/]+)(/merge|/faces/([0-9a-f]{32})/move)?", path)
+        if not match or request.method not in ("PATCH", "POST") or (request.method == "POST") != bool(match[2]):
+            return None
+        name, face_id = match[1], match[3]
+        target = body.get("name") or body.get("into") or body.get("to")
+        if name not in self.gallery or (face_id is not None and int(face_id, 16) >= self.gallery[name]):
+            return self._reply(request, 404, {"detail": f"no identity named {name!r}"})
+        if target == name:
+            return self._reply(request, 422, {"detail": "the face is in that identity already"})
+        if request.method == "PATCH" and target in self.gallery and not body.get("merge"):
+            return self._reply(request, 409, {"detail": f"identity {target!r} exists: rename with merge=true"})
+        if match[2] == "/merge" and target not in self.gallery:
+            return self._reply(request, 404, {"detail": f"no identity named {target!r}"})
+        moved = 1 if face_id is not None else self.gallery[name]
+        self.gallery[target] = self.gallery.get(target, 0) + moved
+        self.gallery[name] -= moved
+        if not self.gallery[name]:
+            del self.gallery[name]
+        return self._reply(request, 200, {"name": target, "faces": self.gallery[target], "moved": ["0" * 32] * moved})
 
     @staticmethod
     def _reply(request, status: int, body: object, headers: dict[str, str] | None = None) -> requests.Response:
@@ -116,7 +194,8 @@ def site_app(fake: FakeApi, **overrides):
     settings = WebSettings(api_url=API, secret_key="test", **overrides)
     session = requests.Session()
     session.mount(API, fake)
-    app = create_app(settings, FaceClient(API, settings.api_key, timeout=5, session=session))
+    client = FaceClient(API, settings.api_key, timeout=5, session=session, read_api_key=settings.read_api_key)
+    app = create_app(settings, client)
     app.testing = True
     return app
 

@@ -37,6 +37,10 @@ REPLIES: dict[tuple[str, str], tuple[int, object, dict[str, str]]] = {
     ("GET", "/videos"): (200, {"unexpected": True}, {}),
     ("DELETE", "/identities/Ada"): (204, None, {}),
     ("POST", "/verify"): (200, "<html>not the API</html>", {"Content-Type": "text/html"}),
+    ("PATCH", "/identities/Ada%20L"): (409, {"detail": "identity 'Ada' exists: rename with merge=true"}, {}),
+    ("POST", "/identities/Ada/merge"): (200, {"name": "Ada L", "faces": 3, "moved": ["f1"]}, {}),
+    ("POST", "/identities/Ada/faces/f1/move"): (200, {"name": "Bob", "faces": 1, "moved": ["f1"]}, {}),
+    ("POST", "/gallery/report/dismissed"): (204, None, {}),
 }
 
 
@@ -61,7 +65,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    do_GET = do_POST = do_DELETE = _answer
+    do_GET = do_POST = do_DELETE = do_PATCH = _answer
 
     def log_message(self, *args: object) -> None:
         pass
@@ -138,6 +142,22 @@ def test_enroll_sends_boxes_and_consent_only_when_given(url):
     with_terms, without = Handler.seen[-2][3], Handler.seen[-1][3]
     assert b'name="box"' in with_terms and b"1,2,3,4" in with_terms and b"signed form" in with_terms
     assert b'name="box"' not in without and b'name="consent"' not in without
+
+
+def test_curation_sends_json_with_the_write_key(url):
+    Handler.seen.clear()
+    api = FaceClient(url, api_key="write", read_api_key="read")
+    conflict = error_of(lambda: api.rename_identity("Ada L", "Ada"))
+    assert conflict.api_status == 409 and "merge=true" in str(conflict.detail)
+    assert api.merge_identity("Ada", "Ada L") == {"name": "Ada L", "faces": 3, "moved": ["f1"]}
+    assert api.move_face("Ada", "f1", "Bob", consent="form 3")["name"] == "Bob"
+    api.dismiss_pair("Ada", "Bob")
+    assert [(m, p, k, json.loads(b)) for m, p, k, b in Handler.seen] == [
+        ("PATCH", "/identities/Ada%20L", "write", {"name": "Ada", "merge": False}),
+        ("POST", "/identities/Ada/merge", "write", {"into": "Ada L"}),
+        ("POST", "/identities/Ada/faces/f1/move", "write", {"to": "Bob", "consent": "form 3"}),
+        ("POST", "/gallery/report/dismissed", "write", {"a": "Ada", "b": "Bob"}),
+    ]
 
 
 def test_importing_the_client_loads_no_model_code():

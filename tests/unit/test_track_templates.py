@@ -16,6 +16,7 @@ from inference_service.analysis.tracking import Detection, Track, decide_identit
 from inference_service.engine.alignment import box_crops
 from inference_service.engine.embedders.base import Embedder
 from inference_service.gallery import Gallery, MemoryStore
+from inference_service.videos.errors import VideoErrorKind
 from inference_service.videos.files import JobFiles, new_job_id
 from inference_service.videos.tracks import TrackError, enroll_track
 
@@ -160,7 +161,7 @@ def test_track_enroll_refuses_a_track_of_poor_faces_unless_forced(tmp_path):
     files = _job_with_track(tmp_path, [(24, 50, 89)] * 3)  # the stage clip's piano player
     with pytest.raises(TrackError) as refused:
         enroll_track(files, 1, "alex", gallery, 5)
-    assert refused.value.status_code == 422 and "24 px wide" in refused.value.detail
+    assert refused.value.kind is VideoErrorKind.LOW_QUALITY and "24 px wide" in refused.value.detail
     assert gallery.identities() == []
     forced = enroll_track(files, 1, "alex", gallery, 5, force=True)
     assert len(forced["added"]) == 3 and forced["skipped"] == []

@@ -349,3 +349,57 @@ def test_video_progress_refreshes_without_script_and_polls_with_it(fake, client)
     ended = client.get(f"/videos/{RUNNING_JOB['id']}").get_data(as_text=True)
     assert "<script" not in ended and "refresh" not in ended  # an ended job's page stays as it is
     assert client.get(f"/videos/{RUNNING_JOB['id']}/status").get_json()["text"] is None
+
+
+def test_an_issued_id_is_used_once_even_by_racing_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from web_frontend.issued_ids import IdState, IssuedIds
+
+    ids = IssuedIds(max_ids=10, ttl_s=60)
+    issued = ids.issue()
+    with ThreadPoolExecutor(8) as pool:
+        states = list(pool.map(lambda _: ids.use(issued), range(32)))
+    assert states.count(IdState.OPEN) == 1 and states.count(IdState.USED) == 31
+    ids.reopen(issued)
+    assert ids.use(issued) is IdState.OPEN
+    assert ids.use("never issued") is IdState.UNKNOWN and ids.use(None) is IdState.UNKNOWN
+
+
+def test_issued_ids_are_bounded_and_expire():
+    from web_frontend.issued_ids import IssuedIds
+
+    now = [0.0]
+    ids = IssuedIds(max_ids=3, ttl_s=10, timer=lambda: now[0])
+    first = ids.issue()
+    rest = [ids.issue() for _ in range(3)]  # a fourth id pushes the oldest one out
+    assert not ids.is_open(first) and all(ids.is_open(i) for i in rest)
+    now[0] = 9.0
+    assert ids.is_open(rest[0], renew=True)  # renewed: lives 10 s from now
+    now[0] = 15.0
+    assert ids.is_open(rest[0]) and not ids.is_open(rest[1])
+    ids.revoke(rest[0])
+    assert not ids.is_open(rest[0])
+
+
+def test_removing_a_face_asks_first():
+    fake = FakeApi()
+    fake.gallery["Ada"] = 2
+    client = site_app(fake).test_client()
+    page = client.get("/gallery/person?name=Ada").get_data(as_text=True)
+    face = f"{1:032x}"
+    # the person's page links a confirmation page; no form on it removes a face at one click
+    assert "/gallery/person/face/delete" not in re.findall(r'<form[^>]*action="([^"]*)"', page)
+    assert f'href="/gallery/person/face/delete?name=Ada&amp;face_id={face}"' in page
+    confirm = client.get(f"/gallery/person/face/delete?name=Ada&face_id={face}")
+    text = confirm.get_data(as_text=True)
+    assert confirm.status_code == 200 and face in text and 'name="confirm"' in text
+    assert client.get(f"/gallery/person/face/delete?name=Ada&face_id={'f' * 32}").status_code == 404
+    # posting without ticking the box removes nothing and goes back to the question
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', text).group(1)
+    form = {"csrf_token": csrf, "name": "Ada", "face_id": face}
+    refused = client.post("/gallery/person/face/delete", data=form)
+    assert refused.status_code == 303 and "/gallery/person/face/delete?" in refused.headers["Location"]
+    assert fake.gallery == {"Ada": 2} and not any(c.method == "DELETE" for c in fake.calls)
+    done = client.post("/gallery/person/face/delete", data={**form, "confirm": "yes"}, follow_redirects=True)
+    assert "Removed one face of Ada." in done.get_data(as_text=True) and fake.gallery == {"Ada": 1}

@@ -91,8 +91,11 @@ def resolve_auto(
     try:
         return _create("facenet-vggface2", device, weights_dir, None, batch_size, allow_download=True)
     except WeightsUnavailableError as exc:
-        # One line that says why and how to get the 512-d model (the message names the setting).
-        log.warning("embedder auto: using dlib-resnet (128-d) because %s", exc)
+        # Falling back is the expected path on an offline machine, not a fault: one plain line that
+        # says which embedder serves and why, and how to get the 512-d one (the reason names the setting).
+        log.info(
+            "embedder (FACE_EMBEDDER=auto): dlib-resnet, 128-d, works offline; the 512-d FaceNet is not used: %s", exc
+        )
     return create_embedder("dlib-resnet", device, dlib_model_path=dlib_model_path, batch_size=batch_size)
 
 

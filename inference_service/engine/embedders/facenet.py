@@ -69,7 +69,7 @@ def download_weights(dataset: str) -> Path:
             f"writable ({problem}): set TORCH_HOME to a writable folder, or copy {filename} into a "
             "folder and set FACE_WEIGHTS_DIR to it"
         )
-    log.info("downloading %s FaceNet weights to %s (about 107 MB, once)", dataset, target)
+    log.info("looking for the %s FaceNet weights: trying to download them to %s (about 107 MB, once)", dataset, target)
     partial = target.with_suffix(".part")
     try:
         torch.hub.download_url_to_file(RELEASE_URL + filename, str(partial), progress=False)
