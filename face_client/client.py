@@ -230,6 +230,18 @@ class FaceClient:
         headers = {"Accept": "*/*", **({"Range": range_header} if range_header else {})}
         return self._request("GET", path, stream=True, headers=headers)
 
+    def live_ticket(self) -> dict:
+        """A short-lived ticket for the API's /live WebSocket (``ticket`` is None where none is needed)."""
+        return self._json("POST", "/live/tickets")
+
+    def cameras(self) -> list[dict]:
+        """Each network camera's state, rates and who is in view (GET /cameras)."""
+        return self._list("/cameras", "cameras", "list of cameras")
+
+    def events(self, limit: int = 20) -> list[dict]:
+        """The latest camera events, newest first (GET /events)."""
+        return self._list(f"/events?limit={int(limit)}", "events", "list of events")
+
     # --- plumbing --------------------------------------------------------------------------------
     def _list(self, path: str, key: str, what: str) -> list:
         body = self._json("GET", path)
