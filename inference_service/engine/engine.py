@@ -76,7 +76,14 @@ class FaceEngine:
             embedder = resolve_auto(device, gallery_embedder=gallery_embedder, **common)
         else:
             embedder = create_embedder(settings.embedder, device, gallery_embedder=gallery_embedder, **common)
-        log.info("face engine: detector mtcnn, embedder %s (%d-d) on %s", embedder.name, embedder.dim, device)
+        embedder.flip_tta = settings.flip_tta
+        log.info(
+            "face engine: detector mtcnn, embedder %s (%d-d%s) on %s",
+            embedder.name,
+            embedder.dim,
+            ", flip TTA" if embedder.flip_tta else "",
+            device,
+        )
         return cls(detector, embedder, settings.threshold)
 
     # ------------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from .metrics import (
     split_identities,
     tar_at_far,
 )
+from .tracks import evaluate_tracks, format_track_calibration, format_tracks, manifest_clips
 
 REPORT_FARS = (0.01, 0.001)
 
@@ -86,6 +87,12 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
         help="embedder to evaluate (default: FACE_EMBEDDER, else auto)",
     )
     parser.add_argument("--out", type=Path, default=Path("eval"), help="output folder (default: eval/)")
+    parser.add_argument(
+        "--tracks",
+        action="store_true",
+        help="also judge labelled tracks (manifest only): the manifest's clips as video jobs analyse them, "
+        "labelled in pipeline/evaluation/track_labels.tsv, and tracks simulated from its photos (minutes)",
+    )
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -418,8 +425,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         write_plots(
             out, data.genuine, data.impostor, threshold, metrics["best_threshold"]["threshold"], engine.embedder.name
         )
+    if args.tracks:
+        metrics["tracks"] = _track_section(args, engine, data, threshold, settings.max_pixels)
     _write_json(out / "metrics.json", metrics)
     print(format_summary(metrics))
+    if args.tracks:
+        print(format_tracks(metrics["tracks"]))
     print(f"\nWrote {out}/pairs.csv, metrics.json" + ("" if args.no_plots else ", roc.png, histogram.png") + ".")
     return 0 if "default_threshold" in metrics else 1
 
@@ -471,9 +482,27 @@ def run_calibrate(args: argparse.Namespace) -> int:
     cal = calibrate(data.impostor, args.far, data.genuine)
     embedder = {**engine.describe(), "default_threshold": engine.embedder.default_threshold}
     args.out.mkdir(parents=True, exist_ok=True)
-    _write_json(args.out / "calibration.json", {"dataset": data.source, "embedder": embedder, **cal.to_dict()})
+    payload = {"dataset": data.source, "embedder": embedder, **cal.to_dict()}
+    if args.tracks:
+        section = _track_section(args, engine, data, engine.threshold, settings.max_pixels)
+        payload["tracks"] = {k: v for k, v in section.items() if k != "tracks"}
+    _write_json(args.out / "calibration.json", payload)
     print(format_calibration(cal, embedder, data.source))
+    if args.tracks:
+        print(format_track_calibration(section))
     return 0
+
+
+def _track_section(args: argparse.Namespace, engine, data: Dataset, threshold: float, max_pixels: int) -> dict:
+    """The labelled track evaluation (``--tracks``), at the template threshold that goes with ``threshold``."""
+    from inference_service.analysis.templates import track_threshold_for
+
+    if data.mode != "manifest":
+        raise SystemExit("--tracks needs a manifest dataset (--manifest): its clips and labelled photos")
+    clips = manifest_clips(Path(data.source))
+    return evaluate_tracks(
+        engine, data.faces.specs, data.faces.embeddings, clips, threshold, track_threshold_for(threshold), max_pixels
+    )
 
 
 # --- plumbing ---------------------------------------------------------------------------------------
