@@ -57,6 +57,9 @@ FIGURES: dict[str, tuple[str, str, str]] = {
     "live_name_flips": ("live", "decided track names that changed, stage clip over /live", "0"),
     "live_analysed_fps_720p": ("live", "frames analysed per s, one 25 fps 1280x720 RTSP camera", ">= 8"),
     "recognize_p50_during_live_ratio": ("live", "/recognize p50 while a 720p camera is watched / idle", "<= 2.0"),
+    "live_event_latency_s_p95": ("live", "s from a person entering an empty scene to their event row, p95", "<= 1.0"),
+    "live_lag_growth_s": ("live", "720p camera's lag growth over 10 minutes, s", "<= 0.5"),
+    "live_rss_growth": ("live", "API RSS after / before 10 minutes of a 720p camera", "<= 1.05"),
 }
 REQUIRED = (
     "detect_ratio_1080p",
