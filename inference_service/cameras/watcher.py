@@ -104,6 +104,7 @@ class CameraWatcher:
         self.on_events = on_events
         self.visits = visits
         self._visits_kept = 0.0
+        self._handing_over = False  # stopped for another replica: its visits are resumed there
         self.state: State = "stopped"
         self.since = time.time()
         self.last_error: str | None = None
@@ -124,6 +125,7 @@ class CameraWatcher:
             if any(t.is_alive() for t in self._threads):
                 return
             self._stop = threading.Event()
+            self._handing_over = False
             self._set_state("connecting")
             self._threads = [
                 threading.Thread(
@@ -145,6 +147,7 @@ class CameraWatcher:
         """Stop both threads; waits up to the read timeout for a blocked read to give up.
         ``standby``: another replica watches the camera (its lease)."""
         with self._lock:
+            self._handing_over = state == "standby"
             self._stop.set()
             threads, self._threads = self._threads, []
         wait = self.settings.read_timeout_s + 5 if timeout is None else timeout
@@ -248,7 +251,8 @@ class CameraWatcher:
             self._set_state("stopped", "the analysis failed (see the service log)")
             stop.set()
         finally:
-            self._emit(session.close())
+            if not (self._handing_over and self.visits is not None):
+                self._emit(session.close())  # else who is in view has not left: the new holder resumes them
             self._keep_visits(session, force=True)
             self._session = None
 
