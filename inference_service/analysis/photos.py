@@ -29,6 +29,7 @@ from ..engine import (
     pick_largest,
 )
 from ..engine.images import image_pixels
+from ..engine.thumbnails import face_thumbnail
 from ..gallery import Gallery, Recognition
 
 # Cosine similarities are meaningful to ~1e-4 (float32 embeddings); more digits are noise.
@@ -175,6 +176,7 @@ def _chosen_face_chips(
     uploads: Sequence[tuple[str, bytes]],
     limits: PixelLimits,
     boxes: Sequence[Box | None] = (),
+    thumbnails: list[bytes | None] | None = None,
 ) -> tuple[list[Face], np.ndarray]:
     """One face per upload (see :func:`_chosen_face`) and its aligned chip.
 
@@ -189,6 +191,8 @@ def _chosen_face_chips(
         face = _chosen_face(engine.detect(image), boxes[index] if index < len(boxes) else None, label)
         faces.append(face)
         chips.append(engine.embedder.crops(image, [face]))
+        if thumbnails is not None:  # enrollment keeps a small crop of the face, never the photo
+            thumbnails.append(face_thumbnail(image, face.box))
         del image
     return faces, np.concatenate(chips)
 
@@ -216,9 +220,10 @@ def enroll(
 ) -> dict:
     """Enroll one face of every image (the boxed one, else the largest), or nothing if any image
     is unusable."""
-    faces, chips = _chosen_face_chips(engine, uploads, limits, boxes)
+    thumbnails: list[bytes | None] = []
+    faces, chips = _chosen_face_chips(engine, uploads, limits, boxes, thumbnails)
     vectors = engine.embedder.embed(chips)
-    records = gallery.enroll(identity, vectors, [f.box for f in faces])
+    records = gallery.enroll(identity, vectors, [f.box for f in faces], thumbnails)
     stored = gallery.faces_of(identity) or []
     return {
         "identity": records[0].identity if records else identity,  # an earlier spelling wins

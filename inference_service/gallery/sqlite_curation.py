@@ -43,6 +43,11 @@ class SQLiteCuration(SQLitePeople):
             f"WHERE {where} ORDER BY rowid",
             args,
         ).fetchall()
+        # the thumbnails go with their faces' rows (the foreign key cascades), so they are put back
+        thumbs = cur.execute(
+            f"SELECT face_id, jpeg FROM face_thumbnails WHERE face_id IN (SELECT face_id FROM faces WHERE {where})",
+            args,
+        ).fetchall()
         cur.execute(f"DELETE FROM faces WHERE {where}", args)
         self._count_deleted(cur, len(rows))
         cur.executemany(
@@ -50,6 +55,7 @@ class SQLiteCuration(SQLitePeople):
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(row[0], to, *row[1:]) for row in rows],
         )
+        cur.executemany("INSERT INTO face_thumbnails(face_id, jpeg) VALUES (?, ?)", thumbs)
 
     def rename_identity(self, identity: str, new_name: str) -> tuple[str, list[str]]:
         context = current()
