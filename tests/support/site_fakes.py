@@ -37,6 +37,8 @@ class FakeApi(BaseAdapter):
         self.flagged: dict[tuple[str, str], float] = {}
         self.pairs: list[dict] | None = None
         self.distinct: set[frozenset[str]] = set()
+        # thumbnails the API kept, by (name, face id); faces not here answer 404 (enrolled before)
+        self.thumbnails: dict[tuple[str, str], bytes] = {}
 
     def send(self, request, **kwargs):  # noqa: ANN001 - requests' adapter signature
         self.calls.append(request)
@@ -46,7 +48,7 @@ class FakeApi(BaseAdapter):
             status, detail, headers = self.fail
             return self._reply(request, status, {"detail": detail}, headers)
         path = unquote(urlsplit(request.url).path)
-        curated = self._curation(request, path)
+        curated = self._thumbnail(request, path) or self._curation(request, path)
         if curated is not None:
             return curated
         if request.method == "POST" and path == "/recognize":
@@ -107,6 +109,15 @@ class FakeApi(BaseAdapter):
                 face.update(agreement=self.flagged[name, face["face_id"]], flagged=True)
         return self._reply(request, 200, {"name": name, "faces": faces, "consent": None})
 
+    def _thumbnail(self, request, path: str) -> requests.Response | None:  # noqa: ANN001
+        match = re.fullmatch(r"/identities/([^/]+)/faces/([0-9a-f]{32})/thumbnail", path)
+        if request.method != "GET" or not match:
+            return None
+        jpeg = self.thumbnails.get((match[1], match[2]))
+        if jpeg is None:
+            return self._reply(request, 404, {"detail": f"no thumbnail of face {match[2]}"})
+        return self._reply(request, 200, None, {"content-type": "image/jpeg"}, raw=jpeg)
+
     def _curation(self, request, path: str) -> requests.Response | None:  # noqa: ANN001
         """Rename, merge, move a face, the gallery report and "not the same person", as the API answers
         them (404 for an unknown person or face, 409 for a taken name, 422 for a no-op)."""
@@ -144,10 +155,14 @@ class FakeApi(BaseAdapter):
         return self._reply(request, 200, {"name": target, "faces": self.gallery[target], "moved": ["0" * 32] * moved})
 
     @staticmethod
-    def _reply(request, status: int, body: object, headers: dict[str, str] | None = None) -> requests.Response:
+    def _reply(
+        request, status: int, body: object, headers: dict[str, str] | None = None, raw: bytes | None = None
+    ) -> requests.Response:
         response = requests.Response()
         response.status_code = status
-        response._content = b"" if body is None else json.dumps(body).encode()
+        response._content = raw if raw is not None else b"" if body is None else json.dumps(body).encode()
+        if raw is not None:  # the client streams these: a body to close as a real one has
+            response.raw = io.BytesIO(raw)
         response.headers.update({"content-type": "application/json", **(headers or {})})
         response.url = request.url
         response.request = request
