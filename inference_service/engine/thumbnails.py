@@ -26,10 +26,23 @@ def face_thumbnail(rgb: np.ndarray, box: Sequence[float]) -> bytes | None:
     right, bottom = min(w, int(np.ceil(x2 + mx))), min(h, int(np.ceil(y2 + my)))
     if right <= left or bottom <= top:
         return None
-    crop = rgb[top:bottom, left:right]
+    return _encode(rgb[top:bottom, left:right])
+
+
+def _encode(crop: np.ndarray) -> bytes | None:
+    """An RGB crop scaled down to ``SIDE`` and encoded as JPEG."""
     scale = min(1.0, SIDE / max(crop.shape[:2]))
     if scale < 1.0:
         size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
         crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
     return data.tobytes() if ok else None
+
+
+def shrink_jpeg(data: bytes) -> bytes | None:
+    """A face crop already cut (a video track's kept face, ~0.25 margin) as a thumbnail; None when
+    it does not decode. For our own files only: the decode is not bounded like an upload's."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        return None
+    return _encode(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
