@@ -168,6 +168,11 @@ class ExportedFace(BaseModel):
     box: Box | None = Field(description="Where the face was in its (not kept) source image, or null.")
     created_at: str = Field(description="When it was enrolled, ISO 8601 UTC.")
     embedding: list[float] = Field(description="The stored embedding, as stored.")
+    thumbnail_jpeg_base64: str | None = Field(
+        None,
+        description="The small JPEG crop of the face kept at enrollment, base64; null for a face enrolled "
+        "before thumbnails were kept.",
+    )
 
 
 class VideoTrackSource(BaseModel):
@@ -184,7 +189,7 @@ class IdentityExport(BaseModel):
         description="Every consent record given, one per enrollment that carried one, oldest first."
     )
     expires_at: str | None = Field(description="When the identity is erased (ISO 8601 UTC), or null.")
-    faces: list[ExportedFace] = Field(description="Every stored face, with its embedding.")
+    faces: list[ExportedFace] = Field(description="Every stored face, with its embedding and thumbnail.")
     audit: list[AuditEventModel] = Field(
         description="Every audit event about this person since their first enrollment (not about an earlier "
         "person who had the name), this export included."

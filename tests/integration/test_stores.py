@@ -7,6 +7,7 @@ identity with it, and a persistent store serves the same faces after a reopen.
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 from dataclasses import replace
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from inference_service.gallery import GalleryMismatchError, MemoryStore, open_store
+from inference_service.gallery.audit import Actor, WriteContext
 
 from support.records import DIM, EMBEDDER, make_records
 
@@ -211,3 +213,12 @@ def test_thumbnails_are_kept_with_their_faces_moved_with_them_and_erased_with_th
     assert rows() == {ada[1].face_id}
     assert store.delete_identity("Cy") == 1
     assert rows() == set()
+
+
+def test_export_includes_each_faces_thumbnail(stored_thumbnails):
+    store, _ = stored_thumbnails
+    ada = make_records("Ada", 2, 1)
+    store.add_faces([replace(ada[0], thumbnail=b"\xff\xd8jpeg"), ada[1]])
+    exported = {f["face_id"]: f for f in store.export_identity("ada", WriteContext(actor=Actor("test")))["faces"]}
+    assert exported[ada[0].face_id]["thumbnail_jpeg_base64"] == base64.b64encode(b"\xff\xd8jpeg").decode()
+    assert exported[ada[1].face_id]["thumbnail_jpeg_base64"] is None
