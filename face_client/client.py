@@ -126,11 +126,13 @@ class FaceClient:
         boxes: Sequence[str] | None = None,
         consent: str | None = None,
         expires_at: str | None = None,
+        force: bool = False,
     ) -> Enrollment:
         """``POST /identities/{name}/faces``: one face of each image (the one at its ``box``,
         ``"x1,y1,x2,y2"``, else the largest), all or nothing. ``consent`` and ``expires_at`` are
-        sent only when given, for APIs that record them."""
-        data: dict[str, Any] = {}
+        sent only when given, for APIs that record them; ``force`` enrolls faces the API's
+        quality gate would refuse (422) as too small, dark or blurred."""
+        data: dict[str, Any] = {"force": "true"} if force else {}
         if boxes:
             data["box"] = list(boxes)
         if consent:
@@ -231,9 +233,14 @@ class FaceClient:
     def delete_video(self, job_id: str) -> None:
         self._request("DELETE", f"/videos/{_segment(job_id)}", write=True).close()
 
-    def enroll_track(self, job_id: str, track_id: int, name: str, consent: str | None = None) -> Enrollment:
-        """``POST /videos/{id}/tracks/{track}/enroll``: up to 5 of the track's best faces under ``name``."""
+    def enroll_track(
+        self, job_id: str, track_id: int, name: str, consent: str | None = None, force: bool = False
+    ) -> Enrollment:
+        """``POST /videos/{id}/tracks/{track}/enroll``: up to 5 of the track's best faces under ``name``
+        (``force``: also those the quality gate leaves out)."""
         body: dict[str, Any] = {"name": name} if consent is None else {"name": name, "consent": consent}
+        if force:
+            body["force"] = True
         return self._json("POST", f"/videos/{_segment(job_id)}/tracks/{int(track_id)}/enroll", write=True, json=body)
 
     def stream(self, path: str, range_header: str | None = None) -> requests.Response:

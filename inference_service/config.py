@@ -152,6 +152,13 @@ class Settings(BaseSettings):
         description="Images whose longest side exceeds this are detected on a downscaled copy.",
     )
     batch_size: int = Field(32, ge=1, description="Faces per embedder forward pass.")
+    # README "Flip test-time augmentation": on ../shared/faces it widens the dlib-resnet margin
+    # between the lowest same-person and the highest stranger score; it costs a second forward
+    # pass per face (the mirror image, in the same batch).
+    flip_tta: bool = Field(
+        True,
+        description="Embed each face and its mirror image and average them (flip test-time augmentation).",
+    )
 
     @field_validator("api_keys")
     @classmethod

@@ -2,8 +2,8 @@
 
 A :class:`LiveSession` is the video jobs' analysis run one frame at a time: the same matcher
 (:class:`~.matcher.EngineMatcher`), the same :class:`~.tracking.Tracker` and the same naming rule
-(:func:`~.tracking.decide_identity`), so a face on a camera is named as it would be in an uploaded
-video. What live video adds:
+(:func:`~.templates.name_track`: frames and track template), so a face on a camera is named as
+it would be in an uploaded video. What live video adds:
 
 * **naming once decided**: a track is *decided* once it has ``min_faces`` faces, named or unknown.
   A decided name stays while later frames merely fail to confirm it (a turned head); only a
@@ -30,7 +30,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 
-from .tracking import Track, Tracker, TrackerConfig, decide_identity
+from .templates import name_track
+from .tracking import Track, Tracker, TrackerConfig
 
 # The naming rule looks at a track's best half of faces; 64 recent faces is several seconds of
 # analysed video at live rates, enough for the decision and a bound on memory per person in view.
@@ -176,8 +177,13 @@ class LiveSession:
 
     # ------------------------------------------------------------------------------------------
     def _decide(self, track: Track, state: _TrackState, now: float) -> list[TrackEvent]:
-        decision = decide_identity(
-            track.detections, self.matcher.threshold, margin=self.margin, min_faces=self.min_faces
+        decision = name_track(
+            track.detections,
+            self.matcher.threshold,
+            getattr(self.matcher, "track_threshold", self.matcher.threshold),
+            getattr(self.matcher, "template_candidates", None),
+            margin=self.margin,
+            min_faces=self.min_faces,
         )
         if not state.decided:
             if len(track.detections) < self.min_faces:

@@ -127,13 +127,29 @@ async def enroll(
             "this enrollment (none when unset)."
         ),
     ),
+    force: bool = Form(
+        False,
+        description=(
+            "Enroll faces that fail the quality gate (narrower than 40 px, too dark or too blurred, "
+            "README 'Enrollment quality gate'); without it such a photo is refused with 422 saying why."
+        ),
+    ),
 ) -> dict:
     name = validate_name(name)
     boxes = parse_boxes(box, len(image))
     context = enrollment_context(request, services, consent, expires_at)
     uploads = [(upload_label(f, "image", i, len(image)), await read_upload(f)) for i, f in enumerate(image)]
     return await services.pool.run(
-        _acting, context, photos.enroll, services.engine, services.gallery, name, uploads, services.pixel_limits, boxes
+        _acting,
+        context,
+        photos.enroll,
+        services.engine,
+        services.gallery,
+        name,
+        uploads,
+        services.pixel_limits,
+        boxes,
+        force,
     )
 
 
