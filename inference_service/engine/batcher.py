@@ -53,7 +53,7 @@ class Priority(enum.IntEnum):
 @dataclass
 class _Job:
     kind: Kind
-    items: Sequence[np.ndarray]  # images (detect, analyze) or face chips (embed)
+    items: Sequence[np.ndarray] | np.ndarray  # images (detect, analyze) or an N x S x S x 3 array of chips (embed)
     priority: Priority
     arrived: float
     order: int
@@ -113,7 +113,7 @@ class Batcher:
         self._thread.join()
 
     # --- the dispatcher -----------------------------------------------------------------------
-    def _submit(self, kind: Kind, items: Sequence[np.ndarray], priority: Priority) -> Any:
+    def _submit(self, kind: Kind, items: Sequence[np.ndarray] | np.ndarray, priority: Priority) -> Any:
         job = _Job(kind, items, priority, time.perf_counter(), 0)
         with self._cond:
             if self._closed:
@@ -140,7 +140,8 @@ class Batcher:
                     break
                 self._cond.wait(left)
             self._queue.sort(key=lambda job: (job.priority, job.order))
-            batch, images = [], 0
+            batch: list[_Job] = []
+            images = 0
             for job in self._queue:
                 if batch and images + len(job.items) > self.max_images:
                     break

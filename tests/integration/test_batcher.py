@@ -73,7 +73,9 @@ def test_concurrent_requests_share_a_pass_with_the_results_of_running_alone(engi
 
 def test_a_bad_image_fails_only_its_request(engine, photos, shared):
     grey = np.zeros((64, 64), np.uint8)
-    results = concurrently([lambda: engine.analyze(photos[0]), lambda: engine.detect(grey), lambda: engine.analyze(photos[1])])
+    results = concurrently(
+        [lambda: engine.analyze(photos[0]), lambda: engine.detect(grey), lambda: engine.analyze(photos[1])]
+    )
     assert isinstance(results[1], ValueError)
     assert len(results[0]) >= 1 and len(results[2]) >= 1
     assert shared.stats.retried_alone == 3
@@ -88,7 +90,9 @@ def test_the_api_answers_the_same_with_shared_passes(engine, faces_dir, manifest
     gallery = Gallery(MemoryStore(), engine.embedder.name, engine.embedder.dim)
     expected = engine.analyze(load_image(data))
     gallery.enroll("someone", np.stack([expected[0].embedding]), [expected[0].face.box])
-    app = create_app(Settings(embedder="dlib-resnet", batch="on", batch_window_ms=20, workers=4), engine=engine, gallery=gallery)
+    app = create_app(
+        Settings(embedder="dlib-resnet", batch="on", batch_window_ms=20, workers=4), engine=engine, gallery=gallery
+    )
     with TestClient(app) as client:
         assert engine.batcher is not None
         answers = concurrently([lambda: client.post("/recognize", files={"image": ("p.jpg", data)}) for _ in range(4)])

@@ -89,7 +89,11 @@ def test_concurrent_requests_share_one_pass_and_each_gets_its_own_result(batcher
 def test_detect_analyze_and_embed_jobs_meet_in_one_pass(batcher, detector):
     chips = np.full((2, 4, 4, 3), 9, np.uint8)
     detected, analyzed, embedded = run_concurrently(
-        [lambda: batcher.detect([image(3)]), lambda: batcher.analyze([image(4), image(5)]), lambda: batcher.embed(chips)]
+        [
+            lambda: batcher.detect([image(3)]),
+            lambda: batcher.analyze([image(4), image(5)]),
+            lambda: batcher.embed(chips),
+        ]
     )
     assert batcher.stats.passes == 1
     assert [f.box[0] for f in detected[0]] == [3]
