@@ -178,18 +178,18 @@ class FaceClient:
         path = f"/identities/{_segment(name)}/faces/{_segment(face_id)}/move"
         return self._json("POST", path, write=True, json=body)
 
-    def gallery_report(self) -> GalleryReport:
+    def gallery_report(self, limit: int = 100) -> GalleryReport:
         """``GET /gallery/report``: ``pairs`` of identities that may be one person (best first, a pair
-        marked distinct left out) and ``flagged`` faces that may not be their identity's."""
-        body = self._json("GET", "/gallery/report")
+        dismissed as distinct left out) and ``flagged`` faces that may not be their identity's."""
+        body = self._json("GET", "/gallery/report", params={"limit": int(limit)})
         if not isinstance(body, dict) or not isinstance(body.get("pairs"), list):
             raise ApiError("The face service answered with an unexpected gallery report", status=502, api_status=200)
         return cast(GalleryReport, body)
 
-    def mark_distinct(self, a: str, b: str) -> None:
-        """``POST /gallery/distinct``: ``a`` and ``b`` are not the same person; the report stops
-        suggesting the pair."""
-        self._request("POST", "/gallery/distinct", write=True, json={"a": a, "b": b}).close()
+    def dismiss_pair(self, a: str, b: str) -> None:
+        """``POST /gallery/report/dismissed``: ``a`` and ``b`` are not the same person; the report
+        stops suggesting the pair."""
+        self._request("POST", "/gallery/report/dismissed", write=True, json={"a": a, "b": b}).close()
 
     # --- video jobs ------------------------------------------------------------------------------
     def upload_video(self, filename: str, content_type: str, stream: IO[bytes]) -> VideoJob:

@@ -48,7 +48,7 @@ def distinct():
     if not a or not b:
         return redirect(url_for("report.index"), code=303)
     try:
-        face_api().mark_distinct(a, b)
+        face_api().dismiss_pair(a, b)
     except ApiError as exc:
         if exc.api_status == 404 and exc.detail == NO_ROUTE:
             flash("The face service cannot remember that two people differ (it is older than this site).", "error")

@@ -8,17 +8,26 @@ unless a rename asks to merge.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
 from ..gallery import curation, validate_name
 from ..gallery.audit import acting
 from ..gallery.errors import IdentityExistsError, IdentityNotFoundError
 from ..gallery.names import name_key
 from ..gallery.report import gallery_report
-from .app_state import Services, get_services
+from .app_state import Services
 from .audit import enrollment_context, write_context
+from .deps import ServicesDep
 from .identities import NamePath
-from .schemas import CurationResult, GalleryReport, MergeRequest, MoveRequest, RenameRequest, error_responses
+from .schemas import (
+    CurationResult,
+    DismissRequest,
+    GalleryReport,
+    MergeRequest,
+    MoveRequest,
+    RenameRequest,
+    error_responses,
+)
 from .security import require_api_key, require_read_key
 
 router = APIRouter(tags=["identities"])
@@ -50,7 +59,10 @@ def _exists(exc: IdentityExistsError) -> HTTPException:
     summary="Rename an identity (or, with merge=true, merge it into the identity that has the name)",
 )
 def rename_identity(
-    request: Request, body: RenameRequest, name: str = NamePath, services: Services = Depends(get_services)
+    services: ServicesDep,
+    request: Request,
+    body: RenameRequest,
+    name: str = NamePath,
 ) -> dict:
     name, new_name = validate_name(name), validate_name(body.name)
     with acting(write_context(request, services)):
@@ -79,7 +91,10 @@ def rename_identity(
     summary="Move every face of an identity into another and remove it (histories and consents kept)",
 )
 def merge_identity(
-    request: Request, body: MergeRequest, name: str = NamePath, services: Services = Depends(get_services)
+    services: ServicesDep,
+    request: Request,
+    body: MergeRequest,
+    name: str = NamePath,
 ) -> dict:
     name, into = validate_name(name), validate_name(body.into)
     if name_key(name) == name_key(into):
@@ -101,11 +116,11 @@ def merge_identity(
     summary="Move one face to another identity (created when new); an identity left empty is removed",
 )
 def move_face(
+    services: ServicesDep,
     request: Request,
     body: MoveRequest,
     name: str = NamePath,
     face_id: str = FaceIdPath,
-    services: Services = Depends(get_services),
 ) -> dict:
     name, to = validate_name(name), validate_name(body.to)
     if name_key(name) == name_key(to):
@@ -132,11 +147,32 @@ def move_face(
     summary="The gallery's likely mistakes: identities that may be one person, faces that may not be theirs",
 )
 def report(
+    services: ServicesDep,
     limit: int = Query(100, ge=1, le=1000, description="At most this many pairs and this many flagged faces."),
-    services: Services = Depends(get_services),
 ) -> dict:
     """Read from the store (every replica answers the same), measured with the service's
     recognition threshold: pairs of identities whose templates are at least that similar, best
     first; faces whose agreement with the rest of their identity is below it, worst first."""
-    table = services.gallery.store.load_table(services.gallery.dim)
-    return gallery_report(table, services.engine.threshold, limit).as_json()
+    store = services.gallery.store
+    table = store.load_table(services.gallery.dim)
+    return gallery_report(table, services.engine.threshold, limit, store.dismissed_pairs()).as_json()
+
+
+@router.post(
+    "/gallery/report/dismissed",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(400, 401, 404, 422, 503, 507),
+    dependencies=[Depends(require_api_key)],
+    summary="Say two identities are not the same person: the report stops suggesting the pair",
+)
+def dismiss_pair(services: ServicesDep, request: Request, body: DismissRequest) -> Response:
+    a, b = validate_name(body.a), validate_name(body.b)
+    if name_key(a) == name_key(b):
+        raise HTTPException(422, "a and b name the same identity")
+    with acting(write_context(request, services)):
+        try:
+            services.gallery.store.dismiss_pair(a, b)
+        except IdentityNotFoundError as exc:
+            raise _not_found(exc) from None
+    return Response(status_code=204)

@@ -228,6 +228,11 @@ class FlaggedFace(BaseModel):
     agreement: float = Field(description="Its similarity to the template of the identity's other faces.")
 
 
+class DismissRequest(BaseModel):
+    a: str = Field(description="An identity.")
+    b: str = Field(description="Another identity, said not to be the same person.")
+
+
 class GalleryReport(BaseModel):
     pairs: list[SimilarPair] = Field(description="Identities that may be one person, most similar first.")
     flagged: list[FlaggedFace] = Field(description="Faces that may not be their identity's person, worst first.")

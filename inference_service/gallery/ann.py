@@ -19,12 +19,17 @@ returns are exact, only a face the IVF does not propose can be missed.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import faiss
 import numpy as np
+
+# faiss says which CPU build it loads, at INFO, when imported: noise in every start-up's log, and a
+# start that must stop says so in one line (tests/live/test_startup.py counts them).
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+import faiss  # noqa: E402  (after quieting its loader)
 
 # k-means seed: any fixed number; the same on every replica.
 TRAIN_SEED = 1234

@@ -16,6 +16,7 @@ class MemoryStore(GalleryStore):
 
     def __init__(self) -> None:
         self._records: list[FaceRecord] = []
+        self._dismissed: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
     def embedder(self) -> str | None:
@@ -87,6 +88,18 @@ class MemoryStore(GalleryStore):
             target = self._name(to) or to
             self._relabel({face_id}, target)
         return target
+
+    def dismiss_pair(self, a: str, b: str) -> None:
+        with self._lock:
+            for name in (a, b):
+                if self._name(name) is None:
+                    raise IdentityNotFoundError(name)
+            x, y = identity_key(a), identity_key(b)
+            self._dismissed.add((min(x, y), max(x, y)))
+
+    def dismissed_pairs(self) -> set[tuple[str, str]]:
+        with self._lock:
+            return set(self._dismissed)
 
     def close(self) -> None:
         pass

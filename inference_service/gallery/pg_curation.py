@@ -81,6 +81,7 @@ class PostgresCuration(PostgresPeople):
                 "UPDATE gallery_consents SET identity_uid = %s WHERE identity_uid = %s", (target_uid, source_uid)
             )
             cur.execute("UPDATE gallery_audit SET identity_uid = %s WHERE identity_uid = %s", (target_uid, source_uid))
+            cur.execute("DELETE FROM gallery_dismissed_pairs WHERE uid_a = %s OR uid_b = %s", (source_uid, source_uid))
             expiries = [e for e in (source_expiry, target_expiry) if e is not None]
             cur.execute(
                 "UPDATE gallery_identities SET expires_at = %s, (consent, consent_at, consent_by) = "
@@ -127,6 +128,25 @@ class PostgresCuration(PostgresPeople):
             return target, ("move", name_key(source), source, [uuid.UUID(face_id)])
 
         return self._write(work)
+
+    def dismiss_pair(self, a: str, b: str) -> None:
+        """Not in the change log: only the report reads it, from the database."""
+        context = current()
+        with self._cursor() as cur:
+            pair = sorted((self._found(cur, a)[1], self._found(cur, b)[1]), key=str)
+            cur.execute(
+                "INSERT INTO gallery_dismissed_pairs (uid_a, uid_b, key_label) VALUES (%s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                (*pair, None if context is None else context.actor.key_label),
+            )
+
+    def dismissed_pairs(self) -> set[tuple[str, str]]:
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT a.name_key, b.name_key FROM gallery_dismissed_pairs d "
+                "JOIN gallery_identities a ON a.uid = d.uid_a JOIN gallery_identities b ON b.uid = d.uid_b"
+            )
+            return {(min(x, y), max(x, y)) for x, y in cur.fetchall()}
 
     def _created(self, cur: Cursor, name: str, context: WriteContext | None) -> tuple[int, Any, str]:
         """A new identity for a moved face, with the consent and expiry the request carried."""

@@ -72,6 +72,7 @@ class PostgresPeople:
         """The person's consent history goes with them; the erase is audited, and with
         ``forget_names`` their earlier rows lose the name and consent texts."""
         cur.execute("DELETE FROM gallery_consents WHERE identity_uid = %s", (uid,))
+        cur.execute("DELETE FROM gallery_dismissed_pairs WHERE uid_a = %s OR uid_b = %s", (uid, uid))
         if context is None:
             return
         seq = self._append_audit(cur, action, uid, name, face_ids, context)

@@ -125,6 +125,13 @@ CREATE TABLE IF NOT EXISTS gallery_consents (
     key_label text
 );
 CREATE INDEX IF NOT EXISTS gallery_consents_by_uid ON gallery_consents(identity_uid, seq);
+CREATE TABLE IF NOT EXISTS gallery_dismissed_pairs (
+    uid_a uuid NOT NULL,
+    uid_b uuid NOT NULL,
+    at timestamptz NOT NULL DEFAULT now(),
+    key_label text,
+    PRIMARY KEY (uid_a, uid_b)
+);
 """
 # A rename, merge or move is logged as ``move``: the faces named leave the identity named and are
 # re-read (with the identity they belong to now) by the replicas, like an ``add``.

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse
 
+from .names import identity_key
 from .store import FaceRecord, FaceTable
 
 PAIR_BLOCK = 1024  # template rows per similarity block: 1024 x 10,000 floats is 40 MB
@@ -54,8 +55,11 @@ def face_agreements(records: list[FaceRecord], threshold: float) -> list[tuple[f
     return [(None, False) if np.isnan(a) else (float(a), bool(a < threshold)) for a in found]
 
 
-def gallery_report(table: FaceTable, threshold: float, limit: int = 100) -> Report:
-    """Up to ``limit`` pairs and ``limit`` flagged faces of the stored gallery."""
+def gallery_report(
+    table: FaceTable, threshold: float, limit: int = 100, dismissed: set[tuple[str, str]] | None = None
+) -> Report:
+    """Up to ``limit`` pairs and ``limit`` flagged faces of the stored gallery; ``dismissed``
+    pairs of name keys (said not to be one person) are not suggested again."""
     n = len(table.face_ids)
     if n == 0:
         return Report([], [])
@@ -87,6 +91,9 @@ def gallery_report(table: FaceTable, threshold: float, limit: int = 100) -> Repo
             found.extend(zip(block[rows, cols].tolist(), (rows + start).tolist(), (cols + start).tolist()))
     found.sort(key=lambda item: -item[0])
     names = [table.names[int(i)] for i in live]
+    if dismissed:
+        keys = [identity_key(name) for name in names]
+        found = [f for f in found if (min(keys[f[1]], keys[f[2]]), max(keys[f[1]], keys[f[2]])) not in dismissed]
     pairs = [(names[i], names[j], s) for s, i, j in found[:limit]]
     return Report(pairs, flagged)
 

@@ -84,6 +84,7 @@ class SQLiteCuration(SQLitePeople):
             # both people's histories become the merged identity's
             cur.execute("UPDATE consents SET identity_uid = ? WHERE identity_uid = ?", (target_uid, source_uid))
             cur.execute("UPDATE audit SET identity_uid = ? WHERE identity_uid = ?", (target_uid, source_uid))
+            cur.execute("DELETE FROM dismissed_pairs WHERE uid_a = ? OR uid_b = ?", (source_uid, source_uid))
             expiries = [e for e in (source_expiry, target_expiry) if e is not None]
             cur.execute(
                 "UPDATE identities SET expires_at = ?, (consent, consent_at, consent_by) = "
@@ -117,6 +118,24 @@ class SQLiteCuration(SQLitePeople):
                 cur.execute("DELETE FROM identities WHERE uid = ?", (source_uid,))
                 self._erased(cur, source_uid, source, [], "delete_identity", None)
         return target
+
+    def dismiss_pair(self, a: str, b: str) -> None:
+        context = current()
+        with self._transaction():
+            cur = self._db
+            pair = sorted((self._found(cur, a)[0], self._found(cur, b)[0]))
+            cur.execute(
+                "INSERT OR IGNORE INTO dismissed_pairs(uid_a, uid_b, at, key_label) VALUES (?, ?, ?, ?)",
+                (*pair, utc_text(now_utc()), None if context is None else context.actor.key_label),
+            )
+
+    def dismissed_pairs(self) -> set[tuple[str, str]]:
+        with self._reading():
+            rows = self._db.execute(
+                "SELECT a.name_key, b.name_key FROM dismissed_pairs d JOIN identities a ON a.uid = d.uid_a "
+                "JOIN identities b ON b.uid = d.uid_b"
+            ).fetchall()
+        return {(min(x, y), max(x, y)) for x, y in rows}
 
     def _created(self, cur: Cursor, name: str, context: WriteContext | None) -> tuple[str, str]:
         """A new identity for a moved face, with the consent and expiry the request carried."""

@@ -76,6 +76,7 @@ class SQLitePeople:
         """The person's consent history goes with them; the erase is audited, and with
         ``forget_names`` their earlier rows lose the name and consent texts."""
         cur.execute("DELETE FROM consents WHERE identity_uid = ?", (uid,))
+        cur.execute("DELETE FROM dismissed_pairs WHERE uid_a = ? OR uid_b = ?", (uid, uid))
         if context is None:
             return
         seq = self._append_audit(cur, action, uid, name, face_ids, context)

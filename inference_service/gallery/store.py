@@ -117,6 +117,16 @@ class GalleryStore(ABC):
         and consent records are kept, the earlier expiry wins. Returns (the target's name, the
         face ids moved)."""
 
+    def dismiss_pair(self, a: str, b: str) -> None:
+        """Remember that ``a`` and ``b`` are not the same person (the report stops suggesting
+        them); ``IdentityNotFoundError`` when either is absent. Forgotten when either is erased
+        or merged away."""
+        raise NotImplementedError
+
+    def dismissed_pairs(self) -> set[tuple[str, str]]:
+        """The dismissed pairs as (name key, name key), the smaller key first."""
+        return set()
+
     @abstractmethod
     def move_face(self, identity: str, face_id: str, to: str) -> str:
         """Move one face to ``to`` (created when new, with the write context's consent and

@@ -12,7 +12,6 @@ sees the suggestion gone; it needs the API's report (``GET /gallery/report``).
 from __future__ import annotations
 
 import pytest
-import requests
 
 from face_client import FaceClient, Upload
 
@@ -42,11 +41,6 @@ def photo(faces_dir, relative: str) -> Upload:
     return Upload(path.name, path.read_bytes(), "image/png" if path.suffix == ".png" else "image/jpeg")
 
 
-def has_report(api: FaceClient) -> bool:
-    response = requests.get(api.base_url + "/gallery/report", headers={"X-API-Key": READ}, timeout=60)
-    return response.status_code != 404
-
-
 def submit(page, form) -> None:
     with page.expect_navigation():
         form.locator("button[type=submit]").click()
@@ -58,7 +52,6 @@ def test_rename_merge_from_the_chooser_and_move_a_face(stack, browser, faces_dir
     wrong = api.enroll("Barack", [photo(faces_dir, "gallery/biden/1.jpg")])["added"][0]["face_id"]
     api.enroll("Obama 2", [photo(faces_dir, "gallery/obama/2.jpg")], consent="e2e")
     api.enroll("Joe Biden", [photo(faces_dir, "gallery/biden/2.jpg")], consent="e2e")
-    reported = has_report(api)
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     blocked = csp_messages(page)
@@ -71,9 +64,9 @@ def test_rename_merge_from_the_chooser_and_move_a_face(stack, browser, faces_dir
     rename.locator("input[name=new_name]").fill("Barack Obama")
     submit(page, rename)
     assert "Renamed Barack to Barack Obama." in page.inner_text("main")
-    if reported:  # the Biden face does not agree with the Obama face
-        row = page.locator("tr", has=page.locator(f"code:text-is('{wrong}')"))
-        assert "may not be this person" in row.inner_text()
+    # the Biden face does not agree with the Obama face
+    row = page.locator("tr", has=page.locator(f"code:text-is('{wrong}')"))
+    assert "may not be this person" in row.inner_text()
 
     # merge "Obama 2" into him, chosen in the chooser (the most similar first when the API reports)
     page.goto(web.url + "/gallery/person?name=Obama 2")
@@ -81,8 +74,7 @@ def test_rename_merge_from_the_chooser_and_move_a_face(stack, browser, faces_dir
         page.get_by_role("link", name="Merge Obama 2 into another person…").click()
     choices = page.locator("input[name=into]").evaluate_all("els => els.map(e => e.value)")
     assert sorted(choices) == ["Barack Obama", "Joe Biden"]
-    if reported:
-        assert choices[0] == "Barack Obama", choices
+    assert choices[0] == "Barack Obama", choices  # the most similar first, from the API's report
     page.locator("input[name=into][value='Barack Obama']").check()
     page.check("#confirm")
     SCREENSHOT.parent.mkdir(exist_ok=True)
@@ -106,15 +98,8 @@ def test_rename_merge_from_the_chooser_and_move_a_face(stack, browser, faces_dir
     assert [f["identity"] for f in probe["faces"]] == ["Barack Obama"]
 
 
-def remembers_distinct_pairs(api: FaceClient) -> bool:
-    paths = requests.get(api.base_url + "/openapi.json", headers={"X-API-Key": READ}, timeout=60).json()["paths"]
-    return "/gallery/distinct" in paths
-
-
 def test_not_the_same_person_is_remembered_on_the_report(stack, browser, faces_dir):
     _, web, api = stack
-    if not has_report(api) or not remembers_distinct_pairs(api):
-        pytest.skip("the API does not remember 'not the same person' yet (POST /gallery/distinct, issue 20 item 5)")
     api.enroll("Rose", [photo(faces_dir, "gallery/rose_leslie/1.jpg")], consent="e2e")
     api.enroll("Rose L", [photo(faces_dir, "gallery/rose_leslie/2.jpg")], consent="e2e")
     page = browser.new_page(viewport={"width": 1280, "height": 900})

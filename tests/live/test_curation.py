@@ -231,3 +231,36 @@ def test_a_replica_follows_renames_merges_and_moves_whole(pg_url):
                 sync.stop()
         a.close()
         b.close()
+
+
+def test_not_the_same_person_is_remembered_and_forgotten_with_the_person(client, faces_dir, gallery_url):
+    c = client
+    enroll(c, faces_dir, "Obama", ["gallery/obama/1.jpg"], "form 1")
+    enroll(c, faces_dir, "Barack", ["gallery/obama/2.jpg"], "form 2")
+    enroll(c, faces_dir, "Biden", ["gallery/biden/1.jpg"], "form 3")
+    pairs = c.get("/gallery/report", headers=READ).json()["pairs"]
+    assert [{p["a"], p["b"]} for p in pairs] == [{"Obama", "Barack"}]
+    url = "/gallery/report/dismissed"
+    assert c.post(url, json={"a": "obama", "b": "barack"}, headers=READ).status_code == 401
+    assert c.post(url, json={"a": "obama", "b": "OBAMA"}, headers=headers("ops")).status_code == 422
+    assert c.post(url, json={"a": "obama", "b": "Nobody"}, headers=headers("ops")).status_code == 404
+    assert c.post(url, json={"a": "barack", "b": "obama"}, headers=headers("ops")).status_code == 204
+    assert c.post(url, json={"a": "Obama", "b": "Barack"}, headers=headers("ops")).status_code == 204  # again: once
+    assert c.get("/gallery/report", headers=READ).json()["pairs"] == []
+    table = ("dismissed_pairs", "gallery_dismissed_pairs")[gallery_url.startswith("postgresql")]
+    assert len(stored_rows(gallery_url, f"SELECT uid_a, uid_b FROM {table}")) == 1
+    # a rename keeps the judgement (same person, same uid); erasing either forgets it
+    assert c.patch("/identities/Barack", json={"name": "Barack O"}, headers=headers("ops")).status_code == 200
+    assert c.get("/gallery/report", headers=READ).json()["pairs"] == []
+    assert c.delete("/identities/Barack%20O", headers=headers("default")).status_code == 204
+    assert stored_rows(gallery_url, f"SELECT uid_a, uid_b FROM {table}") == []
+
+
+def stored_rows(url: str, sql: str) -> list[tuple]:
+    if url.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(url) as db:
+            return [tuple(r) for r in db.execute(sql).fetchall()]
+    with sqlite3.connect(url) as db:
+        return db.execute(sql).fetchall()

@@ -118,7 +118,7 @@ class FakeApi(BaseAdapter):
             pairs = [p for p in self.pairs if frozenset((p["a"], p["b"])) not in self.distinct]
             flagged = [{"identity": n, "face_id": f, "agreement": a} for (n, f), a in self.flagged.items()]
             return self._reply(request, 200, {"pairs": pairs, "flagged": flagged})
-        if request.method == "POST" and path == "/gallery/distinct":
+        if request.method == "POST" and path == "/gallery/report/dismissed":
             if body["a"] not in self.gallery or body["b"] not in self.gallery:
                 return self._reply(request, 404, {"detail": "no identity named one of them"})
             self.distinct.add(frozenset((body["a"], body["b"])))

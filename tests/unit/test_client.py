@@ -40,6 +40,7 @@ REPLIES: dict[tuple[str, str], tuple[int, object, dict[str, str]]] = {
     ("PATCH", "/identities/Ada%20L"): (409, {"detail": "identity 'Ada' exists: rename with merge=true"}, {}),
     ("POST", "/identities/Ada/merge"): (200, {"name": "Ada L", "faces": 3, "moved": ["f1"]}, {}),
     ("POST", "/identities/Ada/faces/f1/move"): (200, {"name": "Bob", "faces": 1, "moved": ["f1"]}, {}),
+    ("POST", "/gallery/report/dismissed"): (204, None, {}),
 }
 
 
@@ -150,10 +151,12 @@ def test_curation_sends_json_with_the_write_key(url):
     assert conflict.api_status == 409 and "merge=true" in str(conflict.detail)
     assert api.merge_identity("Ada", "Ada L") == {"name": "Ada L", "faces": 3, "moved": ["f1"]}
     assert api.move_face("Ada", "f1", "Bob", consent="form 3")["name"] == "Bob"
+    api.dismiss_pair("Ada", "Bob")
     assert [(m, p, k, json.loads(b)) for m, p, k, b in Handler.seen] == [
         ("PATCH", "/identities/Ada%20L", "write", {"name": "Ada", "merge": False}),
         ("POST", "/identities/Ada/merge", "write", {"into": "Ada L"}),
         ("POST", "/identities/Ada/faces/f1/move", "write", {"to": "Bob", "consent": "form 3"}),
+        ("POST", "/gallery/report/dismissed", "write", {"a": "Ada", "b": "Bob"}),
     ]
 
 

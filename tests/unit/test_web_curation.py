@@ -232,7 +232,7 @@ def test_not_the_same_person_is_remembered(client, fake):
     page = text(response)
     assert "Noted: Ada and Ada L are not the same person" in page and 'class="merge-pair"' not in page
     assert "No two people in the gallery look like one person." in page
-    assert sent(fake, "POST") == [("/gallery/distinct", {"a": "Ada", "b": "Ada L"})]
+    assert sent(fake, "POST") == [("/gallery/report/dismissed", {"a": "Ada", "b": "Ada L"})]
     assert fake.distinct == {frozenset(("Ada", "Ada L"))} and fake.gallery["Ada"] == 2
 
 
@@ -303,7 +303,7 @@ def test_curation_writes_carry_the_write_key_and_reads_the_read_key(fake):
     keys = {(c.method, unquote(urlsplit(c.url).path)): c.headers.get("X-API-Key") for c in fake.calls}
     writes = {k: v for k, v in keys.items() if k[0] != "GET"}
     assert sorted(p for _, p in writes) == [
-        "/gallery/distinct",
+        "/gallery/report/dismissed",
         "/identities/Ada L/merge",
         f"/identities/Bob/faces/{FACE0}/move",
         "/identities/Zoe",
@@ -315,7 +315,9 @@ def test_curation_writes_carry_the_write_key_and_reads_the_read_key(fake):
 def test_a_report_that_is_not_one_is_a_readable_502(client, fake):
     reads = fake.send
     fake.send = lambda request, **kw: (
-        FakeApi._reply(request, 200, {"pairs": "none"}) if request.url.endswith("/gallery/report") else reads(request)
+        FakeApi._reply(request, 200, {"pairs": "none"})
+        if urlsplit(request.url).path == "/gallery/report"
+        else reads(request)
     )
     response = client.get("/gallery/report")
     assert response.status_code == 502 and "unexpected gallery report" in text(response)
