@@ -69,6 +69,7 @@ def rename_identity(
         try:
             shown = curation.rename(services.gallery, name, new_name)
             request.app.state.videos.follow_identity(name, shown)
+            request.app.state.events.follow_identity(name, shown)
             return _result(services, shown, [r.face_id for r in services.gallery.faces_of(shown) or []])
         except IdentityExistsError as exc:
             if not body.merge:
@@ -80,6 +81,7 @@ def rename_identity(
         except IdentityNotFoundError as exc:
             raise _not_found(exc) from None
     request.app.state.videos.follow_identity(name, target)
+    request.app.state.events.follow_identity(name, target)
     return _result(services, target, moved)
 
 
@@ -105,6 +107,7 @@ def merge_identity(
         except IdentityNotFoundError as exc:
             raise _not_found(exc) from None
     request.app.state.videos.follow_identity(name, target)
+    request.app.state.events.follow_identity(name, target)
     return _result(services, target, moved)
 
 
@@ -136,6 +139,7 @@ def move_face(
             raise _not_found(exc) from None
     if services.gallery.faces_of(name) is None:  # its last face: the tracks enrolled as it go along
         request.app.state.videos.follow_identity(name, target)
+        request.app.state.events.follow_identity(name, target)
     return _result(services, target, [face_id])
 
 

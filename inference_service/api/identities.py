@@ -127,13 +127,29 @@ async def enroll(
             "this enrollment (none when unset)."
         ),
     ),
+    force: bool = Form(
+        False,
+        description=(
+            "Enroll faces that fail the quality gate (narrower than 40 px, too dark or too blurred, "
+            "README 'Enrollment quality gate'); without it such a photo is refused with 422 saying why."
+        ),
+    ),
 ) -> dict:
     name = validate_name(name)
     boxes = parse_boxes(box, len(image))
     context = enrollment_context(request, services, consent, expires_at)
     uploads = [(upload_label(f, "image", i, len(image)), await read_upload(f)) for i, f in enumerate(image)]
     return await services.pool.run(
-        _acting, context, photos.enroll, services.engine, services.gallery, name, uploads, services.pixel_limits, boxes
+        _acting,
+        context,
+        photos.enroll,
+        services.engine,
+        services.gallery,
+        name,
+        uploads,
+        services.pixel_limits,
+        boxes,
+        force,
     )
 
 
@@ -215,6 +231,7 @@ def delete_identity(services: ServicesDep, request: Request, name: str = NamePat
     # Every copy: the faces video jobs kept for tracks enrolled under the name (the sweeper
     # finishes this if the process stops here, see videos/runner.py).
     request.app.state.videos.erase_identity(name)
+    request.app.state.events.erase_identity(name)  # the person's camera events and their faces too
     return Response(status_code=204)
 
 
@@ -233,7 +250,8 @@ def export_identity(services: ServicesDep, request: Request, name: str = NamePat
     if document is None:
         raise _not_found(name)
     tracks = request.app.state.videos.store.enrollments_of(identity_key(name))
-    return {**document, "video_tracks": [t.as_json() for t in tracks]}
+    live_events = request.app.state.events.of_identity(name)  # camera events naming them
+    return {**document, "video_tracks": [t.as_json() for t in tracks], "live_events": live_events}
 
 
 @router.delete(
@@ -256,4 +274,5 @@ def delete_face(
             raise HTTPException(404, f"identity {name!r} has no face {face_id!r}")
     if services.gallery.faces_of(name) is None:  # that was the last face: the person is erased
         request.app.state.videos.erase_identity(name)
+        request.app.state.events.erase_identity(name)
     return Response(status_code=204)

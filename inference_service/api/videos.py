@@ -71,6 +71,11 @@ class TrackEnrollRequest(BaseModel):
     expires_at: str | None = Field(
         None, max_length=64, description="When to erase the person, as for POST /identities/{name}/faces."
     )
+    force: bool = Field(
+        False,
+        description="Also enroll kept faces that fail the quality gate (too small, dark or blurred); without "
+        "it they are skipped, and a track with none better is refused with 422 saying why.",
+    )
 
 
 def _iso(ts: float | None) -> str | None:
@@ -305,7 +310,7 @@ def enroll_from_track(
     jobs.store.record_enrollment(job.id, track_id, name, key)
     try:
         with acting(context):
-            return enroll_track(jobs.files(job.id), track_id, name, jobs.gallery, body.faces)
+            return enroll_track(jobs.files(job.id), track_id, name, jobs.gallery, body.faces, body.force)
     except BaseException:
         jobs.store.unrecord_enrollment(job.id, track_id, key)
         raise
