@@ -114,5 +114,5 @@ def box_crops(image: np.ndarray, boxes: np.ndarray, size: int = 160, margin: flo
             pads = tuple(min(p, n - 1) for p, n in zip(pads, (inside.shape[0],) * 2 + (inside.shape[1],) * 2))
             inside = cv2.copyMakeBorder(np.ascontiguousarray(inside), *pads, BORDER_MODE)
         crop = Image.fromarray(np.ascontiguousarray(inside))
-        out[i] = np.asarray(crop.resize((size, size), Image.BILINEAR))
+        out[i] = np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR))
     return out

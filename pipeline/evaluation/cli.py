@@ -147,8 +147,7 @@ def load_engine(embedder: str | None):
     from inference_service.analysis.engine_loader import load_engine as load_service_engine
     from inference_service.config import Settings
 
-    overrides = {"embedder": embedder} if embedder else {}
-    settings = Settings(**overrides)
+    settings = Settings(embedder=embedder) if embedder else Settings()
     return load_service_engine(settings, gallery=settings.gallery), settings
 
 
@@ -203,7 +202,7 @@ def identification(faces: EmbeddedFaces, threshold: float) -> dict:
     names = sorted(enrolled)
     gallery = emb[[enrolled[n] for n in names]]
     probes = [k for k, s in enumerate(specs) if s.identity is not None and not is_copy_of_enrolled(k)]
-    closed = closed_set(gallery, names, emb[probes], [specs[k].identity for k in probes], threshold)
+    closed = closed_set(gallery, names, emb[probes], [str(specs[k].identity) for k in probes], threshold)
 
     known, unknown = split_identities(names)
     open_gallery = emb[[enrolled[n] for n in known]]
@@ -320,7 +319,7 @@ def write_plots(
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     lo = min(genuine.min(initial=1.0), impostor.min(initial=1.0))
-    bins = np.linspace(lo, 1.0, 50)
+    bins = np.linspace(lo, 1.0, 50).tolist()
     ax.hist(impostor, bins=bins, alpha=0.6, density=True, label=f"different people ({impostor.size})")
     ax.hist(genuine, bins=bins, alpha=0.6, density=True, label=f"same person ({genuine.size})")
     ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.3f}")
