@@ -69,23 +69,22 @@ class FaceEngine:
             ),
             device=device,
         )
-        weights, dlib_path, batch = settings.weights_dir, settings.dlib_model_path, settings.batch_size
         if settings.embedder == "auto":
             embedder = resolve_auto(
                 device,
                 gallery_embedder=gallery_embedder,
-                weights_dir=weights,
-                dlib_model_path=dlib_path,
-                batch_size=batch,
+                weights_dir=settings.weights_dir,
+                dlib_model_path=settings.dlib_model_path,
+                batch_size=settings.batch_size,
             )
         else:
             embedder = create_embedder(
                 settings.embedder,
                 device,
                 gallery_embedder=gallery_embedder,
-                weights_dir=weights,
-                dlib_model_path=dlib_path,
-                batch_size=batch,
+                weights_dir=settings.weights_dir,
+                dlib_model_path=settings.dlib_model_path,
+                batch_size=settings.batch_size,
             )
         embedder.flip_tta = settings.flip_tta
         log.info(

@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import roc_curve
 
-# Similarity scores: a list, or the numpy arrays the evaluation computes them in.
+# Similarity scores as the callers hold them: a list, or a numpy array straight from the pairs.
 Scores = Sequence[float] | np.ndarray
 
 # A FAR measured on n impostor pairs can only take the values 0, 1/n, 2/n, ...: below about
