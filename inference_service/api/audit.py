@@ -85,7 +85,9 @@ def enrollment_context(
 )
 def audit_trail(
     identity: str | None = Query(None, max_length=64, description="Only events about this name (any case)."),
-    action: Literal["enroll", "delete_face", "delete_identity", "expire", "export", "rename", "merge", "move_face"]
+    action: Literal[
+        "enroll", "delete_face", "delete_identity", "expire", "export", "rename", "merge", "move_face", "dismiss_pair"
+    ]
     | None = Query(None),
     since: str | None = Query(None, max_length=64, description="From this time on (ISO 8601 with offset)."),
     until: str | None = Query(None, max_length=64, description="Before this time (ISO 8601 with offset)."),
