@@ -270,3 +270,52 @@ def test_a_replica_killed_during_a_curation_burst_loses_nothing_acknowledged(clu
     restarted = cluster["launch"]("api1-restarted")
     cluster["apis"][0] = restarted
     assert shown(restarted) == truth
+
+
+def test_a_replica_catching_up_on_a_merge_then_a_rename_shows_no_state_the_database_never_had(pg_url):
+    """A replica that reads several entries at once (it was busy, or reconnecting) applies each
+    in order; every view it publishes meanwhile must be one the database held: the merge's faces
+    must not join the renamed identity while the merged-into one still stands beside it."""
+    from inference_service.gallery import Gallery, curation
+    from inference_service.gallery.replica import ReplicaSync
+
+    a = Gallery.open(pg_url, EMBEDDER, DIM)
+    for name, seed in (("Src", 1), ("Dst", 2)):
+        records = make_records(name, 10, seed=seed)
+        a.store.add_faces(records)
+        a.apply_added(records)
+    b = Gallery.open(pg_url, EMBEDDER, DIM)
+    follower = ReplicaSync(b.store, b)  # not started: it catches up when told, all entries at once
+    views: list[dict[str, int]] = []
+    publish = b.index._publish
+
+    def recorded(*args, **kwargs):
+        publish(*args, **kwargs)
+        views.append(dict(b.identities()))
+
+    b.index._publish = recorded  # type: ignore[method-assign]
+    try:
+        with acting(WriteContext(actor=Actor("ops"))):
+            curation.merge(a, "Src", "Dst")
+            curation.rename(a, "Dst", "Renamed")
+        follower.catch_up()
+        assert dict(b.identities()) == {"Renamed": 20}
+        held = [{"Src": 10, "Dst": 10}, {"Dst": 20}, {"Renamed": 20}]
+        assert views and all(view in held for view in views), views
+        # a merge, one of its faces moved on to a new identity, that identity erased
+        other = make_records("Other", 5, seed=3)
+        a.store.add_faces(other)
+        a.apply_added(other)
+        follower.catch_up()
+        views.clear()
+        with acting(WriteContext(actor=Actor("ops"))):
+            curation.merge(a, "Renamed", "Other")
+            curation.move_face(a, "Other", a.faces_of("Other")[-1].face_id, "Third")
+            a.delete_identity("Third")
+        follower.catch_up()
+        assert dict(b.identities()) == dict(a.identities()) == {"Other": 24}
+        held = [{"Renamed": 20, "Other": 5}, {"Other": 25}, {"Other": 24, "Third": 1}, {"Other": 24}]
+        assert views and all(view in held for view in views), views
+    finally:
+        a.close()
+        b.close()
