@@ -3,9 +3,11 @@
 Synthetic 128-d random unit vectors, 100 faces per identity (10 for the search figure, as
 ``bench_http`` has always used), the project's own ``Gallery`` over a real store:
 
-1. ``startup_s_1m``: ``Gallery.open`` on a 1,000,000-face SQLite file (the file is built first
-   with one ``executemany`` transaction, outside the timing), in a fresh process so that its
-   memory figures count nothing else.
+1. ``startup_s_1m``: ``Gallery`` over a 1,000,000-face SQLite file started from its snapshot, in a
+   fresh process so that its memory figures count nothing else. The file is built first with one
+   ``executemany`` transaction, then opened once cold (no snapshot: the load from the store and,
+   as ``FACE_INDEX=auto`` asks at this size, the IVF build), which writes the snapshot at close;
+   those times are reported beside it (``benchmarks/gallery_scale.py``).
 2. ``gallery_ram_ratio_1m``: bytes of every column of every face the in-memory index holds / the
    raw float32 vectors (1M x 128 x 4 = 512 MB), after the load and after the writes (the larger);
    beside it the address space reserved for a new block's unwritten rows, and the RSS growth of
@@ -25,6 +27,7 @@ Synthetic 128-d random unit vectors, 100 faces per identity (10 for the search f
    vectors, so "no slower than before" is measured side by side.
 
     python -m benchmarks.bench_gallery [--quick] [--postgres URL]
+    python -m benchmarks.bench_gallery --scale [--scale-dir DIR]   # the 10M figures only
 """
 
 from __future__ import annotations
@@ -33,8 +36,6 @@ import argparse
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -112,8 +113,9 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def measure_gallery(open_store, n: int, rounds: int) -> dict:
-    """Start-up, memory, enroll and delete figures of a ``Gallery`` over ``open_store()``."""
+def measure_gallery(open_store, n: int, rounds: int, after_start=None, per_identity: int | None = None) -> dict:
+    """Start-up, memory, enroll and delete figures of a ``Gallery`` over ``open_store()``
+    (``after_start(gallery)``: more figures taken before the writes)."""
     import gc
 
     from inference_service.gallery import FaceRecord, Gallery
@@ -126,11 +128,14 @@ def measure_gallery(open_store, n: int, rounds: int) -> dict:
     gc.collect()
     rss_after = _rss_mb()
     assert gallery.stats()["faces"] == n, gallery.stats()
+    per_identity = per_identity or int(n // len(gallery.identities()))
     raw = n * DIM * 4
     held = gallery._index.nbytes()
     rng = np.random.default_rng(7)
     enroll, delete, index_enroll, index_delete = [], [], [], []
     try:
+        if after_start is not None:
+            after_start(gallery)
         for i in range(rounds):
             vectors = rng.standard_normal((3, DIM), dtype=np.float32)
             name = f"new{i:04d}" if i % 2 == 0 else f"id{i:07d}"
@@ -138,16 +143,16 @@ def measure_gallery(open_store, n: int, rounds: int) -> dict:
             gallery.enroll(name, vectors, [(0.0, 0.0, 10.0, 10.0)] * 3)
             enroll.append(time.perf_counter() - t)
         for i in range(rounds):
-            name = f"id{(n // PER_IDENTITY) - 1 - i:07d}"
+            name = f"id{(n // per_identity) - 1 - i:07d}"
             t = time.perf_counter()
             assert gallery.delete_identity(name)
             delete.append(time.perf_counter() - t)
         # The in-memory share alone: the same change applied to the index without the store
         # (as a replica applies another's write), on identities the store still holds.
         for i in range(rounds):
-            name = f"id{n // PER_IDENTITY // 2 + i:07d}"  # untouched by the enrolls above
+            name = f"id{n // per_identity // 2 + i:07d}"  # untouched by the enrolls above
             t = time.perf_counter()
-            assert gallery.apply_removed_identity(name) == PER_IDENTITY
+            assert gallery.apply_removed_identity(name) == per_identity
             index_delete.append(time.perf_counter() - t)
             records = [FaceRecord(uuid.uuid4().hex, f"applied{i}", v, EMBEDDER, STAMP) for v in unit_vectors(3, DIM, i)]
             t = time.perf_counter()
@@ -161,6 +166,7 @@ def measure_gallery(open_store, n: int, rounds: int) -> dict:
     return {
         "faces": n,
         "startup_s": round(startup, 2),
+        "from_snapshot": gallery.from_snapshot,
         "startup_cpu_s": round(startup_cpu, 2),  # beside the wall time: this machine is shared
         "index_mb": round(held / 2**20, 1),
         "raw_vectors_mb": round(raw / 2**20, 1),
@@ -240,29 +246,16 @@ def report_figures(identities: int = 10_000, per_identity: int = 10, rounds: int
     }
 
 
-def child(path: str, n: int, rounds: int) -> None:
-    """Runs in a fresh process: open the SQLite gallery and print the figures as JSON."""
-    from inference_service.gallery import SQLiteStore
-
-    print(json.dumps(measure_gallery(lambda: SQLiteStore(path, EMBEDDER, DIM), n, rounds)))
-
-
 def sqlite_figures(n: int, rounds: int) -> dict:
+    """Built, started cold once (which writes the snapshot), then measured from the snapshot in a
+    fresh process (``gallery_scale.run_children``)."""
+    from benchmarks.gallery_scale import run_children
+
     with tempfile.TemporaryDirectory(prefix="bench-gallery-") as tmp:
         path = Path(tmp) / "gallery.sqlite3"
         build_s = build_sqlite(path, n)
         size_mb = path.stat().st_size / 2**20
-        proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.bench_gallery", "--child", str(path), str(n), str(rounds)],
-            cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    if proc.returncode != 0:
-        raise RuntimeError(f"gallery child failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result = run_children(path, n, rounds, timeout=1800)
     result.update(build_s=round(build_s, 1), file_mb=round(size_mb, 1))
     return result
 
@@ -425,8 +418,10 @@ def markdown(result: dict) -> str:
         "",
         "| figure | SQLite | PostgreSQL | target |",
         "| --- | ---: | ---: | ---: |",
-        f"| start-up load (`Gallery` over the store) | {s['startup_s']} s (CPU {s['startup_cpu_s']} s) | "
+        f"| start-up (`Gallery` from its snapshot) | {s['startup_s']} s (CPU {s['startup_cpu_s']} s) | "
         f"{pg_cell('startup_s', ' s')} | <= 3 s |",
+        f"| start-up without a snapshot; IVF build; snapshot write | {s['cold_start_s']} s; {s['ivf_build_s']} s; "
+        f"{s['snapshot_write_s']} s ({s['snapshot_mb']} MB) | | |",
         f"| enroll 3 faces | {s['enroll_ms']} ms (max {s['enroll_ms_max']}) | {pg_cell('enroll_ms', ' ms')} | <= 20 ms |",
         f"| delete an identity (100 faces) | {s['delete_ms']} ms (max {s['delete_ms_max']}) | {pg_cell('delete_ms', ' ms')} | <= 50 ms |",
         f"| of which the in-memory index (enroll / delete) | {s['index_enroll_ms']} / {s['index_delete_ms']} ms | "
@@ -463,11 +458,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (the 1M gallery is still built)")
     parser.add_argument("--postgres", help="postgresql://... to measure the PostgreSQL store too")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--scale", action="store_true", help="only the 10M-face figures (an hour and ~14 GB of disk on 2 cores)"
+    )
+    parser.add_argument("--scale-dir", help="folder for the 10M gallery's files (default: the temp folder)")
     args = parser.parse_args()
-    if args.child:
-        path, n, rounds = args.child
-        child(path, int(n), int(rounds))
+    if args.scale:
+        from benchmarks.gallery_scale import scale_figures
+
+        result = scale_figures(folder=args.scale_dir)
+        print(machine_line(machine()))
+        print(json.dumps(result, indent=1))
         return
     result = run(quick=args.quick, postgres=args.postgres)
     print(machine_line(machine()))

@@ -212,7 +212,7 @@ def build(blocks: Sequence[Any], faces: int) -> Approximate:
     ids, labels = [], []
     for block in blocks:
         rows = live_rows(block)
-        ivf.add(block.vectors[rows], block.labels[rows])
+        ivf.add(block.vectors[rows], block.labels[rows], bulk=True)
         ids.append(block.identity[rows])
         labels.append(block.labels[rows])
     return Approximate(ivf, FacesByIdentity(np.concatenate(ids), np.concatenate(labels)))

@@ -113,3 +113,40 @@ def already_there(view: View, ids: np.ndarray, face_ids: np.ndarray) -> np.ndarr
         if len(rows):
             there |= np.isin(face_ids, block.face_ids[rows])
     return there
+
+
+def best_identities(sims: np.ndarray, identity: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The ``k`` identity ids with the highest best-face similarity in ``sims`` (one query of the
+    exact search).
+
+    Takes the best ``m`` faces, walks them best first keeping each identity's first face; if
+    that gave fewer than ``k`` identities (one person's many faces filled the top), masks the
+    identities found and repeats. Each round is one partial sort of the row.
+    """
+    found: dict[int, float] = {}
+    if k <= 0:
+        return []
+    m = min(len(sims), max(8 * k, 64))
+    masked = False
+    while True:
+        n = len(sims)
+        top = np.argpartition(sims, n - m)[n - m :] if m < n else np.arange(n)
+        top = top[np.argsort(-sims[top], kind="stable")]
+        for row in top:
+            value = float(sims[row])
+            if value == -np.inf:
+                break
+            ident = int(identity[row])
+            if ident not in found:
+                found[ident] = value
+                if len(found) == k:
+                    break
+        else:
+            if m < n:
+                if not masked:
+                    sims = sims.copy()
+                    masked = True
+                sims[np.isin(identity, np.fromiter(found, np.int32, len(found)))] = -np.inf
+                continue
+        break
+    return [(i, min(max(s, -1.0), 1.0)) for i, s in found.items()]

@@ -63,6 +63,7 @@ class Gallery:
         self._write_lock = threading.RLock()
         path = warm_start.snapshot_path(store, snapshot_dir)
         self._index, fresh = warm_start.load_index(store, embedder_name, dim, index, path)
+        self.from_snapshot = fresh  # whether this start read the snapshot (not the whole store)
         self._snapshots = None
         if path is not None:
             writer = warm_start.SnapshotWriter(self, path, snapshot_interval_s, snapshot_min_faces)

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from . import ann_search
-from .blocks import FACE_ID_BYTES, Block, Columns, View, already_there, compacted
+from .blocks import FACE_ID_BYTES, Block, Columns, View, already_there, best_identities, compacted
 from .names import identity_key as name_key  # also folds names an older rule let in
 from .store import FaceRecord, FaceTable
 
@@ -137,8 +137,17 @@ class FaceIndex:
         """Blocks that are views into ``columns`` (no copy), published as the current view."""
         n = len(columns.labels)
         size = self.block_rows
+        c = columns
         blocks = tuple(
-            Block(*(column[s : s + size] for column in columns.arrays()), rows=min(size, n - s))
+            Block(
+                c.vectors[s : s + size],
+                c.identity[s : s + size],
+                c.labels[s : s + size],
+                c.face_ids[s : s + size],
+                c.created_at[s : s + size],
+                c.boxes[s : s + size],
+                rows=min(size, n - s),
+            )
             for s in range(0, n, size)
         )
         counts = np.bincount(columns.identity, minlength=len(self._names)).astype(np.int64)
@@ -207,7 +216,9 @@ class FaceIndex:
                         embedding=block.vectors[row].copy(),
                         embedder=self.embedder,
                         created_at=np.datetime_as_string(block.created_at[row], unit="us") + "+00:00",
-                        box=None if np.isnan(box).any() else tuple(float(v) for v in box),
+                        box=None
+                        if np.isnan(box).any()
+                        else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
                     )
                 )
         return records or None
@@ -235,43 +246,9 @@ class FaceIndex:
                 offset += block.rows
             if dead is not None:
                 sims[:, dead] = -np.inf
-            out.extend(self._best_identities(row, identity, k) for row in sims)
+            for row in sims:
+                out.append([(self._names[i], sim) for i, sim in best_identities(row, identity, k)])
         return out
-
-    def _best_identities(self, sims: np.ndarray, identity: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """The ``k`` identities with the highest best-face similarity in ``sims`` (one query).
-
-        Takes the best ``m`` faces, walks them best first keeping each identity's first face; if
-        that gave fewer than ``k`` identities (one person's many faces filled the top), masks the
-        identities found and repeats. Each round is one partial sort of the row.
-        """
-        found: dict[int, float] = {}
-        if k <= 0:
-            return []
-        m = min(len(sims), max(8 * k, 64))
-        masked = False
-        while True:
-            n = len(sims)
-            top = np.argpartition(sims, n - m)[n - m :] if m < n else np.arange(n)
-            top = top[np.argsort(-sims[top], kind="stable")]
-            for row in top:
-                value = float(sims[row])
-                if value == -np.inf:
-                    break
-                ident = int(identity[row])
-                if ident not in found:
-                    found[ident] = value
-                    if len(found) == k:
-                        break
-            else:
-                if m < n:
-                    if not masked:
-                        sims = sims.copy()
-                        masked = True
-                    sims[np.isin(identity, np.fromiter(found, np.int32, len(found)))] = -np.inf
-                    continue
-            break
-        return [(self._names[i], min(max(s, -1.0), 1.0)) for i, s in found.items()]
 
     def nbytes(self, reserved: bool = False) -> int:
         """Bytes of the rows the current view holds, all columns (``reserved``: of the whole

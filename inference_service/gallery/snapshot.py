@@ -51,7 +51,7 @@ def write(path: Path, meta: dict[str, Any], arrays: Iterable[Array]) -> int:
                 offset, crc, nbytes = fh.tell(), 0, 0
                 for chunk in chunks:
                     data = np.ascontiguousarray(chunk, dtype=dtype)
-                    view = memoryview(data.reshape(-1).view(np.uint8))  # any dtype, datetime64 too
+                    view = data.reshape(-1).view(np.uint8).data  # bytes of any dtype, datetime64 too
                     crc = zlib.crc32(view, crc)
                     fh.write(view)
                     nbytes += data.nbytes
@@ -107,7 +107,7 @@ def read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 def _read_into(fh: Any, array: np.ndarray) -> int:
     """Fill ``array`` from ``fh`` in chunks, returning the CRC-32 of what was read."""
-    view = memoryview(array.reshape(-1).view(np.uint8)) if array.size else memoryview(b"")
+    view = array.reshape(-1).view(np.uint8).data
     crc, done = 0, 0
     while done < len(view):
         part = view[done : done + _READ_CHUNK]

@@ -3,7 +3,8 @@
 Side by side with ``pg_curation.PostgresCuration`` (same methods, same order). Faces point at
 their identity by name here, so a rename or merge rewrites the identity's faces' rows (deferring
 the foreign key to the commit): the cost of the identity's faces, not of the gallery. Moved rows
-are deleted and inserted again (new rowids), so a snapshot's position (``warm_start``) notices.
+are deleted and inserted again (new rowids, and counted as deleted), so a snapshot's position
+(``warm_start``) notices.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class SQLiteCuration(SQLitePeople):
             args,
         ).fetchall()
         cur.execute(f"DELETE FROM faces WHERE {where}", args)
+        self._count_deleted(cur, len(rows))
         cur.executemany(
             "INSERT INTO faces(face_id, identity, embedding, dim, embedder, created_at, box_x1, box_y1, box_x2, box_y2) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -35,6 +35,18 @@ class SQLitePeople:
         raise NotImplementedError
 
     # -- inside a write transaction ------------------------------------------------------------
+    @staticmethod
+    def _count_deleted(cur: Cursor, rows: int) -> None:
+        """Add to the ``deleted_faces`` counter in ``meta``, in the transaction that deleted (or
+        rewrote) ``rows`` face rows: a start-up snapshot compares it with the count it recorded to
+        know, without reading the table, whether any face it holds changed since (``warm_start``)."""
+        if rows:
+            cur.execute(
+                "INSERT INTO meta(key, value) VALUES ('deleted_faces', ?) ON CONFLICT(key) DO UPDATE SET "
+                "value = CAST(CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)",
+                (str(rows),),
+            )
+
     def _append_audit(
         self,
         cur: Cursor,

@@ -271,6 +271,7 @@ class SQLiteStore(SQLiteCuration, GalleryStore):
                     return -1  # re-enrolled (a later expiry) since the sweeper looked
             face_ids = [r[0] for r in self._db.execute("SELECT face_id FROM faces WHERE identity = ?", (name,))]
             count = self._db.execute("DELETE FROM faces WHERE identity = ?", (name,)).rowcount
+            self._count_deleted(self._db, count)
             self._db.execute("DELETE FROM identities WHERE name = ?", (name,))
             action = "expire" if context is not None and context.expired_before is not None else "delete_identity"
             self._erased(self._db, uid, name, face_ids, action, context)
@@ -285,6 +286,7 @@ class SQLiteStore(SQLiteCuration, GalleryStore):
                 return False
             gone = self._db.execute("DELETE FROM faces WHERE identity = ? AND face_id = ?", (name, face_id)).rowcount
             if gone:
+                self._count_deleted(self._db, gone)
                 uid = self._db.execute("SELECT uid FROM identities WHERE name = ?", (name,)).fetchone()[0]
                 left = self._db.execute("SELECT COUNT(*) FROM faces WHERE identity = ?", (name,)).fetchone()[0]
                 if left == 0:

@@ -5,12 +5,13 @@ again to build); from the snapshot it reads a few files' worth of arrays. The sn
 index's live faces column by column, the identity names, the IVF and the faces by identity, and
 the store position they reflect:
 
-* SQLite (snapshot beside the file, ``<gallery>.snapshot``): the largest ``faces`` rowid, how
-  many faces had a rowid up to it and the face id at it. If the store still has exactly those
-  (same count, same last face), no face the snapshot holds was deleted since and every later face
-  has a larger rowid: they are read and added. Otherwise (a crash after deletions) the face ids
-  are compared and the difference applied; a store that shares less than half of the snapshot's
-  faces (another file, an old backup) is reloaded whole.
+* SQLite (snapshot beside the file, ``<gallery>.snapshot``): the largest ``faces`` rowid, the
+  face id at it and the store's ``deleted_faces`` counter (``meta``, counted by every deletion's
+  transaction). If the counter and that face are unchanged, no face the snapshot holds was
+  deleted since and every later face has a larger rowid: they are read and added, in a few index
+  lookups. Otherwise (a crash after deletions) the face ids are compared and the difference
+  applied; a store that shares less than half of the snapshot's faces (another file, an old
+  backup) is reloaded whole.
 * PostgreSQL (a folder per replica, ``FACE_SNAPSHOT_DIR``): the change-log ``seq``; the replica
   sync catches up from it, and reloads when the log was trimmed past it.
 
@@ -131,16 +132,23 @@ def _read_only(store: SQLiteStore) -> sqlite3.Connection:
     return sqlite3.connect(uri, uri=True, check_same_thread=False)
 
 
+def _position(db: sqlite3.Connection) -> dict[str, Any]:
+    """The store's position: index lookups only (a ``count(*)`` would read a 10M-face file)."""
+    last = db.execute("SELECT max(rowid) FROM faces").fetchone()[0]
+    face = db.execute("SELECT face_id FROM faces WHERE rowid = ?", (last,)).fetchone() if last else None
+    deleted = db.execute("SELECT value FROM meta WHERE key = 'deleted_faces'").fetchone()
+    return {"rowid": int(last or 0), "face_id": face[0] if face else None, "deleted": int(deleted[0]) if deleted else 0}
+
+
 def sqlite_position(store: SQLiteStore) -> dict[str, Any]:
     db = _read_only(store)
     try:
         db.execute("BEGIN")
-        last, count = db.execute("SELECT max(rowid), count(*) FROM faces").fetchone()
-        face = db.execute("SELECT face_id FROM faces WHERE rowid = ?", (last,)).fetchone() if last else None
+        position = _position(db)
         db.execute("COMMIT")
     finally:
         db.close()
-    return {"rowid": int(last or 0), "count": int(count), "face_id": face[0] if face else None}
+    return position
 
 
 def _records(rows: list[tuple], embedder: str) -> list[FaceRecord]:
@@ -151,7 +159,7 @@ def _records(rows: list[tuple], embedder: str) -> list[FaceRecord]:
             embedding=np.frombuffer(blob, dtype="<f4").astype(np.float32),
             embedder=embedder,
             created_at=created,
-            box=None if box[0] is None else tuple(float(v) for v in box),
+            box=None if box[0] is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
         )
         for face_id, identity, blob, created, *box in rows
     ]
@@ -164,13 +172,13 @@ def _sqlite_catch_up(
     store: SQLiteStore, index: FaceIndex, columns: Columns, position: dict[str, Any], path: Path
 ) -> None:
     """Apply to ``index`` what the store changed after ``position``."""
-    rowid, count = int(position["rowid"]), int(position["count"])
+    rowid = int(position["rowid"])
     db = _read_only(store)
     try:
         db.execute("BEGIN")  # one read snapshot of the store for all that follows
-        now_count = db.execute("SELECT count(*) FROM faces WHERE rowid <= ?", (rowid,)).fetchone()[0]
-        at = db.execute("SELECT face_id FROM faces WHERE rowid = ?", (rowid,)).fetchone()
-        if now_count != count or (at[0] if at else None) != position["face_id"]:
+        at = db.execute("SELECT face_id FROM faces WHERE rowid = ?", (rowid,)).fetchone() if rowid else None
+        deleted = _position(db)["deleted"]
+        if deleted != int(position["deleted"]) or (at[0] if at else None) != position["face_id"]:
             _apply_difference(db, index, columns, rowid, path)
         later = db.execute(f"SELECT {_FACE_COLUMNS} FROM faces WHERE rowid > ? ORDER BY rowid", (rowid,)).fetchall()
         db.execute("COMMIT")
@@ -298,12 +306,13 @@ class SnapshotWriter:
             if not self._stop.is_set() and self._due() == 0 and not self.write_now():
                 self._stop.wait(1.0)  # an IVF build in flight, or a failed write: look again shortly
 
-    def write_now(self) -> bool:
-        """Write if there is something new; returns whether a snapshot was written."""
+    def write_now(self, closing: bool = False) -> bool:
+        """Write if there is something new; returns whether a snapshot was written. Waits while
+        an IVF is being built (it is worth having in the file), except when ``closing``."""
         with self._write_lock:
             if self._changed_at is None:
                 return False
-            if self.gallery.index.building:  # wait for the IVF: a snapshot without it saves little
+            if self.gallery.index.building and not closing:
                 return False
             if self.gallery.stats()["faces"] < self.min_faces:
                 if self._erased_at is not None:
@@ -333,4 +342,4 @@ class SnapshotWriter:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
-        self.write_now()
+        self.write_now(closing=True)

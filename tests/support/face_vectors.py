@@ -20,10 +20,13 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def structured(identities: int, faces_per_identity: np.ndarray | int, dim: int, seed: int):
-    """(vectors, identity index per vector, identity centres): faces of ``identities`` people."""
+def structured(
+    identities: int, faces_per_identity: np.ndarray | int, dim: int, seed: int, mean: np.ndarray | None = None
+):
+    """(vectors, identity index per vector, identity centres): faces of ``identities`` people
+    around ``mean`` (the shared direction; a random one by default)."""
     rng = np.random.default_rng(seed)
-    mean = _unit(rng.standard_normal((1, dim)))[0]
+    mean = _unit(rng.standard_normal((1, dim)))[0] if mean is None else _unit(mean[None])[0]
     centres = mean + IDENTITY_SPREAD * rng.standard_normal((identities, dim)).astype(np.float32) / np.sqrt(dim)
     counts = np.broadcast_to(np.asarray(faces_per_identity), (identities,))
     who = np.repeat(np.arange(identities), counts)
