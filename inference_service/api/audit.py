@@ -82,7 +82,7 @@ def enrollment_context(
     response_model=AuditPage,
     responses=error_responses(401, 422, 503),
     dependencies=[Depends(require_api_key)],
-    summary="The audit trail: enrollments, deletions, expiry erases, exports, renames, merges and moves, oldest first",
+    summary="The audit trail: enrollments, deletions, expiry erases, exports, renames, merges, moves and dismissed pairs, oldest first",
 )
 def audit_trail(
     services: ServicesDep,
