@@ -23,7 +23,7 @@ from benchmarks.timing import machine, machine_line
 from inference_service.atomic import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
-MODULES = ("detect", "embed", "memory", "peer", "pipeline", "http", "web", "gallery", "replicas", "video")
+MODULES = ("detect", "embed", "memory", "peer", "pipeline", "http", "web", "gallery", "replicas", "video", "live")
 
 # figure -> (module, what it is, target); the figures latest.json must hold.
 FIGURES: dict[str, tuple[str, str, str]] = {
@@ -53,6 +53,10 @@ FIGURES: dict[str, tuple[str, str, str]] = {
     "merge_ms_1m": ("gallery", "merge a 100-face identity into another, 1M faces, ms", "<= 50"),
     "move_ms_1m": ("gallery", "move one face to another identity, 1M faces, ms", "<= 20"),
     "report_s_10k_identities": ("gallery", "gallery report over 10,000 identities of 10 faces, s", "<= 2"),
+    "ws_roundtrip_ms_p95": ("live", "WebSocket /live round trip, 640x360 frames, p95 ms", "<= 200"),
+    "live_name_flips": ("live", "decided track names that changed, stage clip over /live", "0"),
+    "live_analysed_fps_720p": ("live", "frames analysed per s, one 25 fps 1280x720 RTSP camera", ">= 8"),
+    "recognize_p50_during_live_ratio": ("live", "/recognize p50 while a 720p camera is watched / idle", "<= 2.0"),
 }
 REQUIRED = (
     "detect_ratio_1080p",

@@ -124,11 +124,13 @@ class FaceClient:
         boxes: Sequence[str] | None = None,
         consent: str | None = None,
         expires_at: str | None = None,
+        force: bool = False,
     ) -> Enrollment:
         """``POST /identities/{name}/faces``: one face of each image (the one at its ``box``,
         ``"x1,y1,x2,y2"``, else the largest), all or nothing. ``consent`` and ``expires_at`` are
-        sent only when given, for APIs that record them."""
-        data: dict[str, Any] = {}
+        sent only when given, for APIs that record them; ``force`` enrolls faces the API's
+        quality gate would refuse (422) as too small, dark or blurred."""
+        data: dict[str, Any] = {"force": "true"} if force else {}
         if boxes:
             data["box"] = list(boxes)
         if consent:
@@ -212,9 +214,14 @@ class FaceClient:
     def delete_video(self, job_id: str) -> None:
         self._request("DELETE", f"/videos/{_segment(job_id)}", write=True).close()
 
-    def enroll_track(self, job_id: str, track_id: int, name: str, consent: str | None = None) -> Enrollment:
-        """``POST /videos/{id}/tracks/{track}/enroll``: up to 5 of the track's best faces under ``name``."""
+    def enroll_track(
+        self, job_id: str, track_id: int, name: str, consent: str | None = None, force: bool = False
+    ) -> Enrollment:
+        """``POST /videos/{id}/tracks/{track}/enroll``: up to 5 of the track's best faces under ``name``
+        (``force``: also those the quality gate leaves out)."""
         body: dict[str, Any] = {"name": name} if consent is None else {"name": name, "consent": consent}
+        if force:
+            body["force"] = True
         return self._json("POST", f"/videos/{_segment(job_id)}/tracks/{int(track_id)}/enroll", write=True, json=body)
 
     def stream(self, path: str, range_header: str | None = None) -> requests.Response:
@@ -222,6 +229,18 @@ class FaceClient:
         ``Range`` passed on."""
         headers = {"Accept": "*/*", **({"Range": range_header} if range_header else {})}
         return self._request("GET", path, stream=True, headers=headers)
+
+    def live_ticket(self) -> dict:
+        """A short-lived ticket for the API's /live WebSocket (``ticket`` is None where none is needed)."""
+        return self._json("POST", "/live/tickets")
+
+    def cameras(self) -> list[dict]:
+        """Each network camera's state, rates and who is in view (GET /cameras)."""
+        return self._list("/cameras", "cameras", "list of cameras")
+
+    def events(self, limit: int = 20) -> list[dict]:
+        """The latest camera events, newest first (GET /events)."""
+        return self._list(f"/events?limit={int(limit)}", "events", "list of events")
 
     # --- plumbing --------------------------------------------------------------------------------
     def _list(self, path: str, key: str, what: str) -> list:

@@ -16,9 +16,6 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    # faiss (the gallery's approximate index) says at INFO which CPU build it tried to load, in
-    # several lines on every start; a refused start must still say one line.
-    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     log = logging.getLogger("inference_service")
 
     from pydantic import ValidationError

@@ -152,6 +152,13 @@ class Settings(BaseSettings):
         description="Images whose longest side exceeds this are detected on a downscaled copy.",
     )
     batch_size: int = Field(32, ge=1, description="Faces per embedder forward pass.")
+    # README "Flip test-time augmentation": on ../shared/faces it widens the dlib-resnet margin
+    # between the lowest same-person and the highest stranger score; it costs a second forward
+    # pass per face (the mirror image, in the same batch).
+    flip_tta: bool = Field(
+        True,
+        description="Embed each face and its mirror image and average them (flip test-time augmentation).",
+    )
 
     @field_validator("api_keys")
     @classmethod
@@ -203,6 +210,48 @@ class Settings(BaseSettings):
     )
     video_nice: int = Field(
         19, ge=0, le=19, description="CPU priority (nice) of video worker threads, so photo requests go first."
+    )
+
+    # --- live video (inference_service/api/live.py) ------------------------------------------
+    live_max_connections: int = Field(4, ge=1, le=256, description="Open /live WebSocket connections at once.")
+    live_max_frame_mb: float = Field(2.0, gt=0, le=16, description="Largest frame (one WebSocket message), in MiB.")
+    live_idle_s: float = Field(
+        30.0, gt=0, description="A /live connection that sends no frame for this long is closed."
+    )
+    cameras: str | None = Field(
+        None,
+        description='Network cameras watched from the start: a JSON object {"name": "rtsp://..." or "http://..." or '
+        '"/dev/video0"}, or the path of a file holding one.',
+    )
+    camera_read_timeout_s: float = Field(10.0, gt=0, description="A camera silent this long is reconnected.")
+    camera_max_fps: float = Field(10.0, gt=0, description="Frames analysed per second and camera, at most.")
+    # A 1280x720 frame costs /recognize ~0.3 s on 2 loaded cores, a 640x360 one under half that
+    # (benchmarks/bench_live.py); faces under ~20 px of the copy (40 px of a 720p frame) go unseen.
+    camera_analyse_max_side: int = Field(
+        640, ge=160, le=4096, description="Camera frames with a longer side are analysed on a downscaled copy."
+    )
+    camera_lease_s: float = Field(
+        15.0,
+        ge=2,
+        le=3600,
+        description="PostgreSQL gallery: a camera whose replica did not renew its lease this long is taken over.",
+    )
+    camera_backoff_max_s: float = Field(30.0, gt=0, description="Longest wait between two reconnection attempts.")
+    event_retention_days: float = Field(30.0, gt=0, le=36_500, description="Days a camera event is kept.")
+    event_unknown_faces: bool = Field(True, description="When false, events of unknown people keep no face crop.")
+    webhooks: str | None = Field(
+        None, description="URLs every camera event is posted to: a JSON list or comma-separated (http/https)."
+    )
+    webhook_secret: str | None = Field(None, description="Key of the HMAC-SHA256 signature of webhook bodies.")
+    webhook_timeout_s: float = Field(5.0, gt=0, description="Seconds a webhook receiver has to answer.")
+    webhook_retries: int = Field(
+        5, ge=0, le=20, description="Retries of a failed webhook delivery (backoff 1, 2, 4, ... s)."
+    )
+    mqtt_url: str | None = Field(
+        None, description="mqtt://[user:password@]host[:port][/prefix]: publish camera events and who is present."
+    )
+    live_ticket_s: float = Field(
+        60.0, gt=0, le=3600, description="Seconds a /live ticket (POST /live/tickets) is valid."
     )
 
 

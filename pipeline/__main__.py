@@ -150,7 +150,14 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     from .video.enroll import enroll_cluster
 
     summary = enroll_cluster(
-        args.run, args.cluster, args.name, api=args.api, gallery=args.gallery, count=args.count, consent=args.consent
+        args.run,
+        args.cluster,
+        args.name,
+        api=args.api,
+        gallery=args.gallery,
+        count=args.count,
+        consent=args.consent,
+        force=args.force,
     )
     print(
         f"enrolled {summary['added']} face(s) of cluster {args.cluster} as {summary['name']!r} "
@@ -266,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help="the person's consent, stored with the identity "
         "(e.g. 'signed form 2026-03-14', at most 200 characters; required by FACE_REQUIRE_CONSENT)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="also enroll faces the quality gate leaves out (narrower than 40 px, too dark or too blurred)",
     )
     _target_arguments(p)
     p.set_defaults(handler=cmd_enroll)

@@ -25,6 +25,7 @@ from .curation import bp as curation_blueprint
 from .forms import FORM_OVERHEAD_BYTES
 from .gallery import bp as gallery_blueprint
 from .headers import init_security_headers
+from .live import bp as live_blueprint
 from .naming import bp as naming_blueprint
 from .people import bp as people_blueprint
 from .recognize import bp as recognize_blueprint
@@ -77,6 +78,7 @@ def create_app(settings: WebSettings | None = None, api: FaceClient | None = Non
         curation_blueprint,
         report_blueprint,
         videos_blueprint,
+        live_blueprint,
         auth_blueprint,
     ):
         app.register_blueprint(blueprint)

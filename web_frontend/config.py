@@ -88,6 +88,12 @@ class WebSettings(BaseSettings):
         description="Largest video upload in MiB, the API's limit too; a video passes through a temporary file.",
     )
 
+    live_url: str | None = Field(
+        None,
+        validation_alias=_env("WEB_LIVE_URL", "live_url"),
+        description="The API's /live WebSocket as browsers reach it (default: FACE_API_URL with ws:// and /live).",
+    )
+
     @field_validator("api_key", "read_api_key", "password", mode="before")
     @classmethod
     def _blank_key_is_none(cls, value: object) -> object:

@@ -2,7 +2,7 @@
 
 Pass one reads the video, analyses every ``stride``-th frame (in batches, through a local gallery
 or the API), watches for shot cuts and links the faces into tracks. Each track is then named from
-all its faces (``tracking.decide_identity``). Pass two re-reads the video (cheaper than holding
+all its faces (``templates.name_track``). Pass two re-reads the video (cheaper than holding
 it in memory) and draws every track on every frame it covers, interpolating boxes across the
 skipped frames. ``timeline.json`` lists the tracks with their frames, boxes and times.
 
@@ -25,11 +25,12 @@ from tqdm import tqdm
 from ..atomic import write_json, write_npy
 from .errors import AnalysisError
 from .matcher import FrameMatcher
-from .quality import crop_with_margin
+from .quality import FaceQuality, crop_with_margin, enrollment_problems, yaw_side
 from .render import label_colour, write_video
 from .shots import ShotDetector
 from .source import VideoInfo, read_frames
-from .tracking import Detection, Tracker, TrackerConfig, decide_identity, track_boxes
+from .templates import OUTLIER_DROP, face_weight, name_track, track_template
+from .tracking import Detection, Tracker, TrackerConfig, track_boxes
 
 ANALYSED_PER_SECOND = 10.0  # default analysis rate: faces move little in a tenth of a second
 BATCH = 16
@@ -44,9 +45,9 @@ class Hooks:
 
     ``progress(stage, frames_done, frames_total)`` is called for every frame read in each pass
     (stage ``analysing`` then ``rendering``); raising from it stops the work there.
-    ``best_faces`` > 0 keeps that many faces per track (crop JPEGs in ``faces/``, embeddings in
-    ``face_embeddings.npy``, listed in ``faces.json``), so a track can be enrolled later without
-    the video.
+    ``best_faces`` > 0 keeps that many faces per track, chosen across its poses (crop JPEGs in
+    ``faces/``, embeddings in ``face_embeddings.npy``, listed in ``faces.json`` with what the
+    enrollment gate looks at), so a track can be enrolled later without the video.
     """
 
     progress: Callable[[str, int, int], None] | None = None
@@ -81,11 +82,16 @@ def annotate_video(
 
     timeline_tracks = []
     overlays: dict[int, list] = {}
+    # A matcher that keeps embeddings (EngineMatcher) can score track templates; the API's cannot.
+    search = getattr(matcher, "template_candidates", None)
+    track_threshold = getattr(matcher, "track_threshold", matcher.threshold)
     for number, track in enumerate(tracks, start=1):
-        decision = decide_identity(track.detections, matcher.threshold, margin=margin, min_faces=min_faces)
+        decision = name_track(
+            track.detections, matcher.threshold, track_threshold, search, margin=margin, min_faces=min_faces
+        )
         boxes = track_boxes(track, max_gap=step * 2)
         name = decision.identity or "unknown"
-        text = f"{name} {decision.similarity:.2f}" if decision.identity else f"unknown #{number}"
+        text = f"{name} {decision.score:.2f}" if decision.identity else f"unknown #{number}"
         for frame, box in boxes.items():
             overlays.setdefault(frame, []).append((box, text, label_colour(decision.identity)))
         frames = list(boxes)
@@ -99,6 +105,13 @@ def annotate_video(
                     if decision.runner_up
                     else None
                 ),
+                "template": (
+                    {"identity": decision.template[0], "similarity": decision.template[1]}
+                    if decision.template
+                    else None
+                ),
+                # what each rule alone names: "frames" (all faces' similarities), "template"
+                "rules": {"frames": decision.by_frames, "template": decision.by_template},
                 "start": round(frames[0] / info.fps, 4),
                 "end": round(frames[-1] / info.fps, 4),
                 "faces": len(track.detections),
@@ -116,6 +129,7 @@ def annotate_video(
         "matcher": matcher.source,
         "embedder": matcher.embedder,
         "threshold": matcher.threshold,
+        "track_threshold": track_threshold if search is not None else None,
         "margin": margin,
         "min_faces": min_faces,
         "tracks": timeline_tracks,
@@ -138,16 +152,54 @@ def annotate_video(
 
 
 def _best_faces(tracks: list, per_track: int) -> dict[int, list[Detection]]:
-    """Per track number, its ``per_track`` largest confident faces that carry an embedding."""
+    """Per track number, ``per_track`` faces to enroll it by, chosen across its poses.
+
+    A gallery of frontal faces only leaves the person unknown in profile next time, so the
+    track's faces are grouped by the side the head is turned to (quality.yaw_side: left,
+    frontal, right) and picked in turn from each group, best first: faces that pass the
+    enrollment gate before those that do not, then by templates.face_weight (size, sharpness,
+    pose) and detection score. Faces far from the track's template (another face the box slid
+    onto) are never kept.
+    """
     if per_track <= 0:
         return {}
     kept: dict[int, list[Detection]] = {}
     for number, track in enumerate(tracks, start=1):
-        usable = [d for d in track.detections if d.embedding is not None]
-        usable.sort(key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) * d.score, reverse=True)
-        if usable:
-            kept[number] = sorted(usable[:per_track], key=lambda d: d.frame)
+        usable = _consistent_faces(track.detections)
+        groups: dict[int, list[Detection]] = {}
+        for det in usable:
+            side = 0 if det.landmarks is None else yaw_side(det.landmarks)
+            groups.setdefault(side, []).append(det)
+        for group in groups.values():
+            group.sort(key=lambda d: (not _enrollable(d), -face_weight(d) * d.score))
+        # frontal first, then the side with the better best face
+        order = sorted(groups, key=lambda side: (side != 0, not _enrollable(groups[side][0])))
+        chosen: list[Detection] = []
+        while len(chosen) < per_track and any(groups.values()):
+            for side in order:
+                if groups[side] and len(chosen) < per_track:
+                    chosen.append(groups[side].pop(0))
+        if chosen:
+            kept[number] = sorted(chosen, key=lambda d: d.frame)
     return kept
+
+
+def _consistent_faces(detections: list[Detection]) -> list[Detection]:
+    """The faces with an embedding that agree with their track's template (no outliers)."""
+    usable = [d for d in detections if d.embedding is not None]
+    template = track_template(usable)
+    if template is None:
+        return []
+    cosines = np.array([float(np.asarray(d.embedding) @ template.vector) for d in usable])
+    return [d for d, c in zip(usable, cosines) if c >= np.median(cosines) - OUTLIER_DROP]
+
+
+def _enrollable(det: Detection) -> bool:
+    return not enrollment_problems(_quality(det)) if det.brightness is not None else True
+
+
+def _quality(det: Detection) -> FaceQuality:
+    return FaceQuality(det.box[2] - det.box[0], det.brightness or 0.0, det.sharpness or 0.0)
 
 
 def _frame_hook(out: Path, kept: dict[int, list[Detection]], hooks: Hooks, total: int):
@@ -182,6 +234,9 @@ def _write_best_faces(out: Path, kept: dict[int, list[Detection]], embedder: str
                     "frame": det.frame,
                     "box": [round(float(v), 1) for v in det.box],
                     "score": round(float(det.score), 4),
+                    # what the enrollment gate looks at (None: a matcher that does not measure it)
+                    "quality": _quality(det).to_dict() if det.brightness is not None else None,
+                    "side": None if det.landmarks is None else yaw_side(det.landmarks),
                     "crop": f"{FACES_DIR}/{crop.name}" if crop.is_file() else None,
                 }
             )

@@ -12,6 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
+from .quality import FaceQuality
+from .templates import identity_scores, track_threshold_for
 from .tracking import Detection
 
 
@@ -43,6 +45,7 @@ class EngineMatcher:
         self.gallery = gallery
         self.workers = workers
         self.threshold = engine.threshold if threshold is None else threshold
+        self.track_threshold = track_threshold_for(self.threshold)
         self.embedder = engine.embedder.name
         self.source = source
 
@@ -53,14 +56,39 @@ class EngineMatcher:
         found = self.gallery.search(np.stack([a.embedding for a in flat]), self.threshold, top_k) if flat else []
         out: list[list[Detection]] = []
         k = 0
-        for index, faces in zip(indices, analysed):
+        for index, frame, faces in zip(indices, frames_rgb, analysed):
             row = []
             for a in faces:
                 candidates = {c.identity: c.similarity for c in found[k].candidates}
-                row.append(Detection(index, a.face.box, a.face.score, a.embedding, candidates))
+                quality = FaceQuality.of(frame, a.face.box)
+                row.append(
+                    Detection(
+                        index,
+                        a.face.box,
+                        a.face.score,
+                        a.embedding,
+                        candidates,
+                        landmarks=np.asarray(a.face.landmarks, dtype=np.float32),
+                        sharpness=quality.sharpness,
+                        brightness=quality.brightness,
+                    )
+                )
                 k += 1
             out.append(row)
         return out
+
+    def template_candidates(self, template: np.ndarray) -> dict[str, float]:
+        """Identity -> score of a track template: the better of its best single gallery face
+        and the identity's template (templates.identity_scores), for its top identities."""
+        top_k = max(1, min(len(self.gallery.identities()), self.MAX_CANDIDATES))
+        found = self.gallery.search(np.asarray(template, dtype=np.float32)[None], self.threshold, top_k)[0]
+        single = {c.identity: c.similarity for c in found.candidates}
+        faces = {}
+        for name in single:
+            records = self.gallery.faces_of(name)
+            if records:
+                faces[name] = np.stack([f.embedding for f in records])
+        return identity_scores(template, single, faces)
 
     def close(self) -> None:
         """The engine and gallery belong to the caller."""

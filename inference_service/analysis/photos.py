@@ -30,6 +30,7 @@ from ..engine import (
 )
 from ..engine.images import image_pixels
 from ..gallery import Gallery, Recognition
+from .quality import FaceQuality, enrollment_problems
 
 # Cosine similarities are meaningful to ~1e-4 (float32 embeddings); more digits are noise.
 SIMILARITY_DIGITS = 4
@@ -43,7 +44,7 @@ MIN_BOX_IOU = 0.5
 Box = tuple[float, float, float, float]
 
 
-InputErrorKind = Literal["corrupt", "unsupported", "too_large", "no_face"]
+InputErrorKind = Literal["corrupt", "unsupported", "too_large", "no_face", "low_quality"]
 
 
 class InputError(Exception):
@@ -175,8 +176,12 @@ def _chosen_face_chips(
     uploads: Sequence[tuple[str, bytes]],
     limits: PixelLimits,
     boxes: Sequence[Box | None] = (),
+    gate: bool = False,
 ) -> tuple[list[Face], np.ndarray]:
     """One face per upload (see :func:`_chosen_face`) and its aligned chip.
+
+    ``gate``: refuse (``low_quality``) a face too small, dark or blurred to enroll, naming the
+    upload and why (quality.enrollment_problems).
 
     ``boxes`` apply to the first uploads in order; an upload past them (or with ``None``) gives
     its largest face. One image is decoded at a time and dropped once its chip is cut, so the
@@ -187,6 +192,13 @@ def _chosen_face_chips(
     for index, (label, data) in enumerate(uploads):
         image = decode(data, limits.per_image, label)
         face = _chosen_face(engine.detect(image), boxes[index] if index < len(boxes) else None, label)
+        problems = enrollment_problems(FaceQuality.of(image, face.box)) if gate else []
+        if problems:
+            raise InputError(
+                "low_quality",
+                f"{label}: not enrolled, {'; '.join(problems)}: such a face makes a poor reference that "
+                "strangers can come to resemble; send a clearer photo, or force=true to enroll it anyway",
+            )
         faces.append(face)
         chips.append(engine.embedder.crops(image, [face]))
         del image
@@ -213,10 +225,11 @@ def enroll(
     uploads: Sequence[tuple[str, bytes]],
     limits: PixelLimits,
     boxes: Sequence[Box | None] = (),
+    force: bool = False,
 ) -> dict:
     """Enroll one face of every image (the boxed one, else the largest), or nothing if any image
-    is unusable."""
-    faces, chips = _chosen_face_chips(engine, uploads, limits, boxes)
+    is unusable: no face, or (unless ``force``) a face that fails the enrollment quality gate."""
+    faces, chips = _chosen_face_chips(engine, uploads, limits, boxes, gate=not force)
     vectors = engine.embedder.embed(chips)
     records = gallery.enroll(identity, vectors, [f.box for f in faces])
     stored = gallery.faces_of(identity) or []

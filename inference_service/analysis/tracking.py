@@ -12,12 +12,14 @@ collects a face's every appearance in a shot, so the decision can use all of the
   ``min_top`` of them). That ignores the frames where the head is turned but, unlike the best
   single frame, cannot be won by one lucky frame. The best identity must reach the threshold and
   lead the runner-up by ``margin``; short tracks (fewer than ``min_faces`` faces) stay unnamed.
+  The track's template (templates.py: the quality-weighted mean of its embeddings) may name it
+  too, against its own calibrated threshold; a track the two rules disagree on stays unnamed.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,13 +29,21 @@ from ..engine import iou
 
 @dataclass
 class Detection:
-    """One face in one analysed frame, with its gallery candidates (identity -> similarity)."""
+    """One face in one analysed frame, with its gallery candidates (identity -> similarity).
+
+    ``landmarks`` (5 x 2) and ``sharpness`` (:func:`quality.sharpness`) weigh the face in its
+    track's template, and with ``brightness`` decide whether it may be enrolled; a matcher that
+    cannot give them (the API's) leaves them None.
+    """
 
     frame: int
     box: tuple[float, float, float, float]
     score: float
     embedding: np.ndarray | None
     candidates: dict[str, float] = field(default_factory=dict)
+    landmarks: np.ndarray | None = None
+    sharpness: float | None = None
+    brightness: float | None = None
 
 
 @dataclass
@@ -156,6 +166,18 @@ class Decision:
     identity: str | None
     similarity: float  # aggregated similarity of the best identity (0 when no candidates)
     runner_up: tuple[str, float] | None
+    # The track template's best identity and score (templates.py), when the track had one.
+    template: tuple[str, float] | None = None
+    # What each rule alone would name (None: nobody); ``identity`` is None when they disagree.
+    by_frames: str | None = None
+    by_template: str | None = None
+
+    @property
+    def score(self) -> float:
+        """The similarity behind the name: the template's when only the template named the track."""
+        if self.identity is not None and self.by_frames is None and self.template is not None:
+            return self.template[1]
+        return self.similarity
 
 
 def aggregate(values: Sequence[float], min_top: int = 3, top_fraction: float = 0.5) -> float:
@@ -165,6 +187,19 @@ def aggregate(values: Sequence[float], min_top: int = 3, top_fraction: float = 0
     return float(np.mean(ordered[:k])) if k else 0.0
 
 
+def _template_winner(
+    scores: Mapping[str, float], threshold: float, margin: float
+) -> tuple[str | None, tuple[str, float] | None]:
+    """The template's accepted identity (or None) and its best (identity, score)."""
+    if not scores:
+        return None, None
+    ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    best, score = ranked[0]
+    runner = ranked[1][1] if len(ranked) > 1 else -1.0
+    accepted = best if score >= threshold and score - runner >= margin else None
+    return accepted, (best, round(float(score), 4))
+
+
 def decide_identity(
     detections: Sequence[Detection],
     threshold: float,
@@ -172,17 +207,35 @@ def decide_identity(
     min_faces: int = 3,
     min_top: int = 3,
     top_fraction: float = 0.5,
+    template: Mapping[str, float] | None = None,
+    track_threshold: float | None = None,
+    template_margin: float | None = None,
 ) -> Decision:
     """One identity (or None) for a whole track.
 
-    A face's candidates are its top-k gallery identities. For an identity missing from one face's
-    list the best case is that face's lowest listed similarity and the worst case is -1: the
-    winner is scored on the worst case and the runner-up on the best case, so a short candidate
-    list can only make the decision stricter.
+    Two rules, either of which may name the track, and a track they disagree on stays unnamed:
+
+    * frames: a face's candidates are its top-k gallery identities. For an identity missing from
+      one face's list the best case is that face's lowest listed similarity and the worst case is
+      -1: the winner is scored on the worst case and the runner-up on the best case, so a short
+      candidate list can only make the decision stricter.
+    * template (``template``: identity -> score of the track's template, templates.py): the best
+      identity must reach ``track_threshold`` (default ``threshold``) and lead the next by
+      ``template_margin`` (default ``margin``).
+
+    Either way a track of fewer than ``min_faces`` faces stays unnamed.
     """
     names = sorted({name for det in detections for name in det.candidates})
+    long_enough = len(detections) >= min_faces
+    by_template, template_best = _template_winner(
+        template or {},
+        threshold if track_threshold is None else track_threshold,
+        margin if template_margin is None else template_margin,
+    )
+    if not long_enough:
+        by_template = None
     if not names:
-        return Decision(None, 0.0, None)
+        return Decision(by_template, 0.0, None, template_best, None, by_template)
     pessimistic: dict[str, float] = {}
     optimistic: dict[str, float] = {}
     for name in names:
@@ -195,11 +248,19 @@ def decide_identity(
     runner = max(others, key=lambda n: (optimistic[n], n)) if others else None
     score = pessimistic[best]
     runner_score = optimistic[runner] if runner else -1.0
-    accepted = len(detections) >= min_faces and score >= threshold and score - runner_score >= margin
+    accepted = long_enough and score >= threshold and score - runner_score >= margin
+    by_frames = best if accepted else None
+    if by_frames and by_template and by_frames != by_template:
+        identity = None  # the two rules name different people: say nothing
+    else:
+        identity = by_frames or by_template
     return Decision(
-        best if accepted else None,
+        identity,
         round(score, 4),
         (runner, round(runner_score, 4)) if runner else None,
+        template_best,
+        by_frames,
+        by_template,
     )
 
 

@@ -14,14 +14,16 @@ from typing import Any
 from fastapi import FastAPI
 
 from ..analysis.engine_loader import load_engine
+from ..cameras import Cameras
 from ..config import Settings
 from ..engine import FaceEngine
+from ..events.service import open_event_log
 from ..gallery import Gallery
 from ..gallery.factory import describe
 from ..gallery.replica import start_sync
 from ..gallery.retention import RetentionSweeper
 from ..videos import VideoJobs
-from . import audit, curation, health, identities, inference, videos
+from . import audit, cameras, curation, events, health, identities, inference, live, videos
 from .app_state import Services
 from .docs import install_docs
 from .errors import CatchAllMiddleware, install_error_handlers
@@ -126,6 +128,9 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
         app.state.services = Services(settings, eng, gal, pool, sweeper)
         app.state.videos = VideoJobs(settings, eng, gal)
         app.state.videos.start()
+        app.state.events = open_event_log(settings, gal)
+        app.state.cameras = Cameras(settings, eng, gal, on_events=app.state.events.record)
+        app.state.cameras.start_all()
         warn_if_open(settings.api_key, settings.api_keys)
         log.info(
             "ready: embedder %s, threshold %.3f, %d workers + %d queue slots, uploads <= %g MiB",
@@ -138,6 +143,8 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
         try:
             yield
         finally:
+            app.state.cameras.stop_all()
+            app.state.events.close()
             sweeper.stop()
             app.state.videos.stop()
             pool.shutdown()
@@ -161,6 +168,9 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
     app.include_router(curation.router)
     app.include_router(audit.router)
     app.include_router(videos.router)
+    app.include_router(live.router)
+    app.include_router(cameras.router)
+    app.include_router(events.router)
     # add_middleware wraps outward: the size cap sees the raw stream before anything else.
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(

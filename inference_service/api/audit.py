@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from ..gallery import validate_name
 from ..gallery.audit import CONSENT_MAX_LENGTH, Actor, AuditQuery, WriteContext, now_utc, visible_consent
-from .app_state import Services, get_services
+from .app_state import Services
+from .deps import ServicesDep
 from .schemas import AuditPage, error_responses
 from .security import require_api_key
 
@@ -84,6 +85,7 @@ def enrollment_context(
     summary="The audit trail: enrollments, deletions, expiry erases, exports, renames, merges and moves, oldest first",
 )
 def audit_trail(
+    services: ServicesDep,
     identity: str | None = Query(None, max_length=64, description="Only events about this name (any case)."),
     action: Literal["enroll", "delete_face", "delete_identity", "expire", "export", "rename", "merge", "move_face"]
     | None = Query(None),
@@ -91,7 +93,6 @@ def audit_trail(
     until: str | None = Query(None, max_length=64, description="Before this time (ISO 8601 with offset)."),
     after: int = Query(0, ge=0, le=2**62, description="The `next_after` of the previous page."),
     limit: int = Query(100, ge=1, le=PAGE_MAX, description="Events per page."),
-    services: Services = Depends(get_services),
 ) -> dict:
     query = AuditQuery(
         identity=None if identity is None else validate_name(identity),

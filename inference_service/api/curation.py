@@ -15,8 +15,9 @@ from ..gallery.audit import acting
 from ..gallery.errors import IdentityExistsError, IdentityNotFoundError
 from ..gallery.names import name_key
 from ..gallery.report import gallery_report
-from .app_state import Services, get_services
+from .app_state import Services
 from .audit import enrollment_context, write_context
+from .deps import ServicesDep
 from .identities import NamePath
 from .schemas import (
     CurationResult,
@@ -58,13 +59,17 @@ def _exists(exc: IdentityExistsError) -> HTTPException:
     summary="Rename an identity (or, with merge=true, merge it into the identity that has the name)",
 )
 def rename_identity(
-    request: Request, body: RenameRequest, name: str = NamePath, services: Services = Depends(get_services)
+    services: ServicesDep,
+    request: Request,
+    body: RenameRequest,
+    name: str = NamePath,
 ) -> dict:
     name, new_name = validate_name(name), validate_name(body.name)
     with acting(write_context(request, services)):
         try:
             shown = curation.rename(services.gallery, name, new_name)
             request.app.state.videos.follow_identity(name, shown)
+            request.app.state.events.follow_identity(name, shown)
             return _result(services, shown, [r.face_id for r in services.gallery.faces_of(shown) or []])
         except IdentityExistsError as exc:
             if not body.merge:
@@ -76,6 +81,7 @@ def rename_identity(
         except IdentityNotFoundError as exc:
             raise _not_found(exc) from None
     request.app.state.videos.follow_identity(name, target)
+    request.app.state.events.follow_identity(name, target)
     return _result(services, target, moved)
 
 
@@ -87,7 +93,10 @@ def rename_identity(
     summary="Move every face of an identity into another and remove it (histories and consents kept)",
 )
 def merge_identity(
-    request: Request, body: MergeRequest, name: str = NamePath, services: Services = Depends(get_services)
+    services: ServicesDep,
+    request: Request,
+    body: MergeRequest,
+    name: str = NamePath,
 ) -> dict:
     name, into = validate_name(name), validate_name(body.into)
     if name_key(name) == name_key(into):
@@ -98,6 +107,7 @@ def merge_identity(
         except IdentityNotFoundError as exc:
             raise _not_found(exc) from None
     request.app.state.videos.follow_identity(name, target)
+    request.app.state.events.follow_identity(name, target)
     return _result(services, target, moved)
 
 
@@ -109,11 +119,11 @@ def merge_identity(
     summary="Move one face to another identity (created when new); an identity left empty is removed",
 )
 def move_face(
+    services: ServicesDep,
     request: Request,
     body: MoveRequest,
     name: str = NamePath,
     face_id: str = FaceIdPath,
-    services: Services = Depends(get_services),
 ) -> dict:
     name, to = validate_name(name), validate_name(body.to)
     if name_key(name) == name_key(to):
@@ -129,6 +139,7 @@ def move_face(
             raise _not_found(exc) from None
     if services.gallery.faces_of(name) is None:  # its last face: the tracks enrolled as it go along
         request.app.state.videos.follow_identity(name, target)
+        request.app.state.events.follow_identity(name, target)
     return _result(services, target, [face_id])
 
 
@@ -140,8 +151,8 @@ def move_face(
     summary="The gallery's likely mistakes: identities that may be one person, faces that may not be theirs",
 )
 def report(
+    services: ServicesDep,
     limit: int = Query(100, ge=1, le=1000, description="At most this many pairs and this many flagged faces."),
-    services: Services = Depends(get_services),
 ) -> dict:
     """Read from the store (every replica answers the same), measured with the service's
     recognition threshold: pairs of identities whose templates are at least that similar, best
@@ -159,7 +170,7 @@ def report(
     dependencies=[Depends(require_api_key)],
     summary="Say two identities are not the same person: the report stops suggesting the pair",
 )
-def dismiss_pair(request: Request, body: DismissRequest, services: Services = Depends(get_services)) -> Response:
+def dismiss_pair(services: ServicesDep, request: Request, body: DismissRequest) -> Response:
     a, b = validate_name(body.a), validate_name(body.b)
     if name_key(a) == name_key(b):
         raise HTTPException(422, "a and b name the same identity")

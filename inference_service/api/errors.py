@@ -49,6 +49,7 @@ VIDEO_ERROR_STATUS: dict[VideoErrorKind, int] = {
     VideoErrorKind.FRAMES_TOO_LARGE: 413,
     VideoErrorKind.NOT_A_VIDEO: 415,
     VideoErrorKind.TOO_LONG: 422,
+    VideoErrorKind.LOW_QUALITY: 422,
     VideoErrorKind.BUSY: 503,
     VideoErrorKind.DISK_FULL: 507,
 }
@@ -56,7 +57,7 @@ BUSY_RETRY_S = 60
 # Order in which an Allow header lists methods (the conventional one, not alphabetical).
 # What the client sent, as HTTP words it: damaged or empty bytes, more pixels than allowed, not an
 # image format we read, an image without the (chosen) face.
-INPUT_ERROR_STATUS = {"corrupt": 400, "too_large": 413, "unsupported": 415, "no_face": 422}
+INPUT_ERROR_STATUS = {"corrupt": 400, "too_large": 413, "unsupported": 415, "no_face": 422, "low_quality": 422}
 METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from ..gallery.replica import replica_status
-from .app_state import Services, get_services
+from .deps import ServicesDep
 from .schemas import HealthResponse
 
 router = APIRouter(tags=["health"])
@@ -18,7 +18,7 @@ router = APIRouter(tags=["health"])
     response_model_exclude_none=True,  # the replica fields exist for PostgreSQL galleries only
     summary="Service status, models and gallery size",
 )
-async def health(services: Services = Depends(get_services)) -> dict:
+async def health(services: ServicesDep) -> dict:
     engine = services.engine
     # A database read: off the event loop (the last value read while the store is unreachable).
     next_expiry = await run_in_threadpool(services.sweeper.next_expiry) if services.sweeper else None

@@ -16,8 +16,8 @@ from ..gallery import GalleryError, validate_name
 from ..gallery.audit import CONSENT_MAX_LENGTH, acting
 from ..gallery.names import MAX_NAME_LENGTH, NAME_RULE, identity_key
 from ..gallery.report import face_agreements
-from .app_state import Services, get_services
 from .audit import enrollment_context, write_context
+from .deps import ServicesDep
 from .schemas import EnrollResponse, IdentityDetail, IdentityExport, IdentityList, error_responses
 from .security import require_api_key, require_read_key
 from .uploads import read_upload, upload_label
@@ -103,6 +103,7 @@ def _not_found(name: str) -> HTTPException:
     summary="Enroll one face of each uploaded photo (the boxed one, else the largest) under a name",
 )
 async def enroll(
+    services: ServicesDep,
     request: Request,
     name: str = NamePath,
     image: list[UploadFile] = File(
@@ -126,14 +127,29 @@ async def enroll(
             "this enrollment (none when unset)."
         ),
     ),
-    services: Services = Depends(get_services),
+    force: bool = Form(
+        False,
+        description=(
+            "Enroll faces that fail the quality gate (narrower than 40 px, too dark or too blurred, "
+            "README 'Enrollment quality gate'); without it such a photo is refused with 422 saying why."
+        ),
+    ),
 ) -> dict:
     name = validate_name(name)
     boxes = parse_boxes(box, len(image))
     context = enrollment_context(request, services, consent, expires_at)
     uploads = [(upload_label(f, "image", i, len(image)), await read_upload(f)) for i, f in enumerate(image)]
     return await services.pool.run(
-        _acting, context, photos.enroll, services.engine, services.gallery, name, uploads, services.pixel_limits, boxes
+        _acting,
+        context,
+        photos.enroll,
+        services.engine,
+        services.gallery,
+        name,
+        uploads,
+        services.pixel_limits,
+        boxes,
+        force,
     )
 
 
@@ -151,7 +167,7 @@ def _acting(context, job, *args):
     dependencies=[Depends(require_read_key)],
     summary="List enrolled identities",
 )
-def list_identities(services: Services = Depends(get_services)) -> dict:
+def list_identities(services: ServicesDep) -> dict:
     try:
         terms = services.gallery.store.all_terms()
     except GalleryError:  # the store unreachable: the listing goes on from memory, without them
@@ -173,7 +189,7 @@ def list_identities(services: Services = Depends(get_services)) -> dict:
     dependencies=[Depends(require_read_key)],
     summary="An identity's enrolled faces",
 )
-async def show_identity(name: str = NamePath, services: Services = Depends(get_services)) -> dict:
+async def show_identity(services: ServicesDep, name: str = NamePath) -> dict:
     name = validate_name(name)
     records = services.gallery.faces_of(name)
     if records is None:
@@ -207,7 +223,7 @@ async def show_identity(name: str = NamePath, services: Services = Depends(get_s
     dependencies=[Depends(require_api_key)],
     summary="Erase an identity and all its faces for good",
 )
-def delete_identity(request: Request, name: str = NamePath, services: Services = Depends(get_services)) -> Response:
+def delete_identity(services: ServicesDep, request: Request, name: str = NamePath) -> Response:
     name = validate_name(name)
     with acting(write_context(request, services)):
         if not services.gallery.delete_identity(name):
@@ -215,6 +231,7 @@ def delete_identity(request: Request, name: str = NamePath, services: Services =
     # Every copy: the faces video jobs kept for tracks enrolled under the name (the sweeper
     # finishes this if the process stops here, see videos/runner.py).
     request.app.state.videos.erase_identity(name)
+    request.app.state.events.erase_identity(name)  # the person's camera events and their faces too
     return Response(status_code=204)
 
 
@@ -225,7 +242,7 @@ def delete_identity(request: Request, name: str = NamePath, services: Services =
     dependencies=[Depends(require_api_key)],
     summary="Everything stored about one person, as one JSON document (an access request)",
 )
-def export_identity(request: Request, name: str = NamePath, services: Services = Depends(get_services)) -> dict:
+def export_identity(services: ServicesDep, request: Request, name: str = NamePath) -> dict:
     """Read from the database itself (not this process's memory) in one transaction that also
     records the export in the audit trail, so the document is what the database holds."""
     name = validate_name(name)
@@ -233,7 +250,8 @@ def export_identity(request: Request, name: str = NamePath, services: Services =
     if document is None:
         raise _not_found(name)
     tracks = request.app.state.videos.store.enrollments_of(identity_key(name))
-    return {**document, "video_tracks": [t.as_json() for t in tracks]}
+    live_events = request.app.state.events.of_identity(name)  # camera events naming them
+    return {**document, "video_tracks": [t.as_json() for t in tracks], "live_events": live_events}
 
 
 @router.delete(
@@ -245,10 +263,10 @@ def export_identity(request: Request, name: str = NamePath, services: Services =
     summary="Erase one enrolled face (the identity goes with its last face)",
 )
 def delete_face(
+    services: ServicesDep,
     request: Request,
     name: str = NamePath,
     face_id: str = Path(description="The face_id returned at enrollment or by GET /identities/{name}."),
-    services: Services = Depends(get_services),
 ) -> Response:
     name = validate_name(name)
     with acting(write_context(request, services)):
@@ -256,4 +274,5 @@ def delete_face(
             raise HTTPException(404, f"identity {name!r} has no face {face_id!r}")
     if services.gallery.faces_of(name) is None:  # that was the last face: the person is erased
         request.app.state.videos.erase_identity(name)
+        request.app.state.events.erase_identity(name)
     return Response(status_code=204)

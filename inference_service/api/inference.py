@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
 from ..analysis import photos
-from .app_state import Services, get_services
+from .app_state import Services
+from .deps import ServicesDep
 from .schemas import DetectResponse, EmbedResponse, RecognizeResponse, VerifyResponse, error_responses
 from .security import require_read_key
 from .uploads import read_upload, upload_label
@@ -33,8 +34,8 @@ def _threshold(services: Services, form_value: float | None, query_value: float 
     summary="Find the faces in a photo",
 )
 async def detect(
+    services: ServicesDep,
     image: UploadFile = File(description=IMAGE_DOC),
-    services: Services = Depends(get_services),
 ) -> dict:
     data = await read_upload(image)
     return await services.pool.run(
@@ -49,8 +50,8 @@ async def detect(
     summary="Find the faces in a photo and return an embedding for each",
 )
 async def embed(
+    services: ServicesDep,
     image: UploadFile = File(description=IMAGE_DOC),
-    services: Services = Depends(get_services),
 ) -> dict:
     data = await read_upload(image)
     return await services.pool.run(
@@ -65,10 +66,10 @@ async def embed(
     summary="Find the faces in a photo and name the enrolled ones",
 )
 async def recognize(
+    services: ServicesDep,
     image: UploadFile = File(description=IMAGE_DOC),
     threshold_form: float | None = Form(None, alias="threshold", ge=-1.0, le=1.0, description=THRESHOLD_DOC),
     threshold_query: float | None = Query(None, alias="threshold", ge=-1.0, le=1.0, description=THRESHOLD_DOC),
-    services: Services = Depends(get_services),
 ) -> dict:
     threshold = _threshold(services, threshold_form, threshold_query)
     data = await read_upload(image)
@@ -90,11 +91,11 @@ async def recognize(
     summary="Are the largest faces of two photos the same person?",
 )
 async def verify(
+    services: ServicesDep,
     image_a: UploadFile = File(description="First photo; its largest face is compared."),
     image_b: UploadFile = File(description="Second photo; its largest face is compared."),
     threshold_form: float | None = Form(None, alias="threshold", ge=-1.0, le=1.0, description=THRESHOLD_DOC),
     threshold_query: float | None = Query(None, alias="threshold", ge=-1.0, le=1.0, description=THRESHOLD_DOC),
-    services: Services = Depends(get_services),
 ) -> dict:
     threshold = _threshold(services, threshold_form, threshold_query)
     data_a = await read_upload(image_a)

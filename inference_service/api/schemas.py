@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 Box = list[float]
@@ -190,6 +192,9 @@ class IdentityExport(BaseModel):
     video_tracks: list[VideoTrackSource] = Field(
         default_factory=list,
         description="The tracks of video jobs enrolled under this name: where those faces came from.",
+    )
+    live_events: list[dict[str, Any]] = Field(
+        default_factory=list, description="Camera events naming this person (GET /events), newest first."
     )
 
 

@@ -26,8 +26,8 @@ from ..videos.jobs import Job
 from ..videos.summary import person_summary
 from ..videos.tracks import crop_path, enroll_track, faces_per_track
 from ..videos.upload import VideoSink, admit_video
-from .app_state import Services, get_services
 from .audit import enrollment_context
+from .deps import JobsDep, ServicesDep
 from .file_response import OpenFileResponse
 from .schemas import ErrorResponse
 from .security import require_api_key, require_read_key
@@ -71,10 +71,11 @@ class TrackEnrollRequest(BaseModel):
     expires_at: str | None = Field(
         None, max_length=64, description="When to erase the person, as for POST /identities/{name}/faces."
     )
-
-
-def get_jobs(request: Request) -> VideoJobs:
-    return request.app.state.videos
+    force: bool = Field(
+        False,
+        description="Also enroll kept faces that fail the quality gate (too small, dark or blurred); without "
+        "it they are skipped, and a track with none better is refused with 422 saying why.",
+    )
 
 
 def _iso(ts: float | None) -> str | None:
@@ -145,7 +146,7 @@ def _job_or_404(jobs: VideoJobs, job_id: str) -> Job:
         }
     },
 )
-async def create_video(request: Request, jobs: VideoJobs = Depends(get_jobs)) -> dict:
+async def create_video(jobs: JobsDep, request: Request) -> dict:
     """A slot is reserved before the first byte is read, so uploads in progress count toward
     FACE_MAX_VIDEO_JOBS with the jobs, and the disk they can take is bounded by it."""
     settings = jobs.settings
@@ -183,10 +184,10 @@ async def create_video(request: Request, jobs: VideoJobs = Depends(get_jobs)) ->
 
 @router.get("", responses=error_responses(401, 422), summary="The video jobs, newest first, a page at a time")
 def list_videos(
+    jobs: JobsDep,
     request: Request,
     limit: int = Query(PAGE_SIZE, ge=1, le=PAGE_SIZE, description="Jobs per page."),
     offset: int = Query(0, ge=0, le=10**9, description="Jobs to skip (the 'next' link of the previous page)."),
-    jobs: VideoJobs = Depends(get_jobs),
 ) -> dict:
     """``next`` is the path of the following page, null on the last one."""
     page = jobs.store.list(limit + 1, offset)
@@ -203,7 +204,7 @@ def list_videos(
     responses=error_responses(401, 404, 422),
     summary="A job's status and progress; when done its timeline and per-person screen time",
 )
-def get_video(request: Request, job_id: str = JobId, jobs: VideoJobs = Depends(get_jobs)) -> dict:
+def get_video(jobs: JobsDep, request: Request, job_id: str = JobId) -> dict:
     job = _job_or_404(jobs, job_id)
     body = _job_json(job, request)
     if job.status == "done":
@@ -243,7 +244,7 @@ ANNOTATED_RESPONSES: dict[int | str, dict] = {
     responses=ANNOTATED_RESPONSES,
     summary="The annotated video (H.264 MP4; Range requests supported)",
 )
-def get_annotated(request: Request, job_id: str = JobId, jobs: VideoJobs = Depends(get_jobs)) -> Response:
+def get_annotated(jobs: JobsDep, request: Request, job_id: str = JobId) -> Response:
     job = _job_or_404(jobs, job_id)
     missing = f"the annotated video is not ready (job {job.status})"
     fh = _open_or_404(jobs.files(job.id).annotated if job.status == "done" else None, missing)
@@ -257,8 +258,8 @@ def get_annotated(request: Request, job_id: str = JobId, jobs: VideoJobs = Depen
     responses=ANNOTATED_RESPONSES,
     summary="The annotated video's headers (size, type) without its bytes",
 )
-def head_annotated(request: Request, job_id: str = JobId, jobs: VideoJobs = Depends(get_jobs)) -> Response:
-    return get_annotated(request, job_id, jobs)
+def head_annotated(jobs: JobsDep, request: Request, job_id: str = JobId) -> Response:
+    return get_annotated(jobs=jobs, request=request, job_id=job_id)
 
 
 @router.get(
@@ -268,10 +269,10 @@ def head_annotated(request: Request, job_id: str = JobId, jobs: VideoJobs = Depe
     summary="One of the faces kept for a track (JPEG), as enrolling it would store",
 )
 def get_track_face(
+    jobs: JobsDep,
     job_id: str = JobId,
     track_id: int = Path(ge=1),
     number: int = Path(ge=0, lt=MAX_TRACK_FACES),
-    jobs: VideoJobs = Depends(get_jobs),
 ) -> Response:
     job = _job_or_404(jobs, job_id)
     path = crop_path(jobs.files(job.id), track_id, number) if job.status == "done" else None
@@ -286,12 +287,12 @@ def get_track_face(
     summary="Enroll a track's best faces (kept by the analysis) under a name",
 )
 def enroll_from_track(
+    jobs: JobsDep,
+    services: ServicesDep,
     request: Request,
     body: TrackEnrollRequest,
     job_id: str = JobId,
     track_id: int = Path(ge=1),
-    jobs: VideoJobs = Depends(get_jobs),
-    services: Services = Depends(get_services),
 ) -> dict:
     name = validate_name(body.name)
     context = enrollment_context(request, services, body.consent, body.expires_at)  # audited, consent checked
@@ -309,7 +310,7 @@ def enroll_from_track(
     jobs.store.record_enrollment(job.id, track_id, name, key)
     try:
         with acting(context):
-            return enroll_track(jobs.files(job.id), track_id, name, jobs.gallery, body.faces)
+            return enroll_track(jobs.files(job.id), track_id, name, jobs.gallery, body.faces, body.force)
     except BaseException:
         jobs.store.unrecord_enrollment(job.id, track_id, key)
         raise
@@ -323,7 +324,7 @@ def enroll_from_track(
     dependencies=[Depends(require_api_key)],
     summary="Cancel the job if it runs and delete every file of it",
 )
-def delete_video(job_id: str = JobId, jobs: VideoJobs = Depends(get_jobs)) -> Response:
+def delete_video(jobs: JobsDep, job_id: str = JobId) -> Response:
     if not valid_job_id(job_id) or not jobs.cancel_and_delete(job_id):
         raise HTTPException(404, f"no video job {job_id!r}")
     return Response(status_code=204)

@@ -170,7 +170,8 @@ class MTCNNDetector:
             for i in np.flatnonzero(ids_np == b):
                 if scores_np[i] < cfg.min_score:
                     continue
-                box = tuple(float(v) for v in boxes_np[i, :4])
+                x1, y1, x2, y2 = (float(v) for v in boxes_np[i, :4])
+                box = (x1, y1, x2, y2)
                 out[b].append(Face(box=box, score=float(scores_np[i]), landmarks=points_np[i]))
             out[b].sort(key=lambda face: -face.score)
         return out

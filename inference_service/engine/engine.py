@@ -69,14 +69,31 @@ class FaceEngine:
             ),
             device=device,
         )
-        common = dict(
-            weights_dir=settings.weights_dir, dlib_model_path=settings.dlib_model_path, batch_size=settings.batch_size
-        )
         if settings.embedder == "auto":
-            embedder = resolve_auto(device, gallery_embedder=gallery_embedder, **common)
+            embedder = resolve_auto(
+                device,
+                gallery_embedder=gallery_embedder,
+                weights_dir=settings.weights_dir,
+                dlib_model_path=settings.dlib_model_path,
+                batch_size=settings.batch_size,
+            )
         else:
-            embedder = create_embedder(settings.embedder, device, gallery_embedder=gallery_embedder, **common)
-        log.info("face engine: detector mtcnn, embedder %s (%d-d) on %s", embedder.name, embedder.dim, device)
+            embedder = create_embedder(
+                settings.embedder,
+                device,
+                gallery_embedder=gallery_embedder,
+                weights_dir=settings.weights_dir,
+                dlib_model_path=settings.dlib_model_path,
+                batch_size=settings.batch_size,
+            )
+        embedder.flip_tta = settings.flip_tta
+        log.info(
+            "face engine: detector mtcnn, embedder %s (%d-d%s) on %s",
+            embedder.name,
+            embedder.dim,
+            ", flip TTA" if embedder.flip_tta else "",
+            device,
+        )
         return cls(detector, embedder, settings.threshold)
 
     # ------------------------------------------------------------------------------------------

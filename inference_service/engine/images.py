@@ -44,9 +44,9 @@ def _to_uint8_rgb(img: Image.Image) -> Image.Image:
         arr8 = (arr.astype(np.float32) * (255.0 / peak)).clip(0, 255).astype(np.uint8)
         return Image.fromarray(arr8, "L").convert("RGB")
     if mode == "F":
-        arr = np.asarray(img, dtype=np.float32)
-        peak = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
-        return Image.fromarray((arr * (255.0 / peak)).clip(0, 255).astype(np.uint8), "L").convert("RGB")
+        floats = np.asarray(img, dtype=np.float32)
+        top = 1.0 if floats.max(initial=0) <= 1.0 else 255.0
+        return Image.fromarray((floats * (255.0 / top)).clip(0, 255).astype(np.uint8), "L").convert("RGB")
     if mode == "P" or mode == "PA":
         img = img.convert("RGBA")
         mode = "RGBA"

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # b"FACE" read as a big-endian 32-bit integer: the marker SQLite stores at offset 68 of the header.
 APPLICATION_ID = 0x46414345
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Version 1 exactly as the first release created it (application_id 0, no schema_version).
@@ -82,8 +82,7 @@ CREATE INDEX audit_by_key ON audit(name_key, seq);
 # (a name enrolled again after an erase is another person, with another uid); audit rows and the
 # consent history point at it, so an export lists this person's events and consents only. Every
 # enrollment's consent is kept (``consents``), and its text is in the enrollment's audit row;
-# ``detail`` says what a rename, merge or move did (``from 'Chris Lee'``); ``dismissed_pairs``
-# holds the pairs of identities someone said are not the same person (the report skips them).
+# ``detail`` says what a rename, merge or move did (``from 'Chris Lee'``).
 _V3_TO_V4 = """
 ALTER TABLE identities ADD COLUMN uid TEXT;
 CREATE UNIQUE INDEX identities_by_uid ON identities(uid);
@@ -99,7 +98,10 @@ CREATE TABLE consents (
     key_label TEXT
 );
 CREATE INDEX consents_by_uid ON consents(identity_uid, seq);
-CREATE TABLE dismissed_pairs (
+"""
+# Version 5: the pairs of identities someone said are not the same person (the report skips them).
+_V4_TO_V5 = """
+CREATE TABLE IF NOT EXISTS dismissed_pairs (
     uid_a TEXT NOT NULL,
     uid_b TEXT NOT NULL,
     at TEXT NOT NULL,
@@ -213,12 +215,17 @@ def _reference_shape(version: int) -> dict[str, tuple]:
             _run(db, _V2_TO_V3)
         if version >= 4:
             _run(db, _V3_TO_V4)
+        if version >= 5:
+            _run(db, _V4_TO_V5)
         return _shape(db)
     finally:
         db.close()
 
 
 _SHAPES = {version: _reference_shape(version) for version in range(1, SCHEMA_VERSION + 1)}
+# Shapes a version may also have: development builds wrote version 4 with the dismissed pairs
+# already in it (they became version 5); such a file is upgraded like any version 4.
+_ALSO = {4: [_SHAPES[5]]}
 
 
 def identify(path: Path, thorough: bool = True) -> GalleryFile | None:
@@ -271,7 +278,7 @@ def _inspect(db: sqlite3.Connection, path: Path, thorough: bool) -> GalleryFile:
                 f"gallery {path} has schema version {version}, newer than this service's "
                 f"{SCHEMA_VERSION}; run a newer version of the service on it"
             )
-        if version < 2 or shape != _SHAPES[version]:  # 2 onwards are upgraded in place
+        if version < 2 or (shape != _SHAPES[version] and shape not in _ALSO.get(version, [])):  # upgraded in place
             raise GalleryOpenError(
                 f"gallery {path} carries the gallery marker but not the gallery's tables; it was left "
                 "untouched: restore it from a backup, or point FACE_GALLERY at a new file"
@@ -324,7 +331,8 @@ def upgrade(db: sqlite3.Connection, path: Path | str, from_version: int) -> None
     Version 1 compared names exactly, so ``Obama`` and ``obama`` may both exist: the later
     spelling's faces join the first enrolled one (the spelling kept for display), and a log line
     says so. Version 2 gains the consent, expiry and audit columns and table (all empty); version
-    4 the identities' uids and the consent history (see ``_V4_BACKFILL``).
+    4 the identities' uids and the consent history (see ``_V4_BACKFILL``), version 5 the dismissed
+    pairs.
     """
     if from_version >= SCHEMA_VERSION:
         return
@@ -332,8 +340,10 @@ def upgrade(db: sqlite3.Connection, path: Path | str, from_version: int) -> None
         _v1_to_v2(db, path)
     if from_version < 3:
         _run(db, _V2_TO_V3)
-    _run(db, _V3_TO_V4)
-    _run(db, _V4_BACKFILL)
+    if from_version < 4:
+        _run(db, _V3_TO_V4)
+        _run(db, _V4_BACKFILL)
+    _run(db, _V4_TO_V5)
     db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     if from_version > 0:

@@ -20,6 +20,7 @@ class VideoErrorKind(StrEnum):
     NO_FACES = "no_faces"  # the track kept no face to enroll
     EMBEDDER_MISMATCH = "embedder_mismatch"  # the job's faces come from another embedder
     ERASED = "erased"  # the track's faces were erased with the person enrolled from them
+    LOW_QUALITY = "low_quality"  # none of the track's kept faces passes the enrollment quality gate
 
 
 class VideoError(Exception):

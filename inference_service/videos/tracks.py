@@ -14,13 +14,14 @@ import json
 import numpy as np
 
 from ..analysis.annotate import FACES_EMBEDDINGS, FACES_INDEX
+from ..analysis.quality import FaceQuality, enrollment_problems
 from ..atomic import write_json, write_npy
 from .errors import VideoError, VideoErrorKind
 from .files import JobFiles
 
 
 class TrackError(VideoError):
-    """A track that cannot be enrolled: no kept face, another embedder's faces, erased."""
+    """A track that cannot be enrolled: no kept face, none good enough, another embedder's faces, erased."""
 
 
 def kept_faces(files: JobFiles) -> dict:
@@ -44,12 +45,31 @@ def crop_path(files: JobFiles, track_id: int, number: int):
     return None
 
 
-def enroll_track(files: JobFiles, track_id: int, name: str, gallery, max_faces: int) -> dict:
-    """Enroll up to ``max_faces`` kept faces of the track under ``name``; the enroll answer."""
+def _problems(row: dict) -> list[str]:
+    """The enrollment gate on a kept face (none for jobs that predate the gate's measurements)."""
+    quality = row.get("quality")
+    return enrollment_problems(FaceQuality(**quality)) if quality else []
+
+
+def enroll_track(files: JobFiles, track_id: int, name: str, gallery, max_faces: int, force: bool = False) -> dict:
+    """Enroll up to ``max_faces`` kept faces of the track under ``name``; the enroll answer.
+
+    Faces that fail the enrollment quality gate are left out (listed under ``skipped``) unless
+    ``force``; a track with no face that passes is refused (422) saying why.
+    """
     index = kept_faces(files)
-    rows = [r for r in index["faces"] if r["track_id"] == track_id][:max_faces]
+    rows = [r for r in index["faces"] if r["track_id"] == track_id]
     if not rows:
         raise TrackError(VideoErrorKind.NO_FACES, f"track {track_id} of this video has no kept faces")
+    skipped = [] if force else [r for r in rows if _problems(r)]
+    rows = [r for r in rows if r not in skipped][:max_faces]
+    if not rows:
+        reasons = "; ".join(dict.fromkeys(p for r in skipped for p in _problems(r)))
+        raise TrackError(
+            VideoErrorKind.LOW_QUALITY,
+            f"track {track_id} not enrolled: none of its {len(skipped)} kept faces is good enough for a reliable "
+            f"reference ({reasons}); enroll the person from a clearer photo or track, or send force=true",
+        )
     if index.get("embedder") != gallery.embedder_name:
         raise TrackError(
             VideoErrorKind.EMBEDDER_MISMATCH,
@@ -63,6 +83,7 @@ def enroll_track(files: JobFiles, track_id: int, name: str, gallery, max_faces: 
         "identity": records[0].identity,
         "added": [{"face_id": rec.face_id, "box": row["box"]} for rec, row in zip(records, rows)],
         "faces": len(stored),
+        "skipped": [{"box": r["box"], "reasons": _problems(r)} for r in skipped],
     }
 
 

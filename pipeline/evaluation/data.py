@@ -183,7 +183,8 @@ def embed_specs(engine, specs: Sequence[FaceSpec], max_pixels: int = 40_000_000)
         faces = engine.detect(image)
         chosen = []
         for i in members:
-            face = pick_largest(faces) if specs[i].box is None else _match(faces, specs[i].box)
+            box = specs[i].box
+            face = pick_largest(faces) if box is None else _match(faces, box)
             if face is None:
                 missed.append(specs[i])
             else:

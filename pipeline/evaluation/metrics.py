@@ -17,17 +17,20 @@ import numpy as np
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import roc_curve
 
+# Similarity scores as the callers hold them: a list, or a numpy array straight from the pairs.
+Scores = Sequence[float] | np.ndarray
+
 # A FAR measured on n impostor pairs can only take the values 0, 1/n, 2/n, ...: below about
 # 10/n a target is met by luck of a handful of pairs. These are the two limits the notes use.
 RESOLVABLE_PAIRS = 1  # at least one impostor may be accepted at the target: n * far >= 1
 RELIABLE_PAIRS = 10  # ten or more: the estimate is stable to roughly +-30%
 
 
-def _scores(values: Sequence[float] | np.ndarray) -> np.ndarray:
+def _scores(values: Scores) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).ravel()
 
 
-def rates_at(genuine: Sequence[float], impostor: Sequence[float], threshold: float) -> tuple[float, float]:
+def rates_at(genuine: Scores, impostor: Scores, threshold: float) -> tuple[float, float]:
     """(TAR, FAR) when every pair with similarity >= ``threshold`` is accepted."""
     g, i = _scores(genuine), _scores(impostor)
     tar = float(np.mean(g >= threshold)) if g.size else float("nan")
@@ -35,7 +38,7 @@ def rates_at(genuine: Sequence[float], impostor: Sequence[float], threshold: flo
     return tar, far
 
 
-def accuracy_at(genuine: Sequence[float], impostor: Sequence[float], threshold: float) -> float:
+def accuracy_at(genuine: Scores, impostor: Scores, threshold: float) -> float:
     """Fraction of all pairs decided right: genuine accepted plus impostors rejected (LFW's measure)."""
     g, i = _scores(genuine), _scores(impostor)
     total = g.size + i.size
@@ -44,7 +47,7 @@ def accuracy_at(genuine: Sequence[float], impostor: Sequence[float], threshold: 
     return float((np.sum(g >= threshold) + np.sum(i < threshold)) / total)
 
 
-def roc(genuine: Sequence[float], impostor: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc(genuine: Scores, impostor: Scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ROC curve as (thresholds, FAR, TAR), thresholds falling, FAR and TAR rising.
 
     One point per distinct score plus a first point at +inf (nothing accepted, FAR = TAR = 0):
@@ -94,7 +97,7 @@ class OperatingPoint:
         return asdict(self)
 
 
-def threshold_for_far(impostor: Sequence[float], far: float) -> float:
+def threshold_for_far(impostor: Scores, far: float) -> float:
     """The smallest threshold at which at most ``floor(far * n)`` impostor pairs are accepted.
 
     That is just above the (k+1)-th highest impostor score, k = floor(far * n). Returned as the
@@ -111,7 +114,7 @@ def threshold_for_far(impostor: Sequence[float], far: float) -> float:
     return float(np.nextafter(i[allowed], np.inf))
 
 
-def tar_at_far(genuine: Sequence[float], impostor: Sequence[float], far: float) -> OperatingPoint:
+def tar_at_far(genuine: Scores, impostor: Scores, far: float) -> OperatingPoint:
     """The true-accept rate at a target false-accept rate, with a note when pairs are too few."""
     g, i = _scores(genuine), _scores(impostor)
     threshold = threshold_for_far(i, far)
@@ -119,7 +122,7 @@ def tar_at_far(genuine: Sequence[float], impostor: Sequence[float], far: float) 
     return OperatingPoint(far, threshold, tar, achieved, int(g.size), int(i.size), far_note(int(i.size), far))
 
 
-def best_threshold(genuine: Sequence[float], impostor: Sequence[float]) -> tuple[float, float]:
+def best_threshold(genuine: Scores, impostor: Scores) -> tuple[float, float]:
     """(threshold, accuracy) that decides the most pairs right.
 
     Candidates are the midpoints between neighbouring distinct scores (and just outside both
@@ -191,7 +194,7 @@ class Calibration:
         return asdict(self)
 
 
-def calibrate(impostor: Sequence[float], far: float, genuine: Sequence[float] | None = None) -> Calibration:
+def calibrate(impostor: Scores, far: float, genuine: Scores | None = None) -> Calibration:
     """Propose a threshold for a target FAR from impostor similarities.
 
     The proposal is the smallest threshold whose measured FAR is <= ``far``, rounded *up* to four

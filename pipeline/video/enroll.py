@@ -88,6 +88,7 @@ def enroll_cluster(
     gallery: str | Path | None = None,
     count: int = DEFAULT_COUNT,
     consent: str | None = None,
+    force: bool = False,
 ) -> dict:
     """Enroll the best ``count`` faces of cluster ``cluster_id`` as ``name``; returns a summary.
     ``consent`` is stored with the identity (the API records it with its key's label; a gallery
@@ -105,13 +106,39 @@ def enroll_cluster(
     run = RunDir(run_dir)
     faces, vectors, meta = _cluster_faces(run, cluster_id)
     picks = select_best(faces, vectors, count)
+    if not force:
+        picks = _passing_gate(run, faces, picks, cluster_id)
     chosen = [faces[i] for i in picks]
     if api is not None:
-        added = _enroll_api(run, api, name, chosen, consent)
+        added = _enroll_api(run, api, name, chosen, consent, force)
     else:
         assert gallery is not None  # the command takes exactly one of --api and --gallery
         added = _enroll_gallery(gallery, meta["embedder"], name, chosen, vectors[picks], consent)
     return {"name": name, "cluster": cluster_id, "faces": [f["id"] for f in chosen], **added}
+
+
+def _passing_gate(run: RunDir, faces: list[dict], picks: list[int], cluster_id: int) -> list[int]:
+    """The picks that pass the enrollment quality gate; none passing is an error saying why."""
+    from inference_service.analysis.quality import FaceQuality, enrollment_problems
+
+    problems: dict[int, list[str]] = {}
+    for i in picks:
+        frame = cv2.imread(str(run.root / faces[i]["file"]), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise PipelineError(f"cannot read {run.root / faces[i]['file']}: run extract again")
+        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        problems[i] = enrollment_problems(FaceQuality.of(rgb, faces[i]["box"]))
+    passing = [i for i in picks if not problems[i]]
+    if not passing:
+        reasons = "; ".join(dict.fromkeys(p for i in picks for p in problems[i]))
+        raise PipelineError(
+            f"cluster {cluster_id} not enrolled: none of its best faces is good enough for a reliable reference "
+            f"({reasons}); enroll the person from a clearer photo, or pass --force"
+        )
+    for i in picks:
+        if problems[i]:
+            log.warning("face %s left out: %s", faces[i]["id"], "; ".join(problems[i]))
+    return passing
 
 
 def _crop_jpeg(run: RunDir, face: dict) -> tuple[bytes, tuple[float, float]]:
@@ -129,7 +156,9 @@ def _crop_jpeg(run: RunDir, face: dict) -> tuple[bytes, tuple[float, float]]:
     return data.tobytes(), (left, top)
 
 
-def _enroll_api(run: RunDir, url: str, name: str, faces: list[dict], consent: str | None = None) -> dict:
+def _enroll_api(
+    run: RunDir, url: str, name: str, faces: list[dict], consent: str | None = None, force: bool = False
+) -> dict:
     """One all-or-nothing request; if the API finds no face in some crop, those crops are
     left out one by one (each then goes alone) so one bad crop does not stop the rest."""
     client = api_client(url)
@@ -137,7 +166,7 @@ def _enroll_api(run: RunDir, url: str, name: str, faces: list[dict], consent: st
     crops = [(f"face_{f['id']}.jpg", _crop_jpeg(run, f)[0]) for f in faces]
     try:
         answer = client.enroll(
-            name, [Upload(filename, data, "image/jpeg") for filename, data in crops], consent=consent
+            name, [Upload(filename, data, "image/jpeg") for filename, data in crops], consent=consent, force=force
         )
         return {"added": len(answer["added"]), "total": answer.get("faces"), "via": url}
     except ApiError as exc:
@@ -147,7 +176,7 @@ def _enroll_api(run: RunDir, url: str, name: str, faces: list[dict], consent: st
     added, total, skipped = 0, None, []
     for (filename, data), face in zip(crops, faces):
         try:
-            answer = client.enroll(name, [Upload(filename, data, "image/jpeg")], consent=consent)
+            answer = client.enroll(name, [Upload(filename, data, "image/jpeg")], consent=consent, force=force)
         except ApiError as exc:
             if exc.status != 422:
                 raise

@@ -61,9 +61,21 @@ def saved_weights(labelled, tmp_path_factory):
     return folder
 
 
+def _reaches_past_border(image: np.ndarray, box) -> bool:
+    """The margin-widened box leaves the image: there we pad where facenet-pytorch clips."""
+    x1, y1, x2, y2 = box
+    mx = FACENET_MARGIN * (x2 - x1) / (160 - FACENET_MARGIN)
+    my = FACENET_MARGIN * (y2 - y1) / (160 - FACENET_MARGIN)
+    height, width = image.shape[:2]
+    return x1 - mx / 2 < 0 or y1 - my / 2 < 0 or x2 + mx / 2 > width or y2 + my / 2 > height
+
+
 def test_our_facenet_embedding_is_facenet_pytorchs(labelled, saved_weights, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(saved_weights / "torch-home"))  # nothing from the real cache
-    engine = FaceEngine.from_settings(Settings(embedder="facenet-vggface2", weights_dir=saved_weights))
+    # facenet-pytorch embeds one view: compare without the flip augmentation, and only faces
+    # inside the image (a face cut by the border is padded by us, clipped and squeezed by it).
+    labelled = [item for item in labelled if not _reaches_past_border(item[1], item[2])]
+    engine = FaceEngine.from_settings(Settings(embedder="facenet-vggface2", weights_dir=saved_weights, flip_tta=False))
     reference = InceptionResnetV1(pretrained=None).eval()
     reference.load_state_dict(torch.load(saved_weights / WEIGHT_FILES["vggface2"]), strict=False)
 
@@ -81,7 +93,7 @@ def test_our_facenet_embedding_is_facenet_pytorchs(labelled, saved_weights, monk
         f"{len(cosines)} faces: cosine ours vs facenet-pytorch min {cosines.min():.6f}, median {np.median(cosines):.6f}"
     )
     worst = int(np.argmin(cosines))
-    assert len(labelled) >= 40
+    assert len(labelled) >= 35  # 37 of the 44 labelled faces lie inside the image with their margin
     assert cosines.min() >= 0.999, f"{labelled[worst][0]}: cosine {cosines.min():.5f}"
     # the network tells faces apart, so the comparison above could fail
     different = (theirs @ theirs.T)[~np.eye(len(theirs), dtype=bool)]

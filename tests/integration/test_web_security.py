@@ -84,7 +84,7 @@ def test_every_response_has_the_security_headers(fake, password):
     for rule in app.url_map.iter_rules():
         seen.add(rule.endpoint)
         with app.test_request_context():
-            samples = {"filename": "style.css", "job_id": "0" * 32, "track_id": 1, "number": 0}
+            samples = {"filename": "style.css", "job_id": "0" * 32, "track_id": 1, "number": 0, "event_id": 1}
             path = url_for(rule.endpoint, **{arg: samples[arg] for arg in rule.arguments})
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             if method == "GET":
@@ -240,7 +240,7 @@ def test_only_the_open_pages_answer_without_a_login(locked, fake):
     csrf = token(client)
     for rule in locked.url_map.iter_rules():
         with locked.test_request_context():
-            samples = {"filename": "style.css", "job_id": JOB, "track_id": 1, "number": 0}
+            samples = {"filename": "style.css", "job_id": JOB, "track_id": 1, "number": 0, "event_id": 1}
             path = url_for(rule.endpoint, **{arg: samples[arg] for arg in rule.arguments})
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             form = {"csrf_token": csrf, "name": "obama", "password": "wrong", "confirm": "yes", "consent": "yes"}

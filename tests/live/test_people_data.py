@@ -283,7 +283,7 @@ def test_older_schemas_are_upgraded(tmp_path, pg_url):
     store = open_store(path, "dlib-resnet", 128)
     assert store.identity_terms("ada").consent is None
     store.close()
-    assert sqlite_file.identify(path).schema_version == sqlite_file.SCHEMA_VERSION == 4
+    assert sqlite_file.identify(path).schema_version == sqlite_file.SCHEMA_VERSION == 5
     # PostgreSQL version 1
     import psycopg
 

@@ -114,3 +114,74 @@ def test_a_snapshot_taken_before_a_merge_serves_the_merge(tmp_path):
         assert moving in {r.face_id for r in again.faces_of("Ada")}
     finally:
         again.close()
+
+
+@pytest.mark.parametrize("with_dismissed", [False, True])
+def test_version_4_galleries_of_either_development_shape_upgrade(tmp_path, with_dismissed):
+    """Version 4 was written without and (by a development build) with the dismissed pairs;
+    both open and become version 5, keeping their people."""
+    import sqlite3
+
+    from inference_service.gallery import open_store, sqlite_file
+
+    path = tmp_path / "g.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+    for script in (sqlite_file.SCHEMA_V1, sqlite_file._V1_TO_V2, sqlite_file._V2_INDEX, sqlite_file._V2_TO_V3):
+        sqlite_file._run(db, script)
+    sqlite_file._run(db, sqlite_file._V3_TO_V4)
+    if with_dismissed:
+        sqlite_file._run(db, sqlite_file._V4_TO_V5)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '4')")
+    db.execute("INSERT INTO identities(name, name_key, created_at, uid) VALUES ('Ada', 'ada', '2026-01-01', 'u1')")
+    db.execute(f"PRAGMA application_id = {sqlite_file.APPLICATION_ID}")
+    db.execute("COMMIT")
+    db.close()
+    store = open_store(path, "synthetic", DIM)
+    assert store.identity_terms("ada").name == "Ada"
+    store.close()
+    assert sqlite_file.identify(path).schema_version == 5
+
+
+def test_an_upgraded_gallery_gives_a_reused_name_only_its_own_history(tmp_path):
+    """A version-3 file holds the audit rows of an erased "Chris Lee" and of the "chris lee"
+    enrolled since; after the upgrade the export of the second lists only their own events, and
+    the one consent record version 3 kept is the first of their history."""
+    import sqlite3
+
+    from inference_service.gallery import open_store, sqlite_file
+    from inference_service.gallery.audit import Actor, WriteContext
+
+    path = tmp_path / "g.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+    for script in (sqlite_file.SCHEMA_V1, sqlite_file._V1_TO_V2, sqlite_file._V2_INDEX, sqlite_file._V2_TO_V3):
+        sqlite_file._run(db, script)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '3')")
+    db.execute(
+        "INSERT INTO identities(name, name_key, created_at, consent, consent_at, consent_by) "
+        "VALUES ('chris lee', 'chris lee', '2026-02-01T00:00:00+00:00', 'form B', '2026-02-01T00:00:00+00:00', 'ops')"
+    )
+    for seq, action, name in (
+        (1, "enroll", "Chris Lee"),
+        (2, "delete_identity", "Chris Lee"),
+        (3, "enroll", "chris lee"),
+    ):
+        db.execute(
+            "INSERT INTO audit(seq, at, action, name, name_key, face_ids, key_label) VALUES (?, ?, ?, ?, ?, '', 'k')",
+            (seq, f"2026-0{seq}-01T00:00:00+00:00", action, name, "chris lee"),
+        )
+    db.execute(f"PRAGMA application_id = {sqlite_file.APPLICATION_ID}")
+    db.execute("COMMIT")
+    db.close()
+    store = open_store(path, "synthetic", DIM)
+    try:
+        document = store.export_identity("Chris Lee", WriteContext(actor=Actor("ops")))
+    finally:
+        store.close()
+    assert document is not None
+    assert [(e["action"], e["identity"]) for e in document["audit"]] == [
+        ("enroll", "chris lee"),
+        ("export", "chris lee"),
+    ]
+    assert [c["text"] for c in document["consents"]] == ["form B"]

@@ -315,7 +315,9 @@ def test_curation_writes_carry_the_write_key_and_reads_the_read_key(fake):
 def test_a_report_that_is_not_one_is_a_readable_502(client, fake):
     reads = fake.send
     fake.send = lambda request, **kw: (
-        FakeApi._reply(request, 200, {"pairs": "none"}) if request.url.endswith("/gallery/report") else reads(request)
+        FakeApi._reply(request, 200, {"pairs": "none"})
+        if urlsplit(request.url).path == "/gallery/report"
+        else reads(request)
     )
     response = client.get("/gallery/report")
     assert response.status_code == 502 and "unexpected gallery report" in text(response)

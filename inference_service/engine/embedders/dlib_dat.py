@@ -27,6 +27,7 @@ bytes.
 
 from __future__ import annotations
 
+import builtins
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,18 +120,18 @@ class DlibNet:
 class _Reader:
     """A cursor over the file's bytes that turns every overrun into a ValueError."""
 
-    def __init__(self, data: bytes, source: str) -> None:
+    def __init__(self, data: bytes, source: builtins.str) -> None:
         self.data = data
         self.pos = 0
         self.source = source
 
-    def fail(self, what: str) -> ValueError:
+    def fail(self, what: builtins.str) -> ValueError:
         return ValueError(
             f"{self.source}: not a valid dlib face recognition model file: {what} "
             f"(at byte {self.pos} of {len(self.data)})"
         )
 
-    def take(self, n: int, what: str) -> int:
+    def take(self, n: builtins.int, what: builtins.str) -> builtins.int:
         """Reserve ``n`` bytes and return where they start."""
         start = self.pos
         if n < 0 or start + n > len(self.data):
@@ -138,7 +139,7 @@ class _Reader:
         self.pos = start + n
         return start
 
-    def int(self, what: str) -> int:
+    def int(self, what: builtins.str) -> builtins.int:
         start = self.take(1, what)
         control = self.data[start]
         size = control & 0x0F
@@ -148,13 +149,13 @@ class _Reader:
         value = int.from_bytes(self.data[body : body + size], "little")
         return -value if control & 0x80 else value
 
-    def peek_int(self, what: str) -> int:
+    def peek_int(self, what: builtins.str) -> builtins.int:
         start = self.pos
         value = self.int(what)
         self.pos = start
         return value
 
-    def float(self, what: str) -> float:
+    def float(self, what: builtins.str) -> float:
         mantissa = self.int(what)
         exponent = self.int(what)
         try:
@@ -162,13 +163,13 @@ class _Reader:
         except OverflowError:  # dlib encodes inf/nan with out-of-range exponents
             return math.copysign(math.inf, mantissa)
 
-    def bool(self, what: str) -> bool:
+    def bool(self, what: builtins.str) -> bool:
         byte = self.data[self.take(1, what)]
         if byte not in (ord("0"), ord("1")):
             raise self.fail(f"expected a bool ('0' or '1') for {what}, got 0x{byte:02x}")
         return byte == ord("1")
 
-    def str(self, what: str) -> str:
+    def str(self, what: builtins.str) -> builtins.str:
         length = self.int(what)
         if length > 1024:
             raise self.fail(f"implausible string length {length} for {what}")
@@ -178,13 +179,13 @@ class _Reader:
         except UnicodeDecodeError:
             raise self.fail(f"non-text bytes where {what} was expected") from None
 
-    def dims(self, what: str) -> tuple[int, int, int, int]:
+    def dims(self, what: builtins.str) -> tuple[builtins.int, builtins.int, builtins.int, builtins.int]:
         dims = tuple(self.int(what) for _ in range(4))
         if any(d < 0 for d in dims):
             raise self.fail(f"negative tensor dimension {dims} in {what}")
         return dims  # type: ignore[return-value]
 
-    def tensor(self, what: str) -> np.ndarray:
+    def tensor(self, what: builtins.str) -> np.ndarray:
         """A resizable_tensor: returns its data as a flat read-only float32 view."""
         version = self.int(what)
         if version != _TENSOR_VERSION:
@@ -193,7 +194,7 @@ class _Reader:
         start = self.take(4 * count, what)
         return np.frombuffer(self.data, dtype="<f4", count=count, offset=start)
 
-    def alias(self, what: str) -> tuple[int, int, int, int]:
+    def alias(self, what: builtins.str) -> tuple[builtins.int, builtins.int, builtins.int, builtins.int]:
         """An alias_tensor: only a shape that says how to slice the layer's params."""
         version = self.int(what)
         if version != _ALIAS_TENSOR_VERSION:

@@ -132,6 +132,8 @@ class DlibResNet(nn.Module):
     :meth:`from_dat`.
     """
 
+    input_means: torch.Tensor  # a registered buffer (moves with the module's device and dtype)
+
     def __init__(self, net: DlibNet) -> None:
         super().__init__()
         kinds = [layer.kind for layer in net.layers]
