@@ -211,7 +211,7 @@ def _chosen_face_chips(
 
 def verify(engine: FaceEngine, data_a: bytes, data_b: bytes, limits: PixelLimits, threshold: float) -> dict:
     faces, chips = _chosen_face_chips(engine, [("image_a", data_a), ("image_b", data_b)], limits)
-    vectors = engine.embedder.embed(chips)
+    vectors = engine.embed(chips)
     similarity = float(np.clip(vectors[0] @ vectors[1], -1.0, 1.0))
     return {
         "similarity": sim(similarity),
@@ -235,7 +235,7 @@ def enroll(
     is unusable: no face, or (unless ``force``) a face that fails the enrollment quality gate."""
     thumbnails: list[bytes | None] = []
     faces, chips = _chosen_face_chips(engine, uploads, limits, boxes, gate=not force, thumbnails=thumbnails)
-    vectors = engine.embedder.embed(chips)
+    vectors = engine.embed(chips)
     records = gallery.enroll(identity, vectors, [f.box for f in faces], thumbnails)
     stored = gallery.faces_of(identity) or []
     return {

@@ -3,8 +3,8 @@
 Heavy steps run once per module (``run`` on each video, ``annotate`` on the stage clip) and the
 tests check their outputs. The stage clip (275 frames, 29.97 fps) has, seen frame by frame:
 a wide shot (frames 0-19: Miranda standing, Lacamoire small at the piano), a profile close-up of
-Miranda (20-81, the face often lost), a frontal close-up of Miranda (82-210) and the audience
-with Obama (211-274). Shot cuts are at 20, 82 and 211.
+Alex Lacamoire at the piano (20-81, the face often lost), a frontal close-up of Miranda (82-210)
+and the audience with Obama (211-274). Shot cuts are at 20, 82 and 211.
 """
 
 from __future__ import annotations
