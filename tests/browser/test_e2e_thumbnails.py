@@ -33,7 +33,11 @@ def stack(tmp_path_factory):
 
 def loaded_sizes(page) -> list[list[int]]:
     """(natural width, natural height) of every thumbnail once it loaded (0, 0 when it failed)."""
-    page.wait_for_function("[...document.images].filter(i => i.classList.contains('thumb')).every(i => i.complete)")
+    # polled from here: the site's policy forbids the string evaluation wait_for_function uses
+    for _ in range(100):
+        if page.eval_on_selector_all("img.thumb", "imgs => imgs.every(i => i.complete)"):
+            break
+        page.wait_for_timeout(100)
     return page.eval_on_selector_all("img.thumb", "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
 
 
