@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from face_client import ApiError
 
@@ -20,11 +21,14 @@ def quality_refusal(exc: ApiError) -> str | None:
     return _OVERRIDE.sub(', or tick "Enroll anyway"', exc.message)
 
 
-def skipped_note(result: dict) -> str | None:
-    """Says how many of a track's faces the gate left out and why, or None when it left none."""
-    skipped = result.get("skipped") or []
-    if not skipped:
+def skipped_note(result: Mapping[str, object]) -> str | None:
+    """Says how many of a track's faces the gate left out and why, or None when it left none.
+
+    ``skipped`` is read defensively: an older API sends none, and the client's type leaves it out."""
+    skipped = result.get("skipped")
+    if not isinstance(skipped, list) or not skipped:
         return None
-    reasons = "; ".join(dict.fromkeys(str(r) for item in skipped for r in item.get("reasons") or []))
+    reasons = [r for item in skipped if isinstance(item, dict) for r in item.get("reasons") or []]
+    said = "; ".join(dict.fromkeys(str(r) for r in reasons))
     count = len(skipped)
-    return f"Left out {count} poor face{'' if count == 1 else 's'}" + (f" ({reasons})." if reasons else ".")
+    return f"Left out {count} poor face{'' if count == 1 else 's'}" + (f" ({said})." if said else ".")
