@@ -207,7 +207,7 @@ def _chosen_face_chips(
 
 def verify(engine: FaceEngine, data_a: bytes, data_b: bytes, limits: PixelLimits, threshold: float) -> dict:
     faces, chips = _chosen_face_chips(engine, [("image_a", data_a), ("image_b", data_b)], limits)
-    vectors = engine.embedder.embed(chips)
+    vectors = engine.embed(chips)
     similarity = float(np.clip(vectors[0] @ vectors[1], -1.0, 1.0))
     return {
         "similarity": sim(similarity),
@@ -230,7 +230,7 @@ def enroll(
     """Enroll one face of every image (the boxed one, else the largest), or nothing if any image
     is unusable: no face, or (unless ``force``) a face that fails the enrollment quality gate."""
     faces, chips = _chosen_face_chips(engine, uploads, limits, boxes, gate=not force)
-    vectors = engine.embedder.embed(chips)
+    vectors = engine.embed(chips)
     records = gallery.enroll(identity, vectors, [f.box for f in faces])
     stored = gallery.faces_of(identity) or []
     return {

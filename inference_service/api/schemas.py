@@ -149,7 +149,9 @@ class IdentityDetail(BaseModel):
 class AuditEventModel(BaseModel):
     seq: int = Field(description="Position in the trail; pass the last one as `after` for the next page.")
     at: str = Field(description="When, ISO 8601 UTC.")
-    action: str = Field(description="enroll, delete_face, delete_identity, expire, export, rename, merge or move_face.")
+    action: str = Field(
+        description="enroll, delete_face, delete_identity, expire, export, rename, merge, move_face or dismiss_pair."
+    )
     identity: str | None = Field(description="The person's name (null once forgotten, see FACE_AUDIT_FORGET_NAMES).")
     face_ids: list[str] = Field(description="The faces the action concerned.")
     key_label: str | None = Field(description="Label of the key used ('retention' for expiry erases).")
