@@ -6,7 +6,9 @@ photos: detection time per image size (ours on CUDA against plain facenet-pytorc
 CUDA, as ``bench_detect`` does on the CPU), whether the GPU finds the same faces as the CPU, how
 close the GPU's embeddings of the same faces are to the CPU's (cosine), and embedding throughput
 per batch size for dlib-resnet and InceptionResnetV1 (random weights: its speed does not depend
-on them). GPU times are taken after ``torch.cuda.synchronize()``.
+on them). GPU times are taken after ``torch.cuda.synchronize()``. Then ``gpu_photos_per_s_1080p``:
+16 clients recognising 1080p photos at once, with shared batched passes and without
+(``benchmarks/gpu_clients.py``).
 
     FACE_DEVICE=cuda python -m benchmarks.bench_cuda [--quick]
 """
@@ -17,6 +19,7 @@ import numpy as np
 
 from benchmarks.bench_detect import load_images, same_faces
 from benchmarks.bench_embed import chips_for, real_faces
+from benchmarks.gpu_clients import measure as measure_clients
 from benchmarks.timing import bench_main, interleaved, median_ms
 
 BATCH_SIZES = (1, 32, 128)
@@ -115,8 +118,13 @@ def run(quick: bool = False) -> dict:
             warmup=1,
         )
 
+    clients = measure_clients(gpu, load_images()["1080p"], seconds=3.0 if quick else 10.0, rounds=1 if quick else 3)
+
     return {
         "gpu": torch.cuda.get_device_name(0),
+        "gpu_photos_per_s_1080p": clients["shared"]["photos_per_s"],
+        "gpu_p95_ms_1080p": clients["shared"]["p95_ms"],
+        "clients_1080p": clients,
         "torch": torch.__version__,
         "detect": rows,
         "embedding_cosine_gpu_vs_cpu_min": round(float(cosine.min()), 6),
@@ -148,6 +156,17 @@ def markdown(result: dict) -> str:
         f"dlib-resnet faces/s by batch size: {result['dlib_faces_per_s']}",
         f"InceptionResnetV1 faces/s by batch size: {result['facenet_faces_per_s']}",
         f"detect + embed one 1080p photo, ms: {result['analyze_1080p_ms']}",
+        "",
+        "16 clients recognising 1080p photos (detect + embed + search), one GPU:",
+        "",
+        "| passes | photos/s | p50 ms | p95 ms |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for mode, row in result["clients_1080p"].items():
+        lines.append(f"| {mode} | {row['photos_per_s']} | {row['p50_ms']} | {row['p95_ms']} |")
+    lines += [
+        "",
+        f"gpu_photos_per_s_1080p {result['gpu_photos_per_s_1080p']} (p95 {result['gpu_p95_ms_1080p']} ms)",
     ]
     return "\n".join(lines)
 

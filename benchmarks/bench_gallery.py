@@ -19,6 +19,7 @@ Synthetic 128-d random unit vectors, 100 faces per identity (10 for the search f
    ``FACE_BENCH_POSTGRES`` is given and the PostgreSQL store is present (loaded into it first).
 5. ``rename_ms_1m`` / ``merge_ms_1m`` / ``move_ms_1m``: median wall time of renaming a 100-face
    identity, merging one into another and moving one face, store commit and index included.
+   Over PostgreSQL also ``with_replica_sync``: the same with the replica sync attached, as the API runs.
 6. ``report_s_10k_identities``: ``GET /gallery/report``'s work over 10,000 identities of 10 faces
    in a SQLite file: the table read and the pairs and flags.
 7. ``search_ms_100k``: median time of one face's ``Gallery.search`` over 100k faces, interleaved
@@ -185,24 +186,25 @@ def measure_gallery(open_store, n: int, rounds: int, after_start=None, per_ident
     }
 
 
-def curation_times(gallery, n: int, rounds: int) -> dict:
+def curation_times(gallery, n: int, rounds: int, first: int = 0) -> dict:
     """Median ms of a rename (a 100-face identity), a merge (100 faces into another) and a move
-    (one face), store commit and index included, on identities the other writes left alone."""
+    (one face), store commit and index included, on identities the other writes left alone
+    (``first`` shifts them, for a second measurement on the same gallery)."""
     from inference_service.gallery import curation
 
     quarter = n // PER_IDENTITY // 4
     rename, merge, move = [], [], []
     for i in range(rounds):
         t = time.perf_counter()
-        curation.rename(gallery, f"id{quarter + i:07d}", f"renamed{i:04d}")
+        curation.rename(gallery, f"id{quarter + first + i:07d}", f"renamed{first + i:04d}")
         rename.append(time.perf_counter() - t)
     for i in range(rounds):
-        source, target = f"id{quarter + 100 + 2 * i:07d}", f"id{quarter + 101 + 2 * i:07d}"
+        source, target = f"id{quarter + first + 100 + 2 * i:07d}", f"id{quarter + first + 101 + 2 * i:07d}"
         t = time.perf_counter()
         curation.merge(gallery, source, target)
         merge.append(time.perf_counter() - t)
     for i in range(rounds):
-        source, target = f"id{3 * quarter + i:07d}", f"id{3 * quarter + 100 + i:07d}"
+        source, target = f"id{3 * quarter + first + i:07d}", f"id{3 * quarter + first + 100 + i:07d}"
         face = gallery.faces_of(source)[0].face_id
         t = time.perf_counter()
         curation.move_face(gallery, source, face, target)
@@ -279,7 +281,25 @@ def postgres_figures(url: str, n: int, rounds: int) -> dict:
                 )
     finally:
         store.close()
-    return measure_gallery(lambda: open_store(url, EMBEDDER, DIM), n, rounds)
+    result = measure_gallery(lambda: open_store(url, EMBEDDER, DIM), n, rounds)
+    return {**result, "with_replica_sync": synced_curation_times(url, n, rounds)}
+
+
+def synced_curation_times(url: str, n: int, rounds: int) -> dict:
+    """Curation as the API runs it on PostgreSQL: with this process's replica sync attached (it
+    reads the change log inside each write; its listener wakes on the write's notification)."""
+    from inference_service.gallery import Gallery
+    from inference_service.gallery.factory import open_store
+    from inference_service.gallery.replica import start_sync
+
+    gallery = Gallery(open_store(url, EMBEDDER, DIM), EMBEDDER, DIM)
+    sync = start_sync(gallery, 2.0)
+    try:
+        return curation_times(gallery, n, rounds, first=1000)
+    finally:
+        if sync is not None:
+            sync.stop()
+        gallery.close()
 
 
 def _reduceat_search(matrix: np.ndarray, starts: np.ndarray, query: np.ndarray, top_k: int = 5) -> list[int]:

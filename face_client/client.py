@@ -31,6 +31,8 @@ from .results import (
     VideoJob,
 )
 
+# A thumbnail is a few KB (96 px JPEG); anything much larger is not one, and is not read whole.
+THUMBNAIL_MAX_BYTES = 64 * 1024
 CHUNK = 1 << 20  # bytes per read of a streamed video upload
 
 
@@ -159,6 +161,23 @@ class FaceClient:
 
     def delete_face(self, name: str, face_id: str) -> None:
         self._request("DELETE", f"/identities/{_segment(name)}/faces/{_segment(face_id)}", write=True).close()
+
+    def face_thumbnail(self, name: str, face_id: str) -> bytes:
+        """``GET /identities/{name}/faces/{face_id}/thumbnail``: the small JPEG kept of the face at
+        enrollment; an ApiError with status 404 when it has none (enrolled before they were kept)."""
+        path = f"/identities/{_segment(name)}/faces/{_segment(face_id)}/thumbnail"
+        response = self._request("GET", path, headers={"Accept": "image/jpeg"}, stream=True)
+        data = b""
+        try:
+            for chunk in response.iter_content(chunk_size=16 * 1024):
+                data += chunk
+                if len(data) > THUMBNAIL_MAX_BYTES:
+                    break
+        finally:
+            response.close()
+        if len(data) > THUMBNAIL_MAX_BYTES or response.headers.get("Content-Type", "") != "image/jpeg":
+            raise ApiError(f"{self.base_url} answered with something that is not a face thumbnail", status=502)
+        return data
 
     # --- curation --------------------------------------------------------------------------------
     def rename_identity(self, name: str, new_name: str, merge: bool = False) -> CurationResult:

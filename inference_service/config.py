@@ -152,6 +152,19 @@ class Settings(BaseSettings):
         description="Images whose longest side exceeds this are detected on a downscaled copy.",
     )
     batch_size: int = Field(32, ge=1, description="Faces per embedder forward pass.")
+    batch: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description=(
+            "Requests arriving within FACE_BATCH_WINDOW_MS share one batched detection and embedding "
+            "pass: auto = on when the engine runs on CUDA (a CPU serves more with one request per worker)."
+        ),
+    )
+    # A 1080p photo's detection + embedding takes tens of ms on a GPU, so a few ms of waiting
+    # costs a lone request little while letting requests of 16 concurrent clients meet.
+    batch_window_ms: float = Field(
+        4.0, ge=0, le=100, description="Longest a request waits for others to share its pass, in ms."
+    )
+    batch_max_images: int = Field(16, ge=1, le=256, description="Most images in one shared pass.")
     # README "Flip test-time augmentation": on ../shared/faces it widens the dlib-resnet margin
     # between the lowest same-person and the highest stranger score; it costs a second forward
     # pass per face (the mirror image, in the same batch).

@@ -30,6 +30,7 @@ from .naming import bp as naming_blueprint
 from .people import bp as people_blueprint
 from .recognize import bp as recognize_blueprint
 from .report import bp as report_blueprint
+from .thumbnails import bp as thumbnails_blueprint
 from .videos import bp as videos_blueprint
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def create_app(settings: WebSettings | None = None, api: FaceClient | None = Non
         naming_blueprint,
         gallery_blueprint,
         people_blueprint,
+        thumbnails_blueprint,
         curation_blueprint,
         report_blueprint,
         videos_blueprint,

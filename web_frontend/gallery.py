@@ -9,6 +9,7 @@ from face_client import ApiError
 from .consent import ConsentNoteError, consent_record
 from .context import face_api, web_settings
 from .forms import FormError, read_uploads
+from .quality_gate import quality_refusal
 
 bp = Blueprint("gallery", __name__)
 
@@ -41,10 +42,15 @@ def enroll():
             raise FormError(f"Choose at most {MAX_ENROLL_PHOTOS} photos at a time.")
     except (FormError, ConsentNoteError) as exc:
         return render_template("enroll.html", name=name, error=str(exc)), 400
+    force = request.form.get("force") == "yes"
     try:
-        result = face_api().enroll(name, uploads, consent=consent)
+        result = face_api().enroll(name, uploads, consent=consent, force=force)
     except ApiError as exc:
-        return render_template("enroll.html", name=name, error=exc.message), exc.status
+        # A face below the enrollment quality gate may be enrolled deliberately: the page offers
+        # the override next to the reason, never by default.
+        refusal = None if force else quality_refusal(exc)
+        error = refusal or exc.message
+        return render_template("enroll.html", name=name, error=error, offer_force=refusal is not None), exc.status
     added = len(result.get("added") or [])
     return render_template(
         "enroll.html",

@@ -21,6 +21,7 @@ from face_client import ApiError, Upload
 from .consent import ConsentNoteError, consent_record
 from .context import face_api, web_settings
 from .headers import CONTENT_SECURITY_POLICY
+from .quality_gate import quality_refusal
 from .videos import proxy
 
 CAMERAS_REFRESH_S = 5
@@ -114,10 +115,15 @@ def name_event(event_id: int):
     except ConsentNoteError as exc:
         return render_template("name_event.html", event_id=event_id, name=name, error=str(exc)), 400
     face = _event_face(event_id)
+    force = request.form.get("force") == "yes"
     try:
-        face_api().enroll(name, [Upload(f"event-{event_id}.jpg", face, "image/jpeg")], consent=consent)
+        face_api().enroll(name, [Upload(f"event-{event_id}.jpg", face, "image/jpeg")], consent=consent, force=force)
     except ApiError as exc:
-        message = f"The face was not enrolled: {exc.detail}" if exc.detail else exc.message
-        return render_template("name_event.html", event_id=event_id, name=name, error=message), exc.status
+        refusal = None if force else quality_refusal(exc)
+        message = refusal or (f"The face was not enrolled: {exc.detail}" if exc.detail else exc.message)
+        page = render_template(
+            "name_event.html", event_id=event_id, name=name, error=message, offer_force=refusal is not None
+        )
+        return page, exc.status
     flash(f"Enrolled this face as {name}; the cameras will name them from now on.", "ok")
     return redirect(url_for("live.cameras"), code=303)

@@ -33,6 +33,7 @@ from .consent import consent_record
 from .context import face_api
 from .face_crops import cut_faces
 from .issued_ids import IdState, IssuedIds
+from .quality_gate import quality_refusal
 
 log = logging.getLogger(__name__)
 
@@ -164,11 +165,18 @@ def name_face():
     if state is not IdState.OPEN:
         status, message = (409, ALREADY_NAMED) if state is IdState.USED else (400, STALE_FORM)
         return render_template("error.html", code=status, title="Name a face", message=message), status
+    force = request.form.get("force") == "yes"
     try:
-        result = face_api().enroll(name, [Upload("face.jpg", crop, "image/jpeg")], boxes=[box], consent=consent)
+        result = face_api().enroll(
+            name, [Upload("face.jpg", crop, "image/jpeg")], boxes=[box], consent=consent, force=force
+        )
     except ApiError as exc:
         if 400 <= exc.status < 500:  # the API refused, nothing was enrolled: the form may be corrected and sent again
             _open_forms().reopen(form_id)
-        return render_template("name_face.html", face=form, name=name, error=exc.message), exc.status
+        refusal = None if force else quality_refusal(exc)
+        page = render_template(
+            "name_face.html", face=form, name=name, error=refusal or exc.message, offer_force=refusal is not None
+        )
+        return page, exc.status
     enrolled = {"name": result.get("identity", name), "total": result.get("faces")}
     return render_template("name_face.html", face=form, name="", enrolled=enrolled)

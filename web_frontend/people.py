@@ -5,8 +5,8 @@ face the API flags as unlike the rest of the person ("may not be this person").
 
 Linked from the Gallery. Removing a face asks first (a page with a confirmation box, as deleting a
 person does): it cannot be undone. Like every page showing a person it needs the login when
-``WEB_PASSWORD`` is set, and every form carries the CSRF token. The faces are listed without
-pictures: the API keeps no image of an enrolled face (only its embedding), so there is none to show.
+``WEB_PASSWORD`` is set, and every form carries the CSRF token. Each face shows the small crop the
+API kept at enrollment, through :mod:`.thumbnails` (none for faces enrolled before it kept them).
 """
 
 from __future__ import annotations

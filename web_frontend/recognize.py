@@ -12,9 +12,10 @@ from face_client import ApiError
 
 from .auth import logged_in
 from .context import face_api, web_settings
-from .drawing import annotate, face_label, open_upright, similarity_text
+from .drawing import annotate, face_label, similarity_text
 from .forms import FormError, read_uploads
 from .naming import face_forms
+from .predecode import PendingPhoto
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +58,18 @@ def recognize():
     except FormError as exc:
         return render_template("home.html", error=str(exc)), 400
     upload = uploads[0]
+    pending = PendingPhoto(upload.data)  # decoded while the API works
     started = time.perf_counter()
     try:
         result = face_api().recognize(upload)
     except ApiError as exc:
+        pending.cancel()
         return render_template("home.html", error=exc.message), exc.status
     api_done = time.perf_counter()
     faces = cast(list[dict[str, Any]], result.get("faces") or [])
     image, image_error, photo = None, None, None
     try:
-        photo = open_upright(upload.data)  # decoded once for the drawing and the face crops
+        photo = pending.result()  # decoded once for the drawing and the face crops
         image = annotate(photo, faces)
     except Exception:  # noqa: BLE001 - the table is still worth showing without the drawing
         log.exception("could not draw the result image")

@@ -40,3 +40,17 @@ def remember(job_id: str, track_id: int, name: str, face_ids: list[str]) -> None
 
 def forget(job_id: str, track_id: int) -> None:
     session[_KEY] = [e for e in _all() if not (e[0] == job_id and e[1] == track_id)]
+
+
+_OFFER = "force_offer"
+
+
+def offer_force(job_id: str, track_id: int) -> None:
+    """Offer "Enroll anyway" on this track's form, once: the quality gate refused its faces."""
+    session[_OFFER] = [job_id, track_id]
+
+
+def forced_offer(job_id: str) -> int | None:
+    """The track of ``job_id`` whose form offers "Enroll anyway" now (the offer is then spent)."""
+    offer = session.pop(_OFFER, None)
+    return int(offer[1]) if isinstance(offer, list) and len(offer) == 2 and offer[0] == job_id else None

@@ -34,8 +34,9 @@ from face_client import ApiError
 
 from .consent import consent_record
 from .context import SETTINGS, face_api
+from .quality_gate import quality_refusal, skipped_note
 from .timeline_image import UNKNOWN_ROW, rows_of, timeline_png
-from .track_namings import forget, namings, remember
+from .track_namings import forced_offer, forget, namings, offer_force, remember
 from .video_tracks import not_nameable_because, person_summary, unknown_tracks, with_namings
 from .video_upload import UPLOAD_PATH, install_video_uploads
 
@@ -140,6 +141,7 @@ def page(job_id: str):
         timeline_version=_timeline_version(_named_here(job_id)) if done else "0",
         timeline_rows=len(rows_of(timeline, [p["identity"] for p in people])) if timeline else 0,
         unknown_row=UNKNOWN_ROW,
+        force_track=forced_offer(job_id) if done else None,
     )
 
 
@@ -225,15 +227,24 @@ def enroll_track(job_id: str, track_id: int):
     elif (refused := _refusal(job_id, track_id)) is not None:
         flash(refused, "error")
     else:
+        force = request.form.get("force") == "yes"
         try:
-            result = face_api().enroll_track(job_id, track_id, name, consent_record("", "Video"))
+            result = face_api().enroll_track(job_id, track_id, name, consent_record("", "Video"), force=force)
         except ApiError as exc:
-            flash(exc.message, "error")
+            refusal = None if force else quality_refusal(exc)
+            if refusal is not None:
+                offer_force(job_id, track_id)
+            flash(refusal or exc.message, "error")
         else:
             added = [str(f["face_id"]) for f in result.get("added") or []]
             person = result.get("identity", name)
             remember(job_id, track_id, person, added)
-            flash(f"Added {len(added)} face{'' if len(added) == 1 else 's'} of track {track_id} to {person}.", "ok")
+            note = skipped_note(result)
+            flash(
+                f"Added {len(added)} face{'' if len(added) == 1 else 's'} of track {track_id} to {person}."
+                + (f" {note}" if note else ""),
+                "ok",
+            )
             anchor = f"#named-{track_id}"
     return redirect(url_for("videos.page", job_id=job_id) + anchor, code=303)
 

@@ -6,11 +6,14 @@ gallery (a gallery written by one embedder keeps it) and the gallery package nee
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ..config import Settings
 from ..engine import FaceEngine
 from ..gallery import stored_embedder
+
+log = logging.getLogger(__name__)
 
 
 def load_engine(settings: Settings, *, gallery: str | Path | None = None, concurrent_callers: int = 1) -> FaceEngine:
@@ -23,3 +26,20 @@ def load_engine(settings: Settings, *, gallery: str | Path | None = None, concur
 
     stored = stored_embedder(gallery) if gallery is not None else None
     return FaceEngine.from_settings(settings, gallery_embedder=stored, concurrent_callers=concurrent_callers)
+
+
+def share_passes_if_wanted(engine: FaceEngine, settings: Settings) -> bool:
+    """Turn on shared batched passes (``FACE_BATCH``): on with ``on``, or with ``auto`` on CUDA.
+
+    Only the API does this: it is where many callers meet; the command line batches its own frames.
+    """
+    on_gpu = engine.detector.device.type == "cuda"
+    if settings.batch == "on" or (settings.batch == "auto" and on_gpu):
+        engine.share_passes(settings.batch_window_ms / 1000.0, settings.batch_max_images)
+        log.info(
+            "shared passes on: requests within %g ms share one pass of up to %d images",
+            settings.batch_window_ms,
+            settings.batch_max_images,
+        )
+        return True
+    return False

@@ -29,6 +29,7 @@ from ..engine import (
     pick_largest,
 )
 from ..engine.images import image_pixels
+from ..engine.thumbnails import face_thumbnail
 from ..gallery import Gallery, Recognition
 from .quality import FaceQuality, enrollment_problems
 
@@ -177,6 +178,7 @@ def _chosen_face_chips(
     limits: PixelLimits,
     boxes: Sequence[Box | None] = (),
     gate: bool = False,
+    thumbnails: list[bytes | None] | None = None,
 ) -> tuple[list[Face], np.ndarray]:
     """One face per upload (see :func:`_chosen_face`) and its aligned chip.
 
@@ -201,13 +203,15 @@ def _chosen_face_chips(
             )
         faces.append(face)
         chips.append(engine.embedder.crops(image, [face]))
+        if thumbnails is not None:  # enrollment keeps a small crop of the face, never the photo
+            thumbnails.append(face_thumbnail(image, face.box))
         del image
     return faces, np.concatenate(chips)
 
 
 def verify(engine: FaceEngine, data_a: bytes, data_b: bytes, limits: PixelLimits, threshold: float) -> dict:
     faces, chips = _chosen_face_chips(engine, [("image_a", data_a), ("image_b", data_b)], limits)
-    vectors = engine.embedder.embed(chips)
+    vectors = engine.embed(chips)
     similarity = float(np.clip(vectors[0] @ vectors[1], -1.0, 1.0))
     return {
         "similarity": sim(similarity),
@@ -229,9 +233,10 @@ def enroll(
 ) -> dict:
     """Enroll one face of every image (the boxed one, else the largest), or nothing if any image
     is unusable: no face, or (unless ``force``) a face that fails the enrollment quality gate."""
-    faces, chips = _chosen_face_chips(engine, uploads, limits, boxes, gate=not force)
-    vectors = engine.embedder.embed(chips)
-    records = gallery.enroll(identity, vectors, [f.box for f in faces])
+    thumbnails: list[bytes | None] = []
+    faces, chips = _chosen_face_chips(engine, uploads, limits, boxes, gate=not force, thumbnails=thumbnails)
+    vectors = engine.embed(chips)
+    records = gallery.enroll(identity, vectors, [f.box for f in faces], thumbnails)
     stored = gallery.faces_of(identity) or []
     return {
         "identity": records[0].identity if records else identity,  # an earlier spelling wins

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from ..analysis.engine_loader import load_engine
+from ..analysis.engine_loader import load_engine, share_passes_if_wanted
 from ..cameras import Cameras
 from ..config import Settings
 from ..engine import FaceEngine
@@ -123,6 +123,7 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
             else load_engine(settings, gallery=settings.gallery, concurrent_callers=settings.workers)
         )
         gal = gallery if gallery is not None else open_gallery(settings, eng)
+        shared = share_passes_if_wanted(eng, settings)
         pool = InferencePool(settings.workers, settings.queue_size)
         sweeper = RetentionSweeper(gal, settings.retention_sweep_s, settings.audit_forget_names).start()
         app.state.services = Services(settings, eng, gal, pool, sweeper)
@@ -148,6 +149,8 @@ def create_app(settings: Settings, engine: FaceEngine | None = None, gallery: Ga
             sweeper.stop()
             app.state.videos.stop()
             pool.shutdown()
+            if shared:
+                eng.stop_sharing()
             if owned_gallery:
                 gal.close()
 

@@ -82,12 +82,14 @@ def enrollment_context(
     response_model=AuditPage,
     responses=error_responses(401, 422, 503),
     dependencies=[Depends(require_api_key)],
-    summary="The audit trail: enrollments, deletions, expiry erases, exports, renames, merges and moves, oldest first",
+    summary="The audit trail: enrollments, deletions, expiry erases, exports, renames, merges, moves and dismissed pairs, oldest first",
 )
 def audit_trail(
     services: ServicesDep,
     identity: str | None = Query(None, max_length=64, description="Only events about this name (any case)."),
-    action: Literal["enroll", "delete_face", "delete_identity", "expire", "export", "rename", "merge", "move_face"]
+    action: Literal[
+        "enroll", "delete_face", "delete_identity", "expire", "export", "rename", "merge", "move_face", "dismiss_pair"
+    ]
     | None = Query(None),
     since: str | None = Query(None, max_length=64, description="From this time on (ISO 8601 with offset)."),
     until: str | None = Query(None, max_length=64, description="Before this time (ISO 8601 with offset)."),

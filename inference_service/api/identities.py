@@ -276,3 +276,27 @@ def delete_face(
         request.app.state.videos.erase_identity(name)
         request.app.state.events.erase_identity(name)
     return Response(status_code=204)
+
+
+@router.get(
+    "/{name}/faces/{face_id}/thumbnail",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "The face's crop"},
+        **error_responses(401, 404, 422),
+    },
+    dependencies=[Depends(require_read_key)],
+    summary="The small JPEG crop of a face kept at enrollment",
+)
+def face_thumbnail(
+    services: ServicesDep,
+    name: str = NamePath,
+    face_id: str = Path(description="The face_id returned at enrollment or by GET /identities/{name}."),
+) -> Response:
+    """Plain ``def``: the store read runs in FastAPI's thread pool. Faces enrolled before
+    thumbnails were kept (or through a path that had no image) answer 404."""
+    name = validate_name(name)
+    jpeg = services.gallery.thumbnail(name, face_id)
+    if jpeg is None:
+        raise HTTPException(404, f"identity {name!r} has no face {face_id!r} with a thumbnail")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})

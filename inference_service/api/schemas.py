@@ -149,7 +149,9 @@ class IdentityDetail(BaseModel):
 class AuditEventModel(BaseModel):
     seq: int = Field(description="Position in the trail; pass the last one as `after` for the next page.")
     at: str = Field(description="When, ISO 8601 UTC.")
-    action: str = Field(description="enroll, delete_face, delete_identity, expire, export, rename, merge or move_face.")
+    action: str = Field(
+        description="enroll, delete_face, delete_identity, expire, export, rename, merge, move_face or dismiss_pair."
+    )
     identity: str | None = Field(description="The person's name (null once forgotten, see FACE_AUDIT_FORGET_NAMES).")
     face_ids: list[str] = Field(description="The faces the action concerned.")
     key_label: str | None = Field(description="Label of the key used ('retention' for expiry erases).")
@@ -168,6 +170,11 @@ class ExportedFace(BaseModel):
     box: Box | None = Field(description="Where the face was in its (not kept) source image, or null.")
     created_at: str = Field(description="When it was enrolled, ISO 8601 UTC.")
     embedding: list[float] = Field(description="The stored embedding, as stored.")
+    thumbnail_jpeg_base64: str | None = Field(
+        None,
+        description="The small JPEG crop of the face kept at enrollment, base64; null for a face enrolled "
+        "before thumbnails were kept.",
+    )
 
 
 class VideoTrackSource(BaseModel):
@@ -184,7 +191,7 @@ class IdentityExport(BaseModel):
         description="Every consent record given, one per enrollment that carried one, oldest first."
     )
     expires_at: str | None = Field(description="When the identity is erased (ISO 8601 UTC), or null.")
-    faces: list[ExportedFace] = Field(description="Every stored face, with its embedding.")
+    faces: list[ExportedFace] = Field(description="Every stored face, with its embedding and thumbnail.")
     audit: list[AuditEventModel] = Field(
         description="Every audit event about this person since their first enrollment (not about an earlier "
         "person who had the name), this export included."

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..config import Settings
+from .batcher import Batcher, Priority
 from .detection import DetectorConfig, Face, MTCNNDetector
 from .embedders import Embedder, create_embedder, resolve_auto
 
@@ -46,6 +47,8 @@ class FaceEngine:
         self.threshold = embedder.default_threshold if threshold is None else threshold
         # Images that detect_batch/analyze_batch work on at once; see parallelize_images.
         self.image_workers = 1
+        # Set by share_passes: then every call below goes through one batched pass (engine/batcher.py).
+        self.batcher: Batcher | None = None
 
     @classmethod
     def from_settings(
@@ -98,7 +101,21 @@ class FaceEngine:
 
     # ------------------------------------------------------------------------------------------
     def detect(self, image: np.ndarray) -> list[Face]:
+        if self.batcher is not None:
+            return self.batcher.detect([image], Priority.PHOTO)[0]
         return self.detector.detect(image)
+
+    def share_passes(self, window_s: float, max_images: int) -> Batcher:
+        """From now on concurrent callers share batched forward passes (see engine/batcher.py)."""
+        self.stop_sharing()
+        self.batcher = Batcher(self.detector, self.embedder, window_s, max_images)
+        return self.batcher
+
+    def stop_sharing(self) -> None:
+        """Back to each caller running the models itself, once the queued work is done."""
+        batcher, self.batcher = self.batcher, None
+        if batcher is not None:
+            batcher.close()
 
     def parallelize_images(self, workers: int) -> None:
         """Batch calls process ``workers`` whole images at once, one torch thread each (CPU).
@@ -111,14 +128,20 @@ class FaceEngine:
             torch.set_num_threads(1)
             self.image_workers = workers
 
-    def detect_batch(self, images: Sequence[np.ndarray], workers: int | None = None) -> list[list[Face]]:
+    def detect_batch(
+        self, images: Sequence[np.ndarray], workers: int | None = None, priority: Priority = Priority.BACKGROUND
+    ) -> list[list[Face]]:
         """Faces in each image; ``workers`` (default ``image_workers``) images at once.
 
         On a CPU the MTCNN nets are too small to keep several cores busy within one image (two
         intra-op threads gain ~1.3x), while whole images in parallel, one torch thread each,
         gain ~2x on two cores: that is how the video pipeline uses it (after
         ``torch.set_num_threads(1)``). Batching equal-size images into one tensor helps on GPU.
+        With shared passes on, the images join other callers' at ``priority`` (batch calls are
+        video and live work, behind photo requests).
         """
+        if self.batcher is not None:
+            return self.batcher.detect(images, priority)
         workers = self.image_workers if workers is None else workers
         if workers <= 1 or len(images) < 2 or self.detector.device.type != "cpu":
             return self.detector.detect_batch(images)
@@ -128,16 +151,27 @@ class FaceEngine:
     def embed_faces(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         return self.embedder.embed_faces(image, faces)
 
+    def embed(self, chips: np.ndarray) -> np.ndarray:
+        """Embeddings of chips cut by ``embedder.crops``; in a shared pass when that is on."""
+        if self.batcher is not None:
+            return self.batcher.embed(chips, Priority.PHOTO)
+        return self.embedder.embed(chips)
+
     def analyze(self, image: np.ndarray) -> list[AnalyzedFace]:
         """Detect and embed every face of one image."""
-        return self.analyze_batch([image])[0]
+        return self.analyze_batch([image], priority=Priority.PHOTO)[0]
 
-    def analyze_batch(self, images: Sequence[np.ndarray], workers: int | None = None) -> list[list[AnalyzedFace]]:
+    def analyze_batch(
+        self, images: Sequence[np.ndarray], workers: int | None = None, priority: Priority = Priority.BACKGROUND
+    ) -> list[list[AnalyzedFace]]:
         """Detect in all images, then embed all their faces in shared batches.
 
         ``workers`` as in :meth:`detect_batch`; the faces are then embedded in that many
-        parallel parts.
+        parallel parts. ``priority`` as in :meth:`detect_batch`.
         """
+        if self.batcher is not None:
+            found = self.batcher.analyze(images, priority)
+            return [[AnalyzedFace(face, vector) for face, vector in faces] for faces in found]
         workers = self.image_workers if workers is None else workers
         detections = self.detect_batch(images, workers)
         chips = [self.embedder.crops(image, faces) for image, faces in zip(images, detections) if faces]

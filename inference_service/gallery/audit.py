@@ -21,7 +21,17 @@ from datetime import UTC, datetime
 
 from .names import identity_key
 
-ACTIONS = ("enroll", "delete_face", "delete_identity", "expire", "export", "rename", "merge", "move_face")
+ACTIONS = (
+    "enroll",
+    "delete_face",
+    "delete_identity",
+    "expire",
+    "export",
+    "rename",
+    "merge",
+    "move_face",
+    "dismiss_pair",
+)
 CONSENT_MAX_LENGTH = 200
 
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 
 from .audit import AuditEvent, ConsentEntry, IdentityTerms
+
+
+def thumbnail_text(jpeg: bytes | None) -> str | None:
+    """A face's thumbnail in the export: the export is an access request for everything held, so the
+    picture itself (base64 JPEG, a few KB), None for a face enrolled before thumbnails were kept."""
+    return None if jpeg is None else base64.b64encode(bytes(jpeg)).decode("ascii")
 
 
 def export_document(

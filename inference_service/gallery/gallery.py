@@ -96,6 +96,10 @@ class Gallery:
         """An identity's faces in the order they were added (any case of its name), or None."""
         return self._index.faces_of(identity)
 
+    def thumbnail(self, identity: str, face_id: str) -> bytes | None:
+        """The JPEG kept of a face at enrollment; None when the face or its thumbnail is absent."""
+        return self.store.thumbnail(identity, face_id)
+
     def search(self, embeddings: np.ndarray, threshold: float, top_k: int = 5) -> list[Recognition]:
         """Best identities for each query vector (rows of ``embeddings``), best first."""
         queries = np.asarray(embeddings, dtype=np.float32).reshape(-1, self.dim)
@@ -117,15 +121,17 @@ class Gallery:
         identity: str,
         embeddings: np.ndarray,
         boxes: Sequence[Sequence[float] | None] | None = None,
+        thumbnails: Sequence[bytes | None] | None = None,
     ) -> list[FaceRecord]:
         """Add faces to ``identity`` (created if new; an existing one keeps its first spelling);
-        all or nothing."""
+        all or nothing. ``thumbnails`` (one JPEG per face) are stored with the faces."""
         identity = validate_name(identity)
         vectors = np.asarray(embeddings, dtype=np.float32).reshape(-1, self.dim)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = vectors / np.maximum(norms, 1e-12)
         now = datetime.now(UTC).isoformat(timespec="microseconds")
         boxes = list(boxes) if boxes is not None else [None] * len(vectors)
+        thumbs = list(thumbnails) if thumbnails is not None else [None] * len(vectors)
         with self._write_lock:
             name = self._index.display_name(identity) or identity
             records = [
@@ -136,8 +142,9 @@ class Gallery:
                     embedder=self.embedder_name,
                     created_at=now,
                     box=None if box is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
+                    thumbnail=thumb,
                 )
-                for vector, box in zip(vectors, boxes)
+                for vector, box, thumb in zip(vectors, boxes, thumbs)
             ]
             self.store.add_faces(records)
             self.apply_added(records)

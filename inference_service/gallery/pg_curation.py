@@ -130,15 +130,26 @@ class PostgresCuration(PostgresPeople):
         return self._write(work)
 
     def dismiss_pair(self, a: str, b: str) -> None:
-        """Not in the change log: only the report reads it, from the database."""
+        """Not in the change log (only the report reads it, from the database), but serialised
+        with the other writes so the audit trail's order is the commit order. Audited once, in
+        each identity's trail (naming the other), the first time the pair is dismissed."""
         context = current()
-        with self._cursor() as cur:
-            pair = sorted((self._found(cur, a)[1], self._found(cur, b)[1]), key=str)
+
+        def work(cur: Cursor) -> tuple[None, None]:
+            first, second = self._found(cur, a), self._found(cur, b)
+            pair = sorted((first[1], second[1]), key=str)
             cur.execute(
                 "INSERT INTO gallery_dismissed_pairs (uid_a, uid_b, key_label) VALUES (%s, %s, %s) "
                 "ON CONFLICT DO NOTHING",
                 (*pair, None if context is None else context.actor.key_label),
             )
+            if cur.rowcount and context is not None:
+                for (_, uid, name, _), (_, _, other, _) in ((first, second), (second, first)):
+                    detail = f"not the same person as {other!r}"
+                    self._append_audit(cur, "dismiss_pair", uid, name, [], context, detail=detail)
+            return None, None
+
+        self._write(work)
 
     def dismissed_pairs(self) -> set[tuple[str, str]]:
         with self._cursor() as cur:

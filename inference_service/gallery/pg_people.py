@@ -18,7 +18,7 @@ import numpy as np
 import psycopg
 
 from .audit import AuditEvent, AuditQuery, ConsentEntry, IdentityTerms, WriteContext, utc_text
-from .export import export_document
+from .export import export_document, thumbnail_text
 from .names import identity_key, name_key
 from .pg_changes import face_hex, one
 
@@ -194,8 +194,9 @@ class PostgresPeople:
                 return None
             uid, terms = found
             cur.execute(
-                "SELECT f.face_id, f.embedding, f.created_at, f.box_x1, f.box_y1, f.box_x2, f.box_y2 "
+                "SELECT f.face_id, f.embedding, f.created_at, t.jpeg, f.box_x1, f.box_y1, f.box_x2, f.box_y2 "
                 "FROM gallery_faces f JOIN gallery_identities i ON i.id = f.identity_id "
+                "LEFT JOIN gallery_face_thumbnails t ON t.face_id = f.face_id "
                 "WHERE i.uid = %s ORDER BY f.row_id",
                 (uid,),
             )
@@ -205,8 +206,9 @@ class PostgresPeople:
                     "box": None if box[0] is None else [float(v) for v in box],
                     "created_at": utc_text(created),
                     "embedding": np.frombuffer(blob, dtype="<f4").astype(float).tolist(),
+                    "thumbnail_jpeg_base64": thumbnail_text(jpeg),
                 }
-                for face_id, blob, created, *box in cur.fetchall()
+                for face_id, blob, created, jpeg, *box in cur.fetchall()
             ]
             self._append_audit(cur, "export", uid, terms.name, [f["face_id"] for f in faces], context)
             events = self._events(cur, AuditQuery(identity_uid=uid, limit=1_000_000))

@@ -48,7 +48,7 @@ from .urls import redact
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # pg_advisory_xact_lock keys: one serialises every gallery write, one the schema creation.
 WRITE_LOCK = 0x66616365_7301
 SCHEMA_LOCK = 0x66616365_7300
@@ -58,6 +58,14 @@ LOG_KEEP = 10_000
 LOG_KEEP_S = 86_400
 TRIM_EVERY = 100  # writes between two trims
 _HEX_ID = re.compile(r"^[0-9a-f]{32}$")
+
+# Version 4: a small JPEG crop per face kept at enrollment, erased with its face by the foreign key.
+_SCHEMA_V4 = """
+CREATE TABLE IF NOT EXISTS gallery_face_thumbnails (
+    face_id uuid PRIMARY KEY REFERENCES gallery_faces(face_id) ON DELETE CASCADE,
+    jpeg bytea NOT NULL
+);
+"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gallery_meta (key text PRIMARY KEY, value text NOT NULL);
@@ -200,6 +208,7 @@ class PostgresStore(PostgresCuration, GalleryStore):
                 )
             cur.execute(_SCHEMA_V2)
             cur.execute(_SCHEMA_V3)
+            cur.execute(_SCHEMA_V4)
             if row is None or int(row[0]) < SCHEMA_VERSION:
                 cur.execute(_V3_CHANGE_OPS)
                 if row is not None and int(row[0]) < 3:
@@ -382,6 +391,13 @@ class PostgresStore(PostgresCuration, GalleryStore):
                     ),
                 )
                 ids = [row[0] for row in cur.fetchall()]
+                thumbs = [(uuid.UUID(r.face_id), r.thumbnail) for r in group if r.thumbnail is not None]
+                if ids and thumbs:
+                    cur.execute(
+                        "INSERT INTO gallery_face_thumbnails (face_id, jpeg) SELECT f, j FROM "
+                        "unnest(%s::uuid[], %s::bytea[]) AS u(f, j) WHERE f = ANY(%s) ON CONFLICT DO NOTHING",
+                        ([t[0] for t in thumbs], [t[1] for t in thumbs], ids),
+                    )
                 if ids:
                     added.append((key, name, ids))
                     if context is not None:
@@ -451,6 +467,18 @@ class PostgresStore(PostgresCuration, GalleryStore):
             return True, ("delete_face", key, row[1], [uuid.UUID(face_id)])
 
         return self._write(work)
+
+    def thumbnail(self, identity: str, face_id: str) -> bytes | None:
+        if not _HEX_ID.match(face_id):
+            return None
+        with self._cursor(transaction=False) as cur:
+            cur.execute(
+                "SELECT t.jpeg FROM gallery_face_thumbnails t JOIN gallery_faces f ON f.face_id = t.face_id "
+                "JOIN gallery_identities i ON i.id = f.identity_id WHERE i.name_key = %s AND t.face_id = %s",
+                (name_key(identity), uuid.UUID(face_id)),
+            )
+            row = cur.fetchone()
+        return None if row is None else bytes(row[0])
 
     def close(self) -> None:
         observer, self.observer = self.observer, None

@@ -115,7 +115,8 @@ class ReplicaSync:
 
     def _apply(self, changes: list[Change]) -> None:
         """Apply in order what is after ``applied`` (caller holds the gallery write lock)."""
-        for change in changes:
+        later = _next_holders(changes)
+        for k, change in enumerate(changes):
             if change.seq <= self.applied:
                 continue
             if change.op == "add":
@@ -125,18 +126,29 @@ class ReplicaSync:
                 self.gallery.apply_removed_identity(change.name)
             elif change.op == "delete_face":
                 self.gallery.apply_removed_faces(change.name, change.face_ids)
-            elif change.op == "move":  # a rename, merge or move: the faces join their identity now, at once
-                by_target: dict[str, list[str]] = {}
-                for record in change.records:
-                    by_target.setdefault(record.identity, []).append(record.face_id)
-                for target, face_ids in by_target.items():
-                    self.gallery.apply_moved(change.name, target, face_ids)
-                gone = set(change.face_ids) - {r.face_id for r in change.records}
-                if gone:  # deleted since: not in the database any more
-                    self.gallery.apply_removed_faces(change.name, sorted(gone))
-                if change.records:
-                    self.gallery.apply_added(change.records)  # any this memory lacked
+            elif change.op == "move":  # a rename, merge or move: the faces join their identity then, at once
+                self._apply_move(change, later[k])
             self.applied = change.seq
+
+    def _apply_move(self, change: Change, later: dict[str, str]) -> None:
+        """The faces go where this change put them: the identity a later entry of the same batch
+        took them from (``later``), else the one they belong to now. Their identity now, when a
+        later entry moved them on, would publish a state the database never held (a merge's faces
+        already under the name a later rename gave, beside the merged-into identity still unrenamed)."""
+        now = {r.face_id: r.identity for r in change.records}
+        by_target: dict[str, list[str]] = {}
+        for face_id in change.face_ids:
+            target = later.get(face_id, now.get(face_id))
+            if target is not None:
+                by_target.setdefault(target, []).append(face_id)
+        for target, face_ids in by_target.items():
+            self.gallery.apply_moved(change.name, target, face_ids)
+        gone = [f for f in change.face_ids if f not in now and f not in later]
+        if gone:  # deleted since, by an entry not read yet: not in the database any more
+            self.gallery.apply_removed_faces(change.name, gone)
+        missing = [r for r in change.records if r.face_id not in later]
+        if missing:
+            self.gallery.apply_added(missing)  # any this memory lacked
 
     def reload(self) -> None:
         """Make memory equal to the store: apply the difference (rare: a replica far behind)."""
@@ -205,6 +217,20 @@ class ReplicaSync:
                 log.exception("gallery sync failed; retrying")
                 self.connected = False
                 self._stop.wait(RECONNECT_S)
+
+
+def _next_holders(changes: list[Change]) -> list[dict[str, str]]:
+    """For each entry, face id -> the identity the next later entry naming that face took it
+    from (a move, rename, merge or delete): where the face was right after this entry."""
+    out: list[dict[str, str]] = [{} for _ in changes]
+    following: dict[str, str] = {}
+    for k in range(len(changes) - 1, -1, -1):
+        if changes[k].op == "move":
+            out[k] = {f: following[f] for f in changes[k].face_ids if f in following}
+        if changes[k].op in ("move", "delete_identity", "delete_face"):
+            for face_id in changes[k].face_ids:
+                following[face_id] = changes[k].name
+    return out
 
 
 def _records_by_id(table: FaceTable, embedder: str) -> dict[str, FaceRecord]:

@@ -43,6 +43,11 @@ class SQLiteCuration(SQLitePeople):
             f"WHERE {where} ORDER BY rowid",
             args,
         ).fetchall()
+        # the thumbnails go with their faces' rows (the foreign key cascades), so they are put back
+        thumbs = cur.execute(
+            f"SELECT face_id, jpeg FROM face_thumbnails WHERE face_id IN (SELECT face_id FROM faces WHERE {where})",
+            args,
+        ).fetchall()
         cur.execute(f"DELETE FROM faces WHERE {where}", args)
         self._count_deleted(cur, len(rows))
         cur.executemany(
@@ -50,6 +55,7 @@ class SQLiteCuration(SQLitePeople):
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(row[0], to, *row[1:]) for row in rows],
         )
+        cur.executemany("INSERT INTO face_thumbnails(face_id, jpeg) VALUES (?, ?)", thumbs)
 
     def rename_identity(self, identity: str, new_name: str) -> tuple[str, list[str]]:
         context = current()
@@ -122,14 +128,21 @@ class SQLiteCuration(SQLitePeople):
         return target
 
     def dismiss_pair(self, a: str, b: str) -> None:
+        """Audited once, in each identity's trail (naming the other), the first time the pair is
+        dismissed."""
         context = current()
         with self._transaction():
             cur = self._db
-            pair = sorted((self._found(cur, a)[0], self._found(cur, b)[0]))
-            cur.execute(
+            first, second = self._found(cur, a), self._found(cur, b)
+            pair = sorted((first[0], second[0]))
+            row = cur.execute(
                 "INSERT OR IGNORE INTO dismissed_pairs(uid_a, uid_b, at, key_label) VALUES (?, ?, ?, ?)",
                 (*pair, utc_text(now_utc()), None if context is None else context.actor.key_label),
             )
+            if row.rowcount and context is not None:
+                for (uid, name, _), (_, other, _) in ((first, second), (second, first)):
+                    detail = f"not the same person as {other!r}"
+                    self._append_audit(cur, "dismiss_pair", uid, name, [], context, detail=detail)
 
     def dismissed_pairs(self) -> set[tuple[str, str]]:
         with self._reading():

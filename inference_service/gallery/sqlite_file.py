@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # b"FACE" read as a big-endian 32-bit integer: the marker SQLite stores at offset 68 of the header.
 APPLICATION_ID = 0x46414345
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Version 1 exactly as the first release created it (application_id 0, no schema_version).
@@ -107,6 +107,14 @@ CREATE TABLE IF NOT EXISTS dismissed_pairs (
     at TEXT NOT NULL,
     key_label TEXT,
     PRIMARY KEY (uid_a, uid_b)
+);
+"""
+# Version 6: a small JPEG crop of each face kept at enrollment (never the uploaded photo), in its
+# own table so listings never read it; erased with its face by the foreign key.
+_V5_TO_V6 = """
+CREATE TABLE IF NOT EXISTS face_thumbnails (
+    face_id TEXT PRIMARY KEY REFERENCES faces(face_id) ON DELETE CASCADE,
+    jpeg BLOB NOT NULL
 );
 """
 # Filling version 4's columns for what version 3 holds: a uid per identity, the events since the
@@ -217,6 +225,8 @@ def _reference_shape(version: int) -> dict[str, tuple]:
             _run(db, _V3_TO_V4)
         if version >= 5:
             _run(db, _V4_TO_V5)
+        if version >= 6:
+            _run(db, _V5_TO_V6)
         return _shape(db)
     finally:
         db.close()
@@ -332,7 +342,7 @@ def upgrade(db: sqlite3.Connection, path: Path | str, from_version: int) -> None
     spelling's faces join the first enrolled one (the spelling kept for display), and a log line
     says so. Version 2 gains the consent, expiry and audit columns and table (all empty); version
     4 the identities' uids and the consent history (see ``_V4_BACKFILL``), version 5 the dismissed
-    pairs.
+    pairs, version 6 the faces' thumbnails (none for faces enrolled before).
     """
     if from_version >= SCHEMA_VERSION:
         return
@@ -344,6 +354,7 @@ def upgrade(db: sqlite3.Connection, path: Path | str, from_version: int) -> None
         _run(db, _V3_TO_V4)
         _run(db, _V4_BACKFILL)
     _run(db, _V4_TO_V5)
+    _run(db, _V5_TO_V6)
     db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     if from_version > 0:

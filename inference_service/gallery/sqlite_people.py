@@ -17,7 +17,7 @@ from datetime import datetime
 import numpy as np
 
 from .audit import AuditEvent, AuditQuery, ConsentEntry, IdentityTerms, WriteContext, now_utc, utc_text
-from .export import export_document
+from .export import export_document, thumbnail_text
 from .names import identity_key
 
 Cursor = sqlite3.Connection  # what ``cur`` is here: SQLite runs statements on the connection
@@ -210,8 +210,9 @@ class SQLitePeople:
                 return None
             uid, terms = found
             rows = cur.execute(
-                "SELECT face_id, embedding, dim, created_at, box_x1, box_y1, box_x2, box_y2 FROM faces "
-                "WHERE identity = ? ORDER BY rowid",
+                "SELECT f.face_id, f.embedding, f.dim, f.created_at, t.jpeg, f.box_x1, f.box_y1, f.box_x2, f.box_y2 "
+                "FROM faces f LEFT JOIN face_thumbnails t ON t.face_id = f.face_id "
+                "WHERE f.identity = ? ORDER BY f.rowid",
                 (terms.name,),
             ).fetchall()
             faces = [
@@ -220,8 +221,9 @@ class SQLitePeople:
                     "box": None if box[0] is None else list(box),
                     "created_at": created_at,
                     "embedding": np.frombuffer(blob, dtype="<f4", count=dim).astype(float).tolist(),
+                    "thumbnail_jpeg_base64": thumbnail_text(jpeg),
                 }
-                for face_id, blob, dim, created_at, *box in rows
+                for face_id, blob, dim, created_at, jpeg, *box in rows
             ]
             self._append_audit(cur, "export", uid, terms.name, [f["face_id"] for f in faces], context)
             events = self._events(cur, AuditQuery(identity_uid=uid, limit=1_000_000))

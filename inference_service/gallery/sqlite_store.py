@@ -245,6 +245,10 @@ class SQLiteStore(SQLiteCuration, GalleryStore):
                         *box,
                     ),
                 )
+                if rec.thumbnail is not None:
+                    self._db.execute(
+                        "INSERT INTO face_thumbnails(face_id, jpeg) VALUES (?, ?)", (rec.face_id, rec.thumbnail)
+                    )
             context = current()
             if context is not None:
                 uid, name = self._identity(records[0].identity)
@@ -297,6 +301,15 @@ class SQLiteStore(SQLiteCuration, GalleryStore):
         if gone:
             self._checkpoint()
         return bool(gone)
+
+    def thumbnail(self, identity: str, face_id: str) -> bytes | None:
+        with self._reading():
+            row = self._db.execute(
+                "SELECT t.jpeg FROM face_thumbnails t JOIN faces f ON f.face_id = t.face_id "
+                "JOIN identities i ON i.name = f.identity WHERE i.name_key = ? AND t.face_id = ?",
+                (identity_key(identity), face_id),
+            ).fetchone()
+        return None if row is None else bytes(row[0])
 
     def _checkpoint(self) -> None:
         """Fold the WAL into the main file and truncate it, so deleted rows leave no copy there.

@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FaceRecord:
-    """One enrolled face. ``box`` is where it was found in the (discarded) source image."""
+    """One enrolled face. ``box`` is where it was found in the (discarded) source image;
+    ``thumbnail`` a small JPEG crop of the face kept for people to see (stores write it, memory
+    never holds it: ``GalleryStore.thumbnail`` reads it back)."""
 
     face_id: str
     identity: str
@@ -31,6 +33,7 @@ class FaceRecord:
     embedder: str
     created_at: str
     box: tuple[float, float, float, float] | None = None
+    thumbnail: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,10 @@ class GalleryStore(ABC):
     @abstractmethod
     def delete_face(self, identity: str, face_id: str) -> bool:
         """Remove one face; drops the identity when it was its last face."""
+
+    def thumbnail(self, identity: str, face_id: str) -> bytes | None:
+        """The JPEG crop kept for a face of ``identity`` (any case), None when there is none."""
+        return None
 
     @abstractmethod
     def close(self) -> None: ...

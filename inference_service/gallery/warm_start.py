@@ -115,7 +115,8 @@ def _from_snapshot(store: GalleryStore, embedder: str, dim: int, kind: str, path
             ivf = IvfIndex.deserialize(arrays["ivf"], int(meta["trained_on"]))
             by_identity = ann_search.FacesByIdentity.grouped(arrays["by_identity"], arrays["by_identity_starts"])
             approx = ann_search.Approximate(ivf, by_identity)
-        index = FaceIndex.restore(dim, embedder, kind, meta["names"], columns, int(meta["next_label"]), approx)
+        keys = {str(k): int(v) for k, v in meta["keys"].items()} if "keys" in meta else None
+        index = FaceIndex.restore(dim, embedder, kind, meta["names"], columns, int(meta["next_label"]), approx, keys)
     except (KeyError, ValueError, RuntimeError) as exc:
         raise SnapshotError(f"inconsistent ({exc})") from exc
     position = meta["position"]
@@ -225,7 +226,7 @@ def write_snapshot(gallery: Gallery, path: Path) -> int:
         else:
             observer = getattr(store, "observer", None)
             position = {"seq": int(getattr(observer, "applied", getattr(store, "loaded_seq", 0)))}
-        view, names, next_label, approx, ivf_bytes = gallery.index.capture()
+        view, names, keys, next_label, approx, ivf_bytes = gallery.index.capture()
     blocks = [b for b in view.blocks if b.rows]
     live = [ann_search.live_rows(b) if b.dead else None for b in blocks]
     faces = view.faces
@@ -244,6 +245,7 @@ def write_snapshot(gallery: Gallery, path: Path) -> int:
         "store": _store_id(store),
         "position": position,
         "names": names,
+        "keys": keys,
         "next_label": next_label,
         "written_at": time.time(),
     }

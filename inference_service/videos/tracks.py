@@ -16,6 +16,7 @@ import numpy as np
 from ..analysis.annotate import FACES_EMBEDDINGS, FACES_INDEX
 from ..analysis.quality import FaceQuality, enrollment_problems
 from ..atomic import write_json, write_npy
+from ..engine.thumbnails import shrink_jpeg
 from .errors import VideoError, VideoErrorKind
 from .files import JobFiles
 
@@ -77,7 +78,7 @@ def enroll_track(files: JobFiles, track_id: int, name: str, gallery, max_faces: 
         )
     vectors = np.load(files.results / FACES_EMBEDDINGS, mmap_mode="r")
     chosen = np.stack([np.asarray(vectors[r["row"]], dtype=np.float32) for r in rows])
-    records = gallery.enroll(name, chosen, [r["box"] for r in rows])
+    records = gallery.enroll(name, chosen, [r["box"] for r in rows], [_thumbnail(files, r) for r in rows])
     stored = gallery.faces_of(records[0].identity) or []
     return {
         "identity": records[0].identity,
@@ -85,6 +86,12 @@ def enroll_track(files: JobFiles, track_id: int, name: str, gallery, max_faces: 
         "faces": len(stored),
         "skipped": [{"box": r["box"], "reasons": _problems(r)} for r in skipped],
     }
+
+
+def _thumbnail(files: JobFiles, row: dict) -> bytes | None:
+    """The gallery's thumbnail of a kept face, from its crop (None when the crop is gone)."""
+    path = files.results / row["crop"] if row.get("crop") else None
+    return shrink_jpeg(path.read_bytes()) if path is not None and path.is_file() else None
 
 
 def erase_track(files: JobFiles, track_id: int) -> int:

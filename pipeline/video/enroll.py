@@ -18,6 +18,7 @@ import numpy as np
 
 from face_client import ApiError, Upload
 from inference_service.analysis.quality import crop_with_margin
+from inference_service.engine.thumbnails import face_thumbnail
 
 from ..errors import PipelineError
 from .api import api_client
@@ -113,7 +114,8 @@ def enroll_cluster(
         added = _enroll_api(run, api, name, chosen, consent, force)
     else:
         assert gallery is not None  # the command takes exactly one of --api and --gallery
-        added = _enroll_gallery(gallery, meta["embedder"], name, chosen, vectors[picks], consent)
+        thumbs = [_thumbnail(run, f) for f in chosen]
+        added = _enroll_gallery(gallery, meta["embedder"], name, chosen, vectors[picks], consent, thumbs)
     return {"name": name, "cluster": cluster_id, "faces": [f["id"] for f in chosen], **added}
 
 
@@ -156,6 +158,14 @@ def _crop_jpeg(run: RunDir, face: dict) -> tuple[bytes, tuple[float, float]]:
     return data.tobytes(), (left, top)
 
 
+def _thumbnail(run: RunDir, face: dict) -> bytes | None:
+    """The gallery's small JPEG of the face, as the API keeps one at enrollment."""
+    frame = cv2.imread(str(run.root / face["file"]), cv2.IMREAD_COLOR)
+    if frame is None:
+        raise PipelineError(f"cannot read {run.root / face['file']}: run extract again")
+    return face_thumbnail(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), face["box"])
+
+
 def _enroll_api(
     run: RunDir, url: str, name: str, faces: list[dict], consent: str | None = None, force: bool = False
 ) -> dict:
@@ -190,7 +200,13 @@ def _enroll_api(
 
 
 def _enroll_gallery(
-    path: str | Path, embedder: dict, name: str, faces: list[dict], vectors: np.ndarray, consent: str | None = None
+    path: str | Path,
+    embedder: dict,
+    name: str,
+    faces: list[dict],
+    vectors: np.ndarray,
+    consent: str | None = None,
+    thumbnails: list[bytes | None] | None = None,
 ) -> dict:
     from inference_service.gallery import Gallery, GalleryError
     from inference_service.gallery.audit import Actor, WriteContext, acting, visible_consent
@@ -203,7 +219,7 @@ def _enroll_gallery(
     try:
         # Written straight into the file, the enrollment is audited as the pipeline's.
         with acting(WriteContext(actor=Actor("pipeline"), consent=visible_consent(consent))):
-            records = gallery.enroll(name, vectors, boxes=[f["box"] for f in faces])
+            records = gallery.enroll(name, vectors, boxes=[f["box"] for f in faces], thumbnails=thumbnails)
         total = dict(gallery.identities()).get(name, len(records))
     except GalleryError as exc:
         raise PipelineError(f"cannot enroll into {describe(path)}: {exc}") from None

@@ -43,7 +43,7 @@ def offline_page(browser, origin: str):
 
 def operations(api_url: str) -> list[tuple[str, str]]:
     spec = requests.get(api_url + "/openapi.json", timeout=30).json()
-    methods = {"get", "post", "put", "patch", "delete"}
+    methods = {"get", "head", "post", "put", "patch", "delete", "options"}
     return [(m.upper(), p) for p, item in spec["paths"].items() for m in item if m in methods]
 
 

@@ -7,10 +7,15 @@ identity with it, and a persistent store serves the same faces after a reopen.
 
 from __future__ import annotations
 
+import base64
+import sqlite3
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from inference_service.gallery import GalleryMismatchError, MemoryStore, open_store
+from inference_service.gallery.audit import Actor, WriteContext
 
 from support.records import DIM, EMBEDDER, make_records
 
@@ -163,3 +168,57 @@ def test_service_with_an_unreachable_database_stops_with_one_line(tmp_path):
     errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and "cannot connect to the gallery database" in errors[0]
     assert "secret" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def stored_thumbnails(request, tmp_path):
+    """(store, count of thumbnail rows read from the database itself, not through the store)."""
+    url = str(tmp_path / "gallery.sqlite3") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    store = open_store(url, EMBEDDER, DIM)
+
+    def rows() -> set[str]:
+        if request.param == "sqlite":
+            db = sqlite3.connect(url)
+            try:
+                return {r[0] for r in db.execute("SELECT face_id FROM face_thumbnails")}
+            finally:
+                db.close()
+        import psycopg
+
+        with psycopg.connect(url) as db:
+            return {r[0].hex for r in db.execute("SELECT face_id FROM gallery_face_thumbnails")}
+
+    yield store, rows
+    store.close()
+
+
+def test_thumbnails_are_kept_with_their_faces_moved_with_them_and_erased_with_them(stored_thumbnails):
+    store, rows = stored_thumbnails
+    ada = [replace(r, thumbnail=b"\xff\xd8jpeg-" + r.face_id.encode()) for r in make_records("Ada", 3, 1)]
+    bob = make_records("Bob", 1, 2)  # enrolled without one, as before thumbnails were kept
+    store.add_faces(ada)
+    store.add_faces(bob)
+    assert rows() == {r.face_id for r in ada}
+    assert store.thumbnail("ada", ada[0].face_id) == ada[0].thumbnail  # any case of the name
+    assert store.thumbnail("Bob", bob[0].face_id) is None
+    assert store.thumbnail("Bob", ada[0].face_id) is None  # another person's face is not found
+
+    store.move_face("Ada", ada[1].face_id, "Cy")
+    assert store.thumbnail("Cy", ada[1].face_id) == ada[1].thumbnail
+    assert store.thumbnail("Ada", ada[1].face_id) is None
+
+    assert store.delete_face("Ada", ada[0].face_id)
+    assert rows() == {ada[1].face_id, ada[2].face_id}
+    assert store.delete_identity("Ada") == 1
+    assert rows() == {ada[1].face_id}
+    assert store.delete_identity("Cy") == 1
+    assert rows() == set()
+
+
+def test_export_includes_each_faces_thumbnail(stored_thumbnails):
+    store, _ = stored_thumbnails
+    ada = make_records("Ada", 2, 1)
+    store.add_faces([replace(ada[0], thumbnail=b"\xff\xd8jpeg"), ada[1]])
+    exported = {f["face_id"]: f for f in store.export_identity("ada", WriteContext(actor=Actor("test")))["faces"]}
+    assert exported[ada[0].face_id]["thumbnail_jpeg_base64"] == base64.b64encode(b"\xff\xd8jpeg").decode()
+    assert exported[ada[1].face_id]["thumbnail_jpeg_base64"] is None

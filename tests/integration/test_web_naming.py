@@ -127,6 +127,16 @@ def test_an_api_refusal_is_shown_with_the_form_which_can_be_sent_again(client, f
     assert name_it(client, form, "Eve").status_code == 409
 
 
+def test_a_face_too_poor_to_enroll_is_refused_with_the_reason_and_enrolled_anyway_when_ticked(client, fake):
+    form = face_forms(recognize(client).get_data(as_text=True))[0]
+    fake.poor_face = "the face is too blurred (sharpness 12, at least 40 needed)"
+    response = name_it(client, form)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "the face is too blurred (sharpness 12" in page
+    assert 'name="force"' in page and "force=true" not in page and fake.gallery == {}
+    assert name_it(client, form, "Eve", force="yes").status_code == 200 and fake.gallery == {"Eve": 1}
+
+
 def test_a_form_enrolls_its_face_once(client, fake):
     """A replay of one crop + token (same name or another) is refused with a clear message."""
     forms = face_forms(recognize(client).get_data(as_text=True))

@@ -247,6 +247,15 @@ def test_not_the_same_person_is_remembered_and_forgotten_with_the_person(client,
     assert c.post(url, json={"a": "barack", "b": "obama"}, headers=headers("ops")).status_code == 204
     assert c.post(url, json={"a": "Obama", "b": "Barack"}, headers=headers("ops")).status_code == 204  # again: once
     assert c.get("/gallery/report", headers=READ).json()["pairs"] == []
+    # audited once, in both people's trails, with the acting key and the other identity named
+    events = c.get("/audit", params={"action": "dismiss_pair"}, headers=headers("ops")).json()["events"]
+    assert {(e["identity"], e["detail"], e["key_label"]) for e in events} == {
+        ("Barack", "not the same person as 'Obama'", "ops"),
+        ("Obama", "not the same person as 'Barack'", "ops"),
+    }
+    for name in ("Obama", "Barack"):
+        exported = c.get(f"/identities/{name}/export", headers=headers("ops")).json()["audit"]
+        assert [e["action"] for e in exported].count("dismiss_pair") == 1
     table = ("dismissed_pairs", "gallery_dismissed_pairs")[gallery_url.startswith("postgresql")]
     assert len(stored_rows(gallery_url, f"SELECT uid_a, uid_b FROM {table}")) == 1
     # a rename keeps the judgement (same person, same uid); erasing either forgets it

@@ -30,7 +30,8 @@ class Replica:
         self.sync = ReplicaSync(self.store, self.gallery, poll_s=0.2).start()
 
     def faces(self) -> set[str]:
-        return {r.face_id for name, _ in self.gallery.identities() for r in self.gallery.faces_of(name)}
+        # an identity listed may be gone by the time its faces are asked for (the sync thread applies meanwhile)
+        return {r.face_id for name, _ in self.gallery.identities() for r in self.gallery.faces_of(name) or []}
 
     def close(self) -> None:
         self.sync.stop()

@@ -3,14 +3,15 @@
 Heavy steps run once per module (``run`` on each video, ``annotate`` on the stage clip) and the
 tests check their outputs. The stage clip (275 frames, 29.97 fps) has, seen frame by frame:
 a wide shot (frames 0-19: Miranda standing, Lacamoire small at the piano), a profile close-up of
-Miranda (20-81, the face often lost), a frontal close-up of Miranda (82-210) and the audience
-with Obama (211-274). Shot cuts are at 20, 82 and 211.
+Alex Lacamoire at the piano (20-81, the face often lost), a frontal close-up of Miranda (82-210)
+and the audience with Obama (211-274). Shot cuts are at 20, 82 and 211.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -463,6 +464,22 @@ def test_annotate_and_enroll_take_a_sqlite_url(tmp_path):
         str(tmp_path / "absent.sqlite3"),
     )
     assert not (tmp_path / "absent.sqlite3").exists()
+
+
+def test_enroll_into_a_gallery_file_keeps_a_thumbnail_per_face(stage_run, tmp_path):
+    clusters = json.loads((stage_run / "clusters.json").read_text())["clusters"]
+    largest = max(clusters, key=lambda c: len(c["faces"]))
+    gallery = tmp_path / "g.sqlite3"
+    pipeline("enroll", stage_run, "--cluster", largest["id"], "--name", "Lin-Manuel Miranda", "--gallery", gallery)
+    db = sqlite3.connect(gallery)
+    try:
+        faces = db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
+        thumbs = [bytes(r[0]) for r in db.execute("SELECT jpeg FROM face_thumbnails")]
+    finally:
+        db.close()
+    assert faces > 0 and len(thumbs) == faces
+    for jpeg in thumbs:
+        assert max(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape[:2]) <= 96
 
 
 def test_unknown_cluster_bad_name_and_unreachable_api_fail_clearly(stage_run, tmp_path):

@@ -124,6 +124,10 @@ def test_name_an_unknown_track_enrolls_its_faces(api, done_job):
     assert shown["consent"]["text"] == "stage release 4"
     faces = shown["faces"]
     assert sorted(f["face_id"] for f in faces) == sorted(a["face_id"] for a in body["added"])
+    # the gallery keeps a small thumbnail of each face, cut from the track's kept crop
+    thumb = requests.get(f"{server.url}/identities/Stage%20Person/faces/{faces[0]['face_id']}/thumbnail", timeout=30)
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert max(cv2.imdecode(np.frombuffer(thumb.content, np.uint8), cv2.IMREAD_COLOR).shape[:2]) <= 96
     assert requests.delete(f"{server.url}/identities/Stage%20Person", headers=AUTH, timeout=30).status_code == 204
 
 

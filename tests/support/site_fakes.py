@@ -37,6 +37,10 @@ class FakeApi(BaseAdapter):
         self.flagged: dict[tuple[str, str], float] = {}
         self.pairs: list[dict] | None = None
         self.distinct: set[frozenset[str]] = set()
+        # thumbnails the API kept, by (name, face id); faces not here answer 404 (enrolled before)
+        self.thumbnails: dict[tuple[str, str], bytes] = {}
+        # the enrollment quality gate: when set, photo enrollment without force=true is refused with it
+        self.poor_face: str | None = None
 
     def send(self, request, **kwargs):  # noqa: ANN001 - requests' adapter signature
         self.calls.append(request)
@@ -46,28 +50,17 @@ class FakeApi(BaseAdapter):
             status, detail, headers = self.fail
             return self._reply(request, status, {"detail": detail}, headers)
         path = unquote(urlsplit(request.url).path)
-        curated = self._curation(request, path)
+        curated = self._thumbnail(request, path) or self._curation(request, path)
         if curated is not None:
             return curated
         if request.method == "POST" and path == "/recognize":
             return self._reply(request, 200, {"threshold": 0.926, "faces": self.faces})
         match = re.fullmatch(r"/identities/(.+)/faces", path)
         if request.method == "POST" and match:
-            name = match.group(1)
-            files = [
-                p for p in multipart_parts(request) if p.get_param("name", header="content-disposition") == "image"
-            ]
-            self.gallery[name] = self.gallery.get(name, 0) + len(files)
-            added = [{"face_id": i + 1, "box": [0, 0, 10, 10]} for i in range(len(files))]
-            return self._reply(request, 201, {"identity": name, "added": added, "faces": self.gallery[name]})
+            return self._enroll_photos(request, match.group(1))
         match = re.fullmatch(r"/videos/([0-9a-f]{32})/tracks/(\d+)/enroll", path)
         if request.method == "POST" and match:
-            name = json.loads(request.body)["name"]
-            kept = (self.videos.get(match.group(1)) or {}).get("track_faces", {}).get(match.group(2), 0)
-            first = self.gallery.get(name, 0)
-            self.gallery[name] = first + kept
-            added = [{"face_id": f"{first + i:032x}", "box": [0, 0, 10, 10]} for i in range(kept)]
-            return self._reply(request, 201, {"identity": name, "added": added, "faces": self.gallery[name]})
+            return self._enroll_track(request, match.group(1), match.group(2))
         match = re.fullmatch(r"/videos/([0-9a-f]{32})", path)
         if request.method == "GET" and match:
             job = self.videos.get(match.group(1))
@@ -95,6 +88,41 @@ class FakeApi(BaseAdapter):
             return self._reply(request, 204, None)
         return self._reply(request, 404, {"detail": "Not Found"})
 
+    def _enroll_photos(self, request, name: str) -> requests.Response:  # noqa: ANN001
+        parts = multipart_parts(request)
+        files = [p for p in parts if p.get_param("name", header="content-disposition") == "image"]
+        forced = any(
+            p.get_param("name", header="content-disposition") == "force" and p.get_content().strip() == "true"
+            for p in parts
+        )
+        if self.poor_face is not None and not forced:
+            detail = f"image: not enrolled, {self.poor_face}: such a face makes a poor reference that strangers "
+            detail += "can come to resemble; send a clearer photo, or force=true to enroll it anyway"
+            return self._reply(request, 422, {"detail": detail})
+        self.gallery[name] = self.gallery.get(name, 0) + len(files)
+        added = [{"face_id": i + 1, "box": [0, 0, 10, 10]} for i in range(len(files))]
+        return self._reply(request, 201, {"identity": name, "added": added, "faces": self.gallery[name]})
+
+    def _enroll_track(self, request, job_id: str, track: str) -> requests.Response:  # noqa: ANN001
+        """Enrolls the track's kept faces; the job's ``track_poor`` (track -> count) are the quality
+        gate's: left out and listed under ``skipped``, a 422 when no other is left, unless forced."""
+        body = json.loads(request.body)
+        name, forced = body["name"], bool(body.get("force"))
+        job = self.videos.get(job_id) or {}
+        kept = job.get("track_faces", {}).get(track, 0)
+        poor = 0 if forced else min(kept, job.get("track_poor", {}).get(track, 0))
+        reason = "the face is too dark (mean grey level 20 of 255, at least 45 needed)"
+        if kept and poor == kept:
+            detail = f"track {track} not enrolled: none of its {kept} kept faces is good enough for a reliable "
+            detail += f"reference ({reason}); enroll the person from a clearer photo or track, or send force=true"
+            return self._reply(request, 422, {"detail": detail})
+        first = self.gallery.get(name, 0)
+        self.gallery[name] = first + kept - poor
+        added = [{"face_id": f"{first + i:032x}", "box": [0, 0, 10, 10]} for i in range(kept - poor)]
+        skipped = [{"box": [0, 0, 10, 10], "reasons": [reason]} for _ in range(poor)]
+        reply = {"identity": name, "added": added, "faces": self.gallery[name], "skipped": skipped}
+        return self._reply(request, 201, reply)
+
     def _identity(self, request, name: str) -> requests.Response:  # noqa: ANN001
         count = self.gallery.get(name)
         if count is None:
@@ -106,6 +134,15 @@ class FakeApi(BaseAdapter):
             if (name, face["face_id"]) in self.flagged:
                 face.update(agreement=self.flagged[name, face["face_id"]], flagged=True)
         return self._reply(request, 200, {"name": name, "faces": faces, "consent": None})
+
+    def _thumbnail(self, request, path: str) -> requests.Response | None:  # noqa: ANN001
+        match = re.fullmatch(r"/identities/([^/]+)/faces/([0-9a-f]{32})/thumbnail", path)
+        if request.method != "GET" or not match:
+            return None
+        jpeg = self.thumbnails.get((match[1], match[2]))
+        if jpeg is None:
+            return self._reply(request, 404, {"detail": f"no thumbnail of face {match[2]}"})
+        return self._reply(request, 200, None, {"content-type": "image/jpeg"}, raw=jpeg)
 
     def _curation(self, request, path: str) -> requests.Response | None:  # noqa: ANN001
         """Rename, merge, move a face, the gallery report and "not the same person", as the API answers
@@ -144,10 +181,14 @@ class FakeApi(BaseAdapter):
         return self._reply(request, 200, {"name": target, "faces": self.gallery[target], "moved": ["0" * 32] * moved})
 
     @staticmethod
-    def _reply(request, status: int, body: object, headers: dict[str, str] | None = None) -> requests.Response:
+    def _reply(
+        request, status: int, body: object, headers: dict[str, str] | None = None, raw: bytes | None = None
+    ) -> requests.Response:
         response = requests.Response()
         response.status_code = status
-        response._content = b"" if body is None else json.dumps(body).encode()
+        response._content = raw if raw is not None else b"" if body is None else json.dumps(body).encode()
+        if raw is not None:  # the client streams these: a body to close as a real one has
+            response.raw = io.BytesIO(raw)
         response.headers.update({"content-type": "application/json", **(headers or {})})
         response.url = request.url
         response.request = request
@@ -210,7 +251,7 @@ def recognize(client, data: bytes | None = None, filename: str = "photo.jpg"):
     return client.post("/recognize", data=form, content_type="multipart/form-data")
 
 
-def enroll(client, name: str, photos: int = 1, consent: bool = True):
+def enroll(client, name: str, photos: int = 1, consent: bool = True, force: bool = False):
     form = {
         "csrf_token": token(client, "/enroll"),
         "name": name,
@@ -218,6 +259,8 @@ def enroll(client, name: str, photos: int = 1, consent: bool = True):
     }
     if consent:
         form["consent"] = "yes"
+    if force:
+        form["force"] = "yes"
     return client.post("/enroll", data=form, content_type="multipart/form-data")
 
 

@@ -140,7 +140,7 @@ def test_version_4_galleries_of_either_development_shape_upgrade(tmp_path, with_
     store = open_store(path, "synthetic", DIM)
     assert store.identity_terms("ada").name == "Ada"
     store.close()
-    assert sqlite_file.identify(path).schema_version == 5
+    assert sqlite_file.identify(path).schema_version == sqlite_file.SCHEMA_VERSION
 
 
 def test_an_upgraded_gallery_gives_a_reused_name_only_its_own_history(tmp_path):

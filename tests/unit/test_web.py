@@ -213,6 +213,26 @@ def test_enroll_adds_faces_and_forwards_the_key(client, fake):
     assert fake.gallery == {"Jean-Luc O'Neil": 2}
 
 
+def test_enroll_refused_by_the_quality_gate_offers_enroll_anyway(client, fake):
+    fake.poor_face = "the face is too dark (mean grey level 20 of 255, at least 45 needed)"
+    response = enroll(client, "obama")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and fake.gallery == {}
+    assert "the face is too dark (mean grey level 20 of 255" in page and 'value="obama"' in page
+    assert 'name="force"' in page and "Enroll anyway" in page and "force=true" not in page
+    sent = [p.get_param("name", header="content-disposition") for p in multipart_parts(fake.calls[-1])]
+    assert "force" not in sent  # the override is never sent unless ticked
+    response = enroll(client, "obama", force=True)
+    assert response.status_code == 200 and "Added 1 face to <strong>obama</strong>" in response.get_data(as_text=True)
+    assert fake.gallery == {"obama": 1}
+
+
+def test_enroll_other_refusals_offer_no_override(client, fake):
+    fake.fail = (422, "image: no face found", {})
+    page = enroll(client, "obama").get_data(as_text=True)
+    assert "no face found" in page and 'name="force"' not in page
+
+
 def test_enroll_needs_consent_name_and_a_photo(client, fake):
     response = enroll(client, "obama", consent=False)
     assert response.status_code == 400

@@ -151,3 +151,16 @@ def test_an_unknown_event_face_is_named_with_consent():
     assert parts["image"].get_payload(decode=True) == b"\xff\xd8jpeg"  # the event's face, as the API keeps it
     assert parts["consent"].get_payload() == "agreed (ticked on the site's Cameras form): form 12"
     assert enroll.headers["X-API-Key"] == "sekret"
+
+
+def test_an_event_face_too_poor_to_enroll_is_refused_with_the_reason_and_enrolled_anyway_when_ticked():
+    fake = TicketApi()
+    fake.poor_face = "the face is 30 px wide, at least 40 are needed"
+    client = site_app(fake).test_client()
+    form = {"csrf_token": token(client, "/cameras/events/7/name"), "name": "ada", "consent": "yes"}
+    refused = client.post("/cameras/events/7/name", data=form)
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "30 px wide, at least 40" in page and 'name="force"' in page
+    assert not fake.gallery
+    response = client.post("/cameras/events/7/name", data={**form, "force": "yes"})
+    assert response.status_code == 303 and fake.gallery == {"ada": 1}

@@ -57,8 +57,10 @@ def site():
     return fake, site_app(fake).test_client()
 
 
-def name_track(client, track_id: int, name: str = "Guest"):
+def name_track(client, track_id: int, name: str = "Guest", force: bool = False):
     form = {"csrf_token": token(client, f"/videos/{JOB}"), "name": name, "consent": "yes"}
+    if force:
+        form["force"] = "yes"
     return client.post(f"/videos/{JOB}/tracks/{track_id}/enroll", data=form)
 
 
@@ -109,3 +111,28 @@ def test_a_named_track_moves_to_its_person_at_once_and_undo_removes_its_faces():
     page = client.get(undo.headers["Location"]).get_data(as_text=True)
     assert "Undone: removed 4 faces of track 3 from Guest." in page
     assert re.findall(r'<form class="card track" id="track-(\d+)"', page) == ["7", "3"]
+
+
+def test_a_naming_says_how_many_faces_the_quality_gate_left_out_and_why():
+    fake, client = site()
+    fake.videos[JOB]["track_poor"] = {"3": 1}
+    response = name_track(client, 3, "Guest")
+    assert fake.gallery == {"Guest": 3}
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Added 3 faces of track 3 to Guest. Left out 1 poor face (the face is too dark" in page
+
+
+def test_a_track_with_no_good_face_is_refused_with_the_reason_and_enrolled_anyway_when_ticked():
+    fake, client = site()
+    fake.videos[JOB]["track_poor"] = {"3": 4}
+    response = name_track(client, 3, "Guest")
+    assert fake.gallery == {}
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "none of its 4 kept faces is good enough" in page and "force=true" not in page
+    forms = re.findall(r'<form class="card track" id="track-(\d+)".*?</form>', page, re.S)
+    offered = [t for t in forms if 'name="force"' in page.split(f'id="track-{t}"')[1].split("</form>")[0]]
+    assert offered == ["3"]  # the override is offered on the refused track only
+    assert 'name="force"' not in client.get(f"/videos/{JOB}").get_data(as_text=True)  # and once
+    response = name_track(client, 3, "Guest", force=True)
+    assert fake.gallery == {"Guest": 4}
+    assert "Added 4 faces of track 3 to Guest." in client.get(response.headers["Location"]).get_data(as_text=True)
