@@ -303,25 +303,7 @@ class FaceIndex:
             labels = np.arange(self._next_label, self._next_label + len(records), dtype=np.int64)
             self._next_label += len(records)
             blocks = list(view.blocks)
-            done = 0
-            while done < len(records):
-                tail = blocks[-1] if blocks else None
-                if tail is None or tail.rows == tail.capacity:
-                    total = sum(b.rows for b in blocks)
-                    capacity = int(min(self.block_rows, max(MIN_BLOCK_ROWS, total, len(records) - done)))
-                    tail = Block.empty(capacity, self.dim)
-                    blocks.append(tail)
-                take = min(tail.capacity - tail.rows, len(records) - done)
-                rows = slice(tail.rows, tail.rows + take)
-                part = slice(done, done + take)
-                tail.vectors[rows] = vectors[part]
-                tail.identity[rows] = ids[part]
-                tail.labels[rows] = labels[part]
-                tail.face_ids[rows] = face_ids[part]
-                tail.created_at[rows] = created[part]
-                tail.boxes[rows] = boxes[part]
-                blocks[-1] = replace(tail, rows=tail.rows + take)
-                done += take
+            self.append_rows(blocks, ids, vectors, labels, face_ids, created, boxes)
             counts = np.zeros(len(self._names), np.int64)
             counts[: len(view.counts)] = view.counts
             np.add.at(counts, ids, 1)
@@ -428,6 +410,39 @@ class FaceIndex:
     @property
     def ann(self) -> ann_search.Approximate | None:
         return self._ann
+
+    def append_rows(
+        self,
+        blocks: list[Block],
+        identity: np.ndarray | int,
+        vectors: np.ndarray,
+        labels: np.ndarray,
+        face_ids: np.ndarray,
+        created: np.ndarray,
+        boxes: np.ndarray,
+    ) -> None:
+        """Write rows past the tail's published count (``identity``: one id per row, or one for
+        all); a full tail starts a new block. Nothing is published: the caller does that. Shared by
+        :meth:`add` and the curation moves (``index_moves.py``), which append the same way."""
+        done = 0
+        while done < len(vectors):
+            tail = blocks[-1] if blocks else None
+            if tail is None or tail.rows == tail.capacity:
+                total = sum(b.rows for b in blocks)
+                capacity = int(min(self.block_rows, max(MIN_BLOCK_ROWS, total, len(vectors) - done)))
+                tail = Block.empty(capacity, self.dim)
+                blocks.append(tail)
+            take = min(tail.capacity - tail.rows, len(vectors) - done)
+            rows = slice(tail.rows, tail.rows + take)
+            part = slice(done, done + take)
+            tail.vectors[rows] = vectors[part]
+            tail.identity[rows] = identity[part] if isinstance(identity, np.ndarray) else identity
+            tail.labels[rows] = labels[part]
+            tail.face_ids[rows] = face_ids[part]
+            tail.created_at[rows] = created[part]
+            tail.boxes[rows] = boxes[part]
+            blocks[-1] = replace(tail, rows=tail.rows + take)
+            done += take
 
     def _publish(self, blocks: list[Block], counts: np.ndarray) -> None:
         faces = int(counts.sum())

@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from .blocks import FACE_ID_BYTES, Block, compacted
-from .index import MIN_BLOCK_ROWS, FaceIndex
+from .index import FaceIndex
 from .names import identity_key
 
 
@@ -56,7 +56,7 @@ def reassign(index: FaceIndex, source: str, target: str, face_ids: Iterable[str]
         dst = index._id_for(target)
         labels = np.arange(index._next_label, index._next_label + moved, dtype=np.int64)
         index._next_label += moved
-        _append(index, blocks, dst, vectors, labels, face_id_column, created, boxes)
+        index.append_rows(blocks, dst, vectors, labels, face_id_column, created, boxes)
         counts = np.zeros(len(index._names), np.int64)
         counts[: len(view.counts)] = view.counts
         counts[src] -= moved
@@ -76,36 +76,3 @@ def reassign(index: FaceIndex, source: str, target: str, face_ids: Iterable[str]
 
 def _moving_columns(block: Block) -> tuple[np.ndarray, ...]:
     return block.vectors, block.face_ids, block.created_at, block.boxes, block.labels
-
-
-def _append(
-    index: FaceIndex,
-    blocks: list[Block],
-    dst: int,
-    vectors: np.ndarray,
-    labels: np.ndarray,
-    face_ids: np.ndarray,
-    created: np.ndarray,
-    boxes: np.ndarray,
-) -> None:
-    """Rows past the tail's published count, as ``FaceIndex.add`` writes them (a compacted or
-    full tail starts a new block)."""
-    done = 0
-    while done < len(vectors):
-        tail = blocks[-1] if blocks else None
-        if tail is None or tail.rows == tail.capacity:
-            total = sum(b.rows for b in blocks)
-            capacity = int(min(index.block_rows, max(MIN_BLOCK_ROWS, total, len(vectors) - done)))
-            tail = Block.empty(capacity, index.dim)
-            blocks.append(tail)
-        take = min(tail.capacity - tail.rows, len(vectors) - done)
-        rows = slice(tail.rows, tail.rows + take)
-        part = slice(done, done + take)
-        tail.vectors[rows] = vectors[part]
-        tail.identity[rows] = dst
-        tail.labels[rows] = labels[part]
-        tail.face_ids[rows] = face_ids[part]
-        tail.created_at[rows] = created[part]
-        tail.boxes[rows] = boxes[part]
-        blocks[-1] = replace(tail, rows=tail.rows + take)
-        done += take
