@@ -76,13 +76,7 @@ def rename_identity(
                 raise _exists(exc) from None
         except IdentityNotFoundError as exc:
             raise _not_found(exc) from None
-        try:
-            target, moved = curation.merge(services.gallery, name, new_name)
-        except IdentityNotFoundError as exc:
-            raise _not_found(exc) from None
-    request.app.state.videos.follow_identity(name, target)
-    request.app.state.events.follow_identity(name, target)
-    return _result(services, target, moved)
+        return _merge(request, services, name, new_name)
 
 
 @router.post(
@@ -102,10 +96,16 @@ def merge_identity(
     if name_key(name) == name_key(into):
         raise HTTPException(422, "an identity cannot be merged into itself")
     with acting(write_context(request, services)):
-        try:
-            target, moved = curation.merge(services.gallery, name, into)
-        except IdentityNotFoundError as exc:
-            raise _not_found(exc) from None
+        return _merge(request, services, name, into)
+
+
+def _merge(request: Request, services: Services, name: str, into: str) -> dict:
+    """Merge ``name`` into ``into`` (PATCH with merge=true and POST .../merge alike); the video
+    track records and live events follow the faces to the identity they ended in."""
+    try:
+        target, moved = curation.merge(services.gallery, name, into)
+    except IdentityNotFoundError as exc:
+        raise _not_found(exc) from None
     request.app.state.videos.follow_identity(name, target)
     request.app.state.events.follow_identity(name, target)
     return _result(services, target, moved)
